@@ -1,0 +1,140 @@
+"""PyTorch -> ONNX export with checks, simplification, metadata and a parity report."""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._optional import require
+from ..coco import default_class_names
+from ..errors import YoloxDeployError
+from ..metadata import ModelMetadata
+from ..preprocess import check_input_size
+from . import register
+
+DEFAULT_OPSET = 17
+MIN_OPSET = 11
+PARITY_TOLERANCE = 1e-3  # float32 conv reordering between PyTorch and ONNX Runtime stays far below this
+
+
+@dataclasses.dataclass(frozen=True)
+class OnnxExportReport:
+    path: Path
+    model_name: str
+    input_size: tuple[int, int]
+    opset: int
+    simplified: bool
+    max_abs_diff: float  # ONNX Runtime vs PyTorch raw output on a random 0-255 input
+
+    def summary(self) -> str:
+        return (f"exported {self.model_name} to {self.path} (opset {self.opset}, input "
+                f"{self.input_size[0]}x{self.input_size[1]}, simplified={self.simplified}); "
+                f"ONNX Runtime vs PyTorch max abs diff {self.max_abs_diff:.2e}")
+
+
+def resolve_model(weights: str | Path | None, model_name: str | None, depth: float | None = None,
+                  width: float | None = None, depthwise: bool = False, num_classes: int | None = None,
+                  seed: int = 0) -> tuple[Any, Any]:
+    """(model, spec) from a checkpoint, or seeded random weights when ``weights`` is None."""
+    from ..models import ModelSpec, get_spec, load_model, seeded_model
+
+    spec = None
+    if depth is not None or width is not None:
+        if depth is None or width is None:
+            raise YoloxDeployError("a custom model needs both --depth and --width")
+        spec = ModelSpec(model_name or "yolox-custom", depth, width, depthwise=depthwise)
+    if weights is not None:
+        return load_model(weights, model_name=model_name, spec=spec)
+    if spec is None:
+        if model_name is None:
+            raise YoloxDeployError("give --weights X.pth, or --model-name (seeded random weights)")
+        spec = get_spec(model_name)
+    return seeded_model(spec, num_classes or 80, seed=seed), spec
+
+
+def _dynamic_axes(dynamic_batch: bool, dynamic_hw: bool) -> dict[str, dict[int, str]] | None:
+    axes: dict[str, dict[int, str]] = {"images": {}, "output": {}}
+    if dynamic_batch:
+        axes["images"][0] = axes["output"][0] = "batch"
+    if dynamic_hw:
+        axes["images"].update({2: "height", 3: "width"})
+        axes["output"][1] = "anchors"
+    return axes if axes["images"] else None
+
+
+def _simplify(model: Any) -> tuple[Any, bool]:
+    try:
+        import onnxslim
+    except ImportError:
+        warnings.warn("onnxslim is not installed; exporting without simplification "
+                      "(pip install 'yolox-deploy[export]')", stacklevel=3)
+        return model, False
+    return onnxslim.slim(model), True
+
+
+def verify_onnx(path: Path, torch_model: Any, input_shape: Sequence[int], seed: int = 0) -> float:
+    """Max abs difference between ONNX Runtime and PyTorch raw outputs on a random input."""
+    import onnxruntime as ort
+    import torch
+
+    x = np.random.default_rng(seed).uniform(0, 255, size=tuple(input_shape)).astype(np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"images": x})[0]
+    with torch.inference_mode():
+        want = torch_model(torch.from_numpy(x)).numpy()
+    if got.shape != want.shape:
+        raise YoloxDeployError(f"ONNX output shape {got.shape} differs from PyTorch {want.shape}")
+    return float(np.abs(got - want).max())
+
+
+@register("onnx")
+def export_onnx(output: str | Path, weights: str | Path | None = None, model_name: str | None = None,
+                input_size: Sequence[int] | None = None, batch: int = 1, dynamic: bool = False,
+                dynamic_hw: bool = False, opset: int = DEFAULT_OPSET, simplify: bool = True,
+                class_names: Sequence[str] | None = None, depth: float | None = None,
+                width: float | None = None, depthwise: bool = False, num_classes: int | None = None,
+                seed: int = 0, verify: bool = True, **_: Any) -> OnnxExportReport:
+    """Export a checkpoint (or a seeded random variant) to ONNX.
+
+    Input ``images`` float32 [B, 3, H, W] BGR 0-255 letterboxed; output ``output`` raw
+    [B, N, 5 + C]. ``dynamic`` makes the batch dynamic, ``dynamic_hw`` height and width.
+    """
+    torch = require("torch", extra="export", purpose="ONNX export")
+    onnx = require("onnx", extra="export", purpose="ONNX export")
+    if not MIN_OPSET <= opset <= 20:
+        raise YoloxDeployError(f"opset {opset} is not supported; use {MIN_OPSET}..20 (default {DEFAULT_OPSET})")
+    if batch < 1:
+        raise YoloxDeployError(f"batch must be >= 1, got {batch}")
+    model, spec = resolve_model(weights, model_name, depth, width, depthwise, num_classes, seed)
+    h, w = check_input_size(input_size or spec.input_size)
+    names = tuple(class_names) if class_names else default_class_names(model.head.num_classes)
+    if len(names) != model.head.num_classes:
+        raise YoloxDeployError(f"{len(names)} class names for a head with {model.head.num_classes} classes")
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+
+    dummy = torch.zeros(batch, 3, h, w)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript exporter deprecation chatter
+        torch.onnx.export(model, (dummy,), str(output), input_names=["images"], output_names=["output"],
+                          opset_version=opset, dynamic_axes=_dynamic_axes(dynamic, dynamic_hw),
+                          do_constant_folding=True, dynamo=False)
+    onnx_model = onnx.load(str(output))
+    onnx.checker.check_model(onnx_model)
+    simplified = False
+    if simplify:
+        onnx_model, simplified = _simplify(onnx_model)
+    metadata = ModelMetadata(model_name=spec.name, input_size=(h, w), class_names=names)
+    onnx.helper.set_model_props(onnx_model, metadata.to_props())
+    onnx.checker.check_model(onnx_model)
+    onnx.save(onnx_model, str(output))
+
+    diff = verify_onnx(output, model, (batch, 3, h, w), seed) if verify else float("nan")
+    if verify and not diff <= PARITY_TOLERANCE:
+        raise YoloxDeployError(f"exported ONNX differs from PyTorch by {diff:.3e} (> {PARITY_TOLERANCE}); "
+                               "the export is wrong, please report it")
+    return OnnxExportReport(output, spec.name, (h, w), opset, simplified, diff)

@@ -1,0 +1,62 @@
+"""The backend protocol every runtime implements."""
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import InvalidInputError, ModelFileError
+from ..metadata import ModelMetadata
+
+InputShape = tuple[int | None, int, int | None, int | None]  # (batch, 3, height, width); None = dynamic
+
+
+class Backend(abc.ABC):
+    """Loads one model file and turns a float32 NCHW batch into the raw ``[B, N, 5 + C]``.
+
+    Subclasses set ``name`` (what users pass as ``backend=``), ``suffixes`` (model files
+    they load) and ``extra`` (the pip extra that installs their dependencies), and
+    register themselves with :func:`yolox_deploy.runtimes.register`.
+    """
+
+    name: ClassVar[str]
+    suffixes: ClassVar[tuple[str, ...]]
+    extra: ClassVar[str]
+
+    def __init__(self, path: str | Path, device: str = "cpu", **options: Any):
+        self.path = Path(path)
+        self.device = device
+        if not self.path.is_file():
+            raise ModelFileError(f"model file not found: {self.path}")
+
+    @property
+    @abc.abstractmethod
+    def input_shape(self) -> InputShape:
+        """(batch, 3, height, width) the model takes; None for a dynamic dimension."""
+
+    @property
+    @abc.abstractmethod
+    def metadata(self) -> ModelMetadata:
+        """Model name, input size, strides, class names stored with the model, if any."""
+
+    @abc.abstractmethod
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        """Run a validated batch; return float32 [B, N, 5 + C]."""
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """float32 [B, 3, H, W] BGR 0-255 letterboxed -> raw float32 [B, N, 5 + C]."""
+        self.check_batch(batch)
+        return self._run(batch)
+
+    def check_batch(self, batch: np.ndarray) -> None:
+        if not isinstance(batch, np.ndarray) or batch.dtype != np.float32:
+            raise InvalidInputError(f"{self.name}: input batch must be a float32 numpy array, got "
+                                    f"{getattr(batch, 'dtype', type(batch).__name__)}")
+        if batch.ndim != 4 or batch.shape[1] != 3:
+            raise InvalidInputError(f"{self.name}: input batch must be [B, 3, H, W], got shape {batch.shape}")
+        for axis, (want, got) in enumerate(zip(self.input_shape, batch.shape)):
+            if want is not None and want != got:
+                raise InvalidInputError(f"{self.name}: model {self.path.name} takes input "
+                                        f"{list(self.input_shape)}, got {list(batch.shape)} (axis {axis})")

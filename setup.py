@@ -1,0 +1,57 @@
+"""Build of yolox-deploy: the Python packages plus the C++ postprocess kernel.
+
+``exporters/`` and ``runtimes/`` live at the top of the repository and install as
+``yolox_deploy.exporters`` and ``yolox_deploy.runtimes``.
+"""
+import re
+from pathlib import Path
+
+from pybind11.setup_helpers import Pybind11Extension, build_ext
+from setuptools import setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "yolox_deploy" / "_version.py").read_text()).group(1)
+
+kernel = Pybind11Extension(
+    "yolox_deploy._kernel",
+    ["cpp/postprocess.cpp"],
+    cxx_std=17,
+    # -O3 but no -march=native (wheels must run on any x86-64/aarch64); no FMA contraction so
+    # the kernel rounds exactly like the NumPy reference.
+    extra_compile_args=["-O3", "-ffp-contract=off"],
+)
+
+TORCH = ["torch>=2.1"]
+EXPORT = TORCH + ["onnx>=1.15", "onnxslim>=0.1.30"]
+EVAL = ["pycocotools>=2.0.7"]
+
+setup(
+    name="yolox-deploy",
+    version=VERSION,
+    description="Deploy YOLOX detectors: one preprocessing/decoding/NMS layer, exporters and runtimes",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.9",
+    packages=["yolox_deploy", "yolox_deploy.models", "yolox_deploy.cli",
+              "yolox_deploy.exporters", "yolox_deploy.runtimes"],
+    package_dir={"yolox_deploy": "yolox_deploy",
+                 "yolox_deploy.exporters": "exporters",
+                 "yolox_deploy.runtimes": "runtimes"},
+    ext_modules=[kernel],
+    cmdclass={"build_ext": build_ext},
+    install_requires=["numpy>=1.24", "opencv-python-headless>=4.8", "onnxruntime>=1.16", "tqdm>=4.60"],
+    extras_require={
+        "torch": TORCH,
+        "export": EXPORT,
+        "eval": EVAL,
+        "all": EXPORT + EVAL,
+        "test": EXPORT + EVAL + ["pytest>=7", "hypothesis>=6", "pillow>=9"],
+    },
+    entry_points={"console_scripts": [
+        "yolox-export=yolox_deploy.cli.export:main",
+        "yolox-detect=yolox_deploy.cli.detect:main",
+        "yolox-eval=yolox_deploy.cli.eval:main",
+    ]},
+    zip_safe=False,
+)

@@ -1,0 +1,42 @@
+"""What the CLIs share: model options and one-line errors instead of tracebacks."""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from ..errors import YoloxDeployError
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model file: .onnx, .pth (official checkpoint) ...")
+    parser.add_argument("--backend", default=None, help="onnxruntime, torch ... (default: from the file suffix)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--model-name", default=None,
+                        help="architecture of a .pth (default: inferred from the weights)")
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None,
+                        help="network input size for models with dynamic height/width")
+    parser.add_argument("--threads", type=int, default=None, help="inference threads (backend default if unset)")
+    parser.add_argument("--impl", choices=("auto", "cpp", "numpy"), default="auto", help="postprocess implementation")
+
+
+def backend_options(args: argparse.Namespace) -> dict:
+    options = {"threads": args.threads}
+    if args.model_name:
+        options["model_name"] = args.model_name
+    return options
+
+
+def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None, prog: str) -> int:
+    """Run ``main``; expected failures print one line 'prog: error: ...' and return 2."""
+    try:
+        return main(argv)
+    except YoloxDeployError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        print(f"{prog}: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130

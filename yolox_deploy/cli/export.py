@@ -1,0 +1,56 @@
+"""yolox-export: PyTorch checkpoint -> deployable model file."""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..exporters import export_targets, get_exporter
+from .common import run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="yolox-export", description="Export a YOLOX checkpoint.")
+    p.add_argument("--to", required=True, help=f"target format: {', '.join(export_targets())}")
+    p.add_argument("--weights", default=None, help="official-format .pth ({'model': state_dict}); "
+                                                   "omit for seeded random weights")
+    p.add_argument("--model-name", default=None, help="yolox-nano, yolox-tiny, yolox-s/m/l/x, yolox-darknet53 "
+                                                      "(default: inferred from --weights)")
+    p.add_argument("-o", "--output", default=None, help="output file (default: MODEL_NAME.onnx)")
+    p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None)
+    p.add_argument("--batch", type=int, default=1, help="batch size of the static input")
+    p.add_argument("--dynamic", action="store_true", help="dynamic batch dimension")
+    p.add_argument("--dynamic-hw", action="store_true", help="dynamic height and width")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
+    p.add_argument("--depth", type=float, default=None, help="custom model depth multiplier")
+    p.add_argument("--width", type=float, default=None, help="custom model width multiplier")
+    p.add_argument("--depthwise", action="store_true", help="custom model with depthwise convs")
+    p.add_argument("--num-classes", type=int, default=None, help="classes of a random-weight model (default 80)")
+    p.add_argument("--class-names", default=None, help="text file with one class name per line")
+    p.add_argument("--seed", type=int, default=0, help="seed of random weights and of the parity check input")
+    return p
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    exporter = get_exporter(args.to)
+    class_names = None
+    if args.class_names:
+        with open(args.class_names, encoding="utf-8") as f:
+            class_names = [line.strip() for line in f if line.strip()]
+    name = args.model_name or "yolox"
+    report = exporter(output=args.output or f"{name}.{args.to}", weights=args.weights, model_name=args.model_name,
+                      input_size=args.input_size, batch=args.batch, dynamic=args.dynamic, dynamic_hw=args.dynamic_hw,
+                      opset=args.opset, simplify=not args.no_simplify, class_names=class_names, depth=args.depth,
+                      width=args.width, depthwise=args.depthwise, num_classes=args.num_classes, seed=args.seed)
+    print(report.summary())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(_main, argv, "yolox-export")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""``Detector``: image(s) in, :class:`Detections` out, through any backend."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Union, overload
+
+import numpy as np
+
+from .coco import default_class_names
+from .detections import Detections
+from .errors import InvalidInputError
+from .images import ImageLike, to_bgr
+from .postprocess import postprocess
+from .preprocess import check_input_size, letterbox_batch
+from .runtimes import Backend, load_backend
+
+ImagesLike = Union[ImageLike, Sequence[ImageLike]]
+
+
+@dataclasses.dataclass
+class StageTimings:
+    """Wall time of the last call, in milliseconds, summed over its batches."""
+
+    preprocess_ms: float = 0.0
+    inference_ms: float = 0.0
+    postprocess_ms: float = 0.0
+    images: int = 0
+
+    @property
+    def total_ms(self) -> float:
+        return self.preprocess_ms + self.inference_ms + self.postprocess_ms
+
+
+class Detector:
+    """A YOLOX model behind any backend, with the shared pre/postprocessing.
+
+    ``model``: a model file (``.onnx``, ``.pth`` ...) or an opened :class:`Backend`;
+    ``backend``: backend name, inferred from the file suffix when None;
+    ``conf``: minimum objectness x class score; ``iou``: NMS IoU threshold;
+    ``input_size``: (height, width) for models with dynamic spatial dims (static models
+    use their own); ``class_names``: overrides the names stored with the model;
+    ``max_det``: detections kept per image (None: all); ``clip_boxes``: clip boxes to
+    the image; ``batch_size``: images per backend call for dynamic-batch models;
+    ``postprocess_impl``: 'auto' (C++ kernel when built), 'cpp' or 'numpy';
+    other keyword arguments go to the backend (e.g. ``threads``, ``model_name``).
+    """
+
+    def __init__(self, model: str | Path | Backend, backend: str | None = None, device: str = "cpu",
+                 conf: float = 0.25, iou: float = 0.45, class_agnostic: bool = False,
+                 input_size: Sequence[int] | None = None, class_names: Sequence[str] | None = None,
+                 max_det: int | None = 300, *, clip_boxes: bool = True, batch_size: int | None = None,
+                 postprocess_impl: str = "auto", **backend_options: Any):
+        if not (0 <= conf <= 1) or not (0 <= iou <= 1):
+            raise InvalidInputError(f"conf and iou must be in [0, 1], got conf={conf}, iou={iou}")
+        if max_det is not None and max_det < 1:
+            raise InvalidInputError(f"max_det must be >= 1 or None, got {max_det}")
+        self.backend = model if isinstance(model, Backend) else load_backend(model, backend, device, **backend_options)
+        self.conf, self.iou, self.class_agnostic, self.max_det = conf, iou, class_agnostic, max_det
+        self.clip_boxes = clip_boxes
+        self.postprocess_impl = postprocess_impl
+        metadata = self.backend.metadata
+        self.strides = metadata.strides
+        self.input_size = self._resolve_input_size(input_size)
+        self._class_names = tuple(class_names) if class_names else metadata.class_names
+        self._names_checked = False
+        static_batch = self.backend.input_shape[0]
+        self.batch_size = static_batch or max(1, int(batch_size or 1))
+        self._pad_batch = static_batch is not None
+        self.timings = StageTimings()
+
+    def _resolve_input_size(self, requested: Sequence[int] | None) -> tuple[int, int]:
+        _, _, h, w = self.backend.input_shape
+        if h is not None and w is not None:
+            if requested is not None and tuple(int(v) for v in requested) != (h, w):
+                raise InvalidInputError(f"{self.backend.path.name} has a static input of {h}x{w}; input_size "
+                                        f"{tuple(requested)} cannot be used (export with --dynamic-hw for that)")
+            size: Sequence[int] = (h, w)
+        elif requested is not None:
+            size = requested
+        elif self.backend.metadata.input_size:
+            size = self.backend.metadata.input_size
+        else:
+            raise InvalidInputError(f"the input size of {self.backend.path.name} is dynamic and not stored "
+                                    "in its metadata: pass input_size=(height, width)")
+        return check_input_size(size, multiple=max(self.strides))
+
+    @property
+    def class_names(self) -> tuple[str, ...] | None:
+        return self._class_names
+
+    def _names_for(self, num_classes: int) -> tuple[str, ...]:
+        if self._class_names is None:
+            self._class_names = default_class_names(num_classes)
+        if not self._names_checked:
+            if len(self._class_names) != num_classes:
+                raise InvalidInputError(f"{len(self._class_names)} class names given but the model predicts "
+                                        f"{num_classes} classes")
+            self._names_checked = True
+        return self._class_names
+
+    @overload
+    def __call__(self, images: ImageLike) -> Detections: ...
+    @overload
+    def __call__(self, images: Sequence[ImageLike]) -> list[Detections]: ...
+
+    def __call__(self, images: ImagesLike) -> Detections | list[Detections]:
+        """Detect on one image (path, BGR/gray/BGRA uint8 array, PIL image) or a list of them."""
+        single = not isinstance(images, (list, tuple))
+        items = [images] if single else list(images)
+        timings = StageTimings()
+        results: list[Detections] = []
+        for start in range(0, len(items), self.batch_size):
+            results.extend(self._detect_batch(items[start:start + self.batch_size], timings))
+        self.timings = timings
+        return results[0] if single else results
+
+    def _detect_batch(self, items: Sequence[ImageLike], timings: StageTimings) -> list[Detections]:
+        t0 = time.perf_counter()
+        images = [to_bgr(item) for item in items]
+        batch, ratios = letterbox_batch(images, self.input_size, self.batch_size if self._pad_batch else None)
+        t1 = time.perf_counter()
+        raw = self.backend.infer(batch)
+        t2 = time.perf_counter()
+        names = self._names_for(raw.shape[-1] - 5) if raw.ndim == 3 else ()
+        shapes = [img.shape[:2] for img in images]
+        per_image = postprocess(raw, self.input_size, ratios, shapes if self.clip_boxes else None,
+                                conf=self.conf, iou=self.iou, class_agnostic=self.class_agnostic,
+                                max_det=self.max_det, strides=self.strides, impl=self.postprocess_impl)
+        out = [Detections.from_arrays(b, s, c, names, hw) for (b, s, c), hw in zip(per_image, shapes)]
+        t3 = time.perf_counter()
+        timings.preprocess_ms += (t1 - t0) * 1e3
+        timings.inference_ms += (t2 - t1) * 1e3
+        timings.postprocess_ms += (t3 - t2) * 1e3
+        timings.images += len(items)
+        return out
+
+    def __repr__(self) -> str:
+        return (f"Detector({self.backend.path.name!r}, backend={self.backend.name!r}, "
+                f"input_size={self.input_size}, conf={self.conf}, iou={self.iou})")

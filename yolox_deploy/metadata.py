@@ -1,0 +1,56 @@
+"""Model metadata carried by exported files (ONNX ``metadata_props``, sidecar JSON)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+
+from ._version import __version__
+from .grids import DEFAULT_STRIDES
+
+OUTPUT_LAYOUT = ("raw [B, N, 5+C]: x, y, log w, log h offsets (not decoded), sigmoid objectness, "
+                 "sigmoid class scores; strides 8/16/32, row-major")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelMetadata:
+    """What a runtime needs to know beside the graph. ``input_size`` is (height, width)."""
+
+    model_name: str = "yolox"
+    input_size: tuple[int, int] | None = None
+    strides: tuple[int, ...] = DEFAULT_STRIDES
+    class_names: tuple[str, ...] | None = None
+    output_layout: str = OUTPUT_LAYOUT
+    sdk_version: str = __version__
+
+    def to_props(self) -> dict[str, str]:
+        """String key/values (JSON-encoded where not plain strings)."""
+        return {
+            "model_name": self.model_name,
+            "input_size": json.dumps(list(self.input_size) if self.input_size else None),
+            "strides": json.dumps(list(self.strides)),
+            "class_names": json.dumps(list(self.class_names) if self.class_names else None),
+            "output_layout": self.output_layout,
+            "sdk_version": self.sdk_version,
+        }
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, str]) -> "ModelMetadata":
+        """Inverse of :meth:`to_props`; missing keys keep their defaults (files from other tools)."""
+        def load(key: str):
+            try:
+                return json.loads(props[key]) if key in props else None
+            except json.JSONDecodeError:
+                return None
+
+        input_size = load("input_size")
+        strides = load("strides")
+        names = load("class_names")
+        return cls(
+            model_name=props.get("model_name", "yolox"),
+            input_size=tuple(int(v) for v in input_size) if input_size else None,
+            strides=tuple(int(v) for v in strides) if strides else DEFAULT_STRIDES,
+            class_names=tuple(str(n) for n in names) if names else None,
+            output_layout=props.get("output_layout", OUTPUT_LAYOUT),
+            sdk_version=props.get("sdk_version", "unknown"),
+        )

@@ -1,0 +1,62 @@
+"""Letterbox preprocessing identical to the official YOLOX ``preproc``.
+
+Resize by ``r = min(H / h, W / w)`` (INTER_LINEAR, sizes truncated to int), paste at the
+top-left of an HxW canvas filled with 114, keep BGR 0-255, no normalisation, CHW float32.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from .errors import InvalidInputError
+
+PAD_VALUE = 114
+
+
+def check_input_size(input_size: Sequence[int], multiple: int = 32) -> tuple[int, int]:
+    """Validate an (height, width) network input size."""
+    if len(input_size) != 2:
+        raise InvalidInputError(f"input size must be (height, width), got {tuple(input_size)}")
+    h, w = (int(v) for v in input_size)
+    if h <= 0 or w <= 0 or h % multiple or w % multiple:
+        raise InvalidInputError(f"input size {h}x{w} is not a positive multiple of {multiple}; "
+                                f"use e.g. {max(multiple, round(h / multiple) * multiple)}x"
+                                f"{max(multiple, round(w / multiple) * multiple)}")
+    return h, w
+
+
+def letterbox_ratio(image_hw: tuple[int, int], input_hw: tuple[int, int]) -> float:
+    """Scale factor from original-image pixels to network-input pixels."""
+    return min(input_hw[0] / image_hw[0], input_hw[1] / image_hw[1])
+
+
+def letterbox_into(image: np.ndarray, input_hw: tuple[int, int], out: np.ndarray) -> float:
+    """Letterbox one BGR uint8 HxWx3 image into ``out`` (float32 3xHxW); returns the ratio."""
+    h, w = image.shape[:2]
+    r = letterbox_ratio((h, w), input_hw)
+    new_w, new_h = max(1, int(w * r)), max(1, int(h * r))
+    canvas = np.full((input_hw[0], input_hw[1], 3), PAD_VALUE, dtype=np.uint8)
+    canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    out[...] = canvas.transpose(2, 0, 1)
+    return r
+
+
+def letterbox(image: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray, float]:
+    """One image -> (float32 [3, H, W] BGR 0-255, ratio)."""
+    out = np.empty((3, input_hw[0], input_hw[1]), dtype=np.float32)
+    return out, letterbox_into(image, input_hw, out)
+
+
+def letterbox_batch(images: Sequence[np.ndarray], input_hw: tuple[int, int],
+                    batch_size: int | None = None) -> tuple[np.ndarray, list[float]]:
+    """Images -> (float32 [B, 3, H, W], ratios). ``batch_size`` larger than ``len(images)``
+    pads the batch with copies of the last image (for static-batch models)."""
+    if not images:
+        raise InvalidInputError("no images to preprocess")
+    b = max(len(images), batch_size or 0)
+    batch = np.empty((b, 3, input_hw[0], input_hw[1]), dtype=np.float32)
+    ratios = [letterbox_into(img, input_hw, batch[i]) for i, img in enumerate(images)]
+    batch[len(images):] = batch[len(images) - 1]
+    return batch, ratios
