@@ -17,9 +17,9 @@ def score_order(scores: np.ndarray) -> np.ndarray:
 def greedy_nms(boxes: np.ndarray, order: np.ndarray, iou_threshold: np.float32) -> list[int]:
     """Kept indices of ``boxes`` (xyxy float32 [K, 4]) visited in ``order``."""
     x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    areas = (x2 - x1) * (y2 - y1)
     keep = []
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        areas = (x2 - x1) * (y2 - y1)
         while order.size:
             i, rest = order[0], order[1:]
             keep.append(int(i))

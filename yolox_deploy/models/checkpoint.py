@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -19,13 +20,14 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"refusing to load {path}: it holds pickled objects or code that "
-                              f"weights_only=True does not allow ({first_line}). Re-save it as "
-                              "{'model': model.state_dict()}.") from None
-    except Exception as exc:  # torch raises several types for non-checkpoint files
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        match = re.search(r"GLOBAL (\S+) was not an allowed global", str(exc))
+        if match:
+            raise CheckpointError(f"refusing to load {path}: it holds pickled code or objects ({match.group(1)}) "
+                                  "that weights_only=True does not allow; re-save it as "
+                                  "{'model': model.state_dict()}") from None
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt or another format)") from None
+    except Exception as exc:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__})") from None
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

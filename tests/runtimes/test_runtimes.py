@@ -1,0 +1,87 @@
+"""Backends: registry, protocol, and clear errors for wrong files and missing packages."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from yolox_deploy.errors import BackendNotInstalledError, BackendUnavailableError, InvalidInputError, ModelFileError
+from yolox_deploy.runtimes import backend_for_path, backend_names, get_backend_class, load_backend
+
+
+def test_registry_finds_backends_by_name_and_suffix():
+    assert {"onnxruntime", "torch"} <= set(backend_names())
+    assert backend_for_path("m.onnx") == "onnxruntime" and backend_for_path("M.PTH") == "torch"
+    with pytest.raises(ModelFileError, match="unknown model file kind .tflite"):
+        backend_for_path("model.tflite")
+    with pytest.raises(ModelFileError, match="unknown backend 'tensorflow'"):
+        get_backend_class("tensorflow")
+
+
+def test_onnxruntime_backend_reports_shape_and_metadata(tiny_onnx):
+    backend = load_backend(tiny_onnx)
+    assert backend.name == "onnxruntime" and backend.input_shape == (None, 3, 64, 96)
+    assert backend.metadata.class_names == ("cat", "dog", "bird") and backend.metadata.input_size == (64, 96)
+    assert backend.infer(np.zeros((2, 3, 64, 96), np.float32)).shape == (2, 126, 8)
+
+
+def test_torch_backend_is_the_reference_for_onnxruntime(tiny_checkpoint, tiny_onnx):
+    x = np.random.default_rng(0).uniform(0, 255, (2, 3, 64, 96)).astype(np.float32)
+    ref = load_backend(tiny_checkpoint).infer(x)
+    np.testing.assert_allclose(load_backend(tiny_onnx).infer(x), ref, atol=1e-3)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((1, 3, 64, 96), np.float64), "float32"),
+    (np.zeros((1, 64, 96, 3), np.float32), r"\[B, 3, H, W\]"),
+    (np.zeros((1, 3, 64, 64), np.float32), "takes input"),
+])
+def test_infer_checks_the_batch(tiny_onnx, bad, message):
+    with pytest.raises(InvalidInputError, match=message):
+        load_backend(tiny_onnx).infer(bad)
+
+
+def test_files_that_are_not_models(tmp_path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00garbage")
+    with pytest.raises(ModelFileError, match="junk.onnx is not a loadable ONNX model"):
+        load_backend(junk)
+    with pytest.raises(ModelFileError, match="model file not found"):
+        load_backend(tmp_path / "missing.onnx")
+
+
+def _onnx_with(tmp_path, inputs, outputs):
+    import onnx
+    from onnx import TensorProto, helper
+
+    ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs]
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs]
+    nodes = [helper.make_node("Identity", [inputs[0][0]], [o[0]]) for o in outputs]
+    path = tmp_path / "other.onnx"
+    onnx.save(helper.make_model(helper.make_graph(nodes, "g", ins, outs),
+                                opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(path))
+    return path
+
+
+def test_onnx_models_of_the_wrong_shape(tmp_path):
+    pytest.importorskip("onnx")
+    with pytest.raises(ModelFileError, match="expected one input"):
+        load_backend(_onnx_with(tmp_path, [("x", [1, 10])], [("y", [1, 10])]))
+    with pytest.raises(ModelFileError, match="expected one output"):
+        load_backend(_onnx_with(tmp_path, [("x", [1, 3, 32, 32])], [("a", [1, 3, 32, 32]), ("b", [1, 3, 32, 32])]))
+
+
+def test_cuda_without_a_cuda_provider_is_an_error_not_a_cpu_fallback(tiny_onnx):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(BackendUnavailableError, match="no CUDAExecutionProvider: .*onnxruntime-gpu"):
+        load_backend(tiny_onnx, device="cuda")
+
+
+def test_missing_torch_names_the_extra(monkeypatch, tiny_checkpoint):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(BackendNotInstalledError, match=r"pip install 'yolox-deploy\[torch\]'"):
+        load_backend(tiny_checkpoint)
