@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <stdexcept>
@@ -37,13 +38,19 @@ struct ImageResult {
     std::vector<Candidate> kept;
 };
 
-// Raw output of one image: element (anchor, column) at base + anchor*s_n + column*s_c bytes.
+// Raw output of one image, any strides: element (anchor, column) at base + anchor*s_n + column*s_c bytes.
 struct RawView {
     const char* base;
     int64_t s_n, s_c;
     int64_t columns;
     float at(int64_t anchor, int64_t column) const {
         return *reinterpret_cast<const float*>(base + anchor * s_n + column * s_c);
+    }
+    // The row as a contiguous float array: in place when columns are adjacent, else gathered.
+    const float* row(int64_t anchor, std::vector<float>& scratch) const {
+        if (s_c == static_cast<int64_t>(sizeof(float))) return reinterpret_cast<const float*>(base + anchor * s_n);
+        for (int64_t j = 0; j < columns; ++j) scratch[static_cast<size_t>(j)] = at(anchor, j);
+        return scratch.data();
     }
 };
 
@@ -57,29 +64,42 @@ struct Settings {
 
 [[noreturn]] void fail(const std::string& message) { throw std::invalid_argument(message); }
 
-// Every column of a row whose objectness passed is read, so non-finite values there are refused.
-Candidate best_class(const RawView& raw, int64_t anchor, float objectness) {
-    float best = raw.at(anchor, 5);
-    int64_t best_k = 0;
-    for (int64_t k = 0; k < raw.columns - 5; ++k) {
-        const float v = raw.at(anchor, 5 + k);
-        if (!std::isfinite(v)) fail("model output has NaN/inf box or class values; the model or its conversion is broken");
-        if (v > best) {
-            best = v;
-            best_k = k;
-        }
+inline bool all_finite(const float* values, int64_t n) {
+    // Exponent bits all ones <=> inf or NaN; OR-reduced without branches.
+    uint32_t bad = 0;
+    for (int64_t k = 0; k < n; ++k) {
+        uint32_t bits;
+        std::memcpy(&bits, values + k, sizeof(bits));
+        bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
     }
-    for (int64_t j = 0; j < 4; ++j) {
-        if (!std::isfinite(raw.at(anchor, j))) fail("model output has NaN/inf box or class values; the model or its conversion is broken");
-    }
-    return Candidate{Box{0, 0, 0, 0}, objectness * best, best_k};
+    return bad == 0;
 }
 
-Box decode(const RawView& raw, int64_t anchor, float grid_x, float grid_y, float stride) {
-    const float cx = (raw.at(anchor, 0) + grid_x) * stride;
-    const float cy = (raw.at(anchor, 1) + grid_y) * stride;
-    const float w = static_cast<float>(std::exp(static_cast<double>(raw.at(anchor, 2)))) * stride;
-    const float h = static_cast<float>(std::exp(static_cast<double>(raw.at(anchor, 3)))) * stride;
+// Largest class score and its first index (NumPy argmax's tie rule). Every column of a row
+// whose objectness passed is read, so non-finite values there are refused.
+Candidate best_class(const float* row, int64_t num_classes, float objectness) {
+    if (!all_finite(row, 5 + num_classes))
+        fail("model output has NaN/inf box or class values; the model or its conversion is broken");
+    const float* cls = row + 5;
+    constexpr int kLanes = 8;  // independent running maxima keep the loop free of a dependency chain
+    float lanes[kLanes];
+    for (int j = 0; j < kLanes; ++j) lanes[j] = cls[0];
+    int64_t k = 0;
+    for (; k + kLanes <= num_classes; k += kLanes)
+        for (int j = 0; j < kLanes; ++j) lanes[j] = cls[k + j] > lanes[j] ? cls[k + j] : lanes[j];
+    float best = lanes[0];
+    for (int j = 1; j < kLanes; ++j) best = lanes[j] > best ? lanes[j] : best;
+    for (; k < num_classes; ++k) best = cls[k] > best ? cls[k] : best;
+    int64_t best_k = 0;
+    while (!(cls[best_k] == best)) ++best_k;
+    return Candidate{Box{0, 0, 0, 0}, objectness * cls[best_k], best_k};
+}
+
+Box decode(const float* row, float grid_x, float grid_y, float stride) {
+    const float cx = (row[0] + grid_x) * stride;
+    const float cy = (row[1] + grid_y) * stride;
+    const float w = static_cast<float>(std::exp(static_cast<double>(row[2]))) * stride;
+    const float h = static_cast<float>(std::exp(static_cast<double>(row[3]))) * stride;
     const float half_w = w / 2.0f, half_h = h / 2.0f;
     const Box box{cx - half_w, cy - half_h, cx + half_w, cy + half_h};
     if (!(std::isfinite(box.x1) && std::isfinite(box.y1) && std::isfinite(box.x2) && std::isfinite(box.y2)))
@@ -89,6 +109,7 @@ Box decode(const RawView& raw, int64_t anchor, float grid_x, float grid_y, float
 
 std::vector<Candidate> select_candidates(const RawView& raw, const Settings& s) {
     std::vector<Candidate> out;
+    std::vector<float> scratch(static_cast<size_t>(raw.columns));
     int64_t anchor = 0;
     for (const int64_t stride : s.strides) {
         const int64_t gh = s.input_h / stride, gw = s.input_w / stride;
@@ -98,9 +119,10 @@ std::vector<Candidate> select_candidates(const RawView& raw, const Settings& s) 
                 const float objectness = raw.at(anchor, 4);
                 if (!std::isfinite(objectness)) fail("model output has NaN/inf objectness; the model or its conversion is broken");
                 if (!(objectness >= s.conf)) continue;
-                Candidate c = best_class(raw, anchor, objectness);
+                const float* row = raw.row(anchor, scratch);
+                Candidate c = best_class(row, raw.columns - 5, objectness);
                 if (!(c.score >= s.conf)) continue;
-                c.box = decode(raw, anchor, static_cast<float>(x), static_cast<float>(y), stride_f);
+                c.box = decode(row, static_cast<float>(x), static_cast<float>(y), stride_f);
                 out.push_back(c);
             }
         }
@@ -121,22 +143,27 @@ inline bool overlaps(const Box& kept, float kept_area, const Box& other, float o
 
 // Greedy NMS in (score desc, anchor asc) order; a candidate survives unless a kept box of
 // its class (any class if agnostic) overlaps it, which equals per-class NMS merged by score.
-std::vector<Candidate> nms(std::vector<Candidate> cands, const Settings& s) {
+// Kept boxes are indexed per class so a candidate is compared with its own class only.
+std::vector<Candidate> nms(std::vector<Candidate> cands, int64_t num_classes, const Settings& s) {
     std::stable_sort(cands.begin(), cands.end(),
                      [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
+    struct Kept {
+        Box box;
+        float area;
+    };
+    std::vector<std::vector<Kept>> kept_by_class(s.class_agnostic ? 1 : static_cast<size_t>(num_classes));
     std::vector<Candidate> kept;
-    std::vector<float> kept_area;
     for (const Candidate& c : cands) {
         if (s.max_det >= 0 && static_cast<int64_t>(kept.size()) >= s.max_det) break;
+        std::vector<Kept>& same = kept_by_class[s.class_agnostic ? 0 : static_cast<size_t>(c.class_id)];
         const float c_area = area(c.box);
         bool suppressed = false;
-        for (size_t k = 0; k < kept.size() && !suppressed; ++k) {
-            if (!s.class_agnostic && kept[k].class_id != c.class_id) continue;
-            suppressed = overlaps(kept[k].box, kept_area[k], c.box, c_area, s.iou);
+        for (size_t k = 0; k < same.size() && !suppressed; ++k) {
+            suppressed = overlaps(same[k].box, same[k].area, c.box, c_area, s.iou);
         }
         if (!suppressed) {
             kept.push_back(c);
-            kept_area.push_back(c_area);
+            same.push_back(Kept{c.box, c_area});
         }
     }
     return kept;
@@ -155,16 +182,20 @@ void map_to_image(std::vector<Candidate>& kept, float ratio, const std::pair<int
     }
 }
 
-py::array_t<float, py::array::forcecast> as_float_array(const py::handle& obj) {
+using FloatArray = py::array_t<float, py::array::forcecast>;
+
+// Float arrays of any width, byte order or strides are accepted without a copy when they are
+// native float32 (converted otherwise); anything else is refused.
+FloatArray as_float_array(const py::handle& obj) {
     if (!py::isinstance<py::array>(obj)) fail("model output must be a numpy array");
     const auto arr = py::reinterpret_borrow<py::array>(obj);
     const char kind = arr.dtype().kind();
     if (kind != 'f') fail("model output has dtype " + std::string(py::str(arr.dtype())) + "; expected floating point");
     if (arr.ndim() != 3) fail("model output must have rank 3 [batch, anchors, 5 + num_classes], got rank " + std::to_string(arr.ndim()));
-    return py::array_t<float, py::array::forcecast>::ensure(obj);
+    return FloatArray::ensure(obj);
 }
 
-Settings check_settings(const py::array_t<float, py::array::forcecast>& raw, int64_t input_h, int64_t input_w,
+Settings check_settings(const FloatArray& raw, int64_t input_h, int64_t input_w,
                         const std::vector<int64_t>& strides, double conf, double iou, bool class_agnostic,
                         int64_t max_det, const std::vector<double>& ratios,
                         const std::vector<std::pair<int64_t, int64_t>>& image_shapes) {
@@ -228,7 +259,7 @@ py::list postprocess(const py::object& raw_obj, int64_t input_h, int64_t input_w
         py::gil_scoped_release release;
         for (size_t b = 0; b < ratios.size(); ++b) {
             const RawView view{base + static_cast<int64_t>(b) * s_b, s_n, s_c, columns};
-            results[b].kept = nms(select_candidates(view, settings), settings);
+            results[b].kept = nms(select_candidates(view, settings), columns - 5, settings);
             map_to_image(results[b].kept, static_cast<float>(ratios[b]), image_shapes.empty() ? nullptr : &image_shapes[b]);
         }
     }

@@ -4,7 +4,17 @@
 >>> det = Detector("yolox_nano.onnx")            # backend from the suffix
 >>> dets = det("image.jpg")                      # Detections: xyxy, scores, class_ids, class_names
 """
-from ._version import __version__
+import os as _os
+
+# setup.py installs the top-level exporters/ and runtimes/ folders as yolox_deploy.exporters
+# and yolox_deploy.runtimes. When this package is imported straight from a source checkout
+# (the repository root on sys.path), resolve them the same way.
+_root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+if not _os.path.isdir(_os.path.join(__path__[0], "runtimes")) and _os.path.isfile(
+        _os.path.join(_root, "runtimes", "base.py")):
+    __path__.append(_root)
+
+from ._version import __version__  # noqa: E402
 from .detections import Detections
 from .detector import Detector, StageTimings
 from .errors import (BackendNotInstalledError, BackendUnavailableError, CheckpointError, InvalidInputError,

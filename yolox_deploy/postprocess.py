@@ -20,6 +20,7 @@ kernel when it is built (it is, by ``pip install``) and the reference otherwise.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -66,15 +67,15 @@ def validate_raw(raw: np.ndarray, input_hw: tuple[int, int],
 
 def _check_settings(conf: float, iou: float, max_det: int | None, ratios: Sequence[float],
                     image_shapes: Sequence[tuple[int, int]] | None, batch: int) -> None:
-    if not (np.isfinite(conf) and conf >= 0):
+    if not (math.isfinite(conf) and conf >= 0):
         raise InvalidInputError(f"conf must be a finite number >= 0, got {conf}")
-    if not (np.isfinite(iou) and 0 <= iou <= 1):
+    if not (math.isfinite(iou) and 0 <= iou <= 1):
         raise InvalidInputError(f"iou must be in [0, 1], got {iou}")
     if max_det is not None and max_det < 0:
         raise InvalidInputError(f"max_det must be >= 0 or None, got {max_det}")
     if len(ratios) > batch:
         raise InvalidInputError(f"{len(ratios)} letterbox ratios for a batch of {batch}")
-    if not all(np.isfinite(r) and r > 0 for r in ratios):
+    if not all(math.isfinite(r) and r > 0 for r in ratios):
         raise InvalidInputError(f"letterbox ratios must be finite and > 0, got {list(ratios)}")
     if image_shapes is not None and (len(image_shapes) != len(ratios)
                                      or not all(h > 0 and w > 0 for h, w in image_shapes)):
