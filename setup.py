@@ -24,6 +24,8 @@ kernel = Pybind11Extension(
 TORCH = ["torch>=2.1"]
 EXPORT = TORCH + ["onnx>=1.15", "onnxslim>=0.1.30"]
 EVAL = ["pycocotools>=2.0.7"]
+OPENVINO = ["openvino>=2024.0"]
+OPENVINO_INT8 = OPENVINO + ["nncf>=2.10"]
 
 setup(
     name="yolox-deploy",
@@ -45,8 +47,10 @@ setup(
         "torch": TORCH,
         "export": EXPORT,
         "eval": EVAL,
-        "all": EXPORT + EVAL,
-        "test": EXPORT + EVAL + ["pytest>=7", "hypothesis>=6", "pillow>=9"],
+        "openvino": OPENVINO,
+        "openvino-int8": OPENVINO_INT8,
+        "all": EXPORT + EVAL + OPENVINO_INT8,
+        "test": EXPORT + EVAL + OPENVINO_INT8 + ["pytest>=7", "hypothesis>=6", "pillow>=9"],
     },
     entry_points={"console_scripts": [
         "yolox-export=yolox_deploy.cli.export:main",

@@ -97,12 +97,15 @@ def export_onnx(output: str | Path, weights: str | Path | None = None, model_nam
                 dynamic_hw: bool = False, opset: int = DEFAULT_OPSET, simplify: bool = True,
                 class_names: Sequence[str] | None = None, depth: float | None = None,
                 width: float | None = None, depthwise: bool = False, num_classes: int | None = None,
-                seed: int = 0, verify: bool = True, **_: Any) -> OnnxExportReport:
+                seed: int = 0, verify: bool = True, half: bool = False, int8: bool = False,
+                **_: Any) -> OnnxExportReport:
     """Export a checkpoint (or a seeded random variant) to ONNX.
 
     Input ``images`` float32 [B, 3, H, W] BGR 0-255 letterboxed; output ``output`` raw
     [B, N, 5 + C]. ``dynamic`` makes the batch dynamic, ``dynamic_hw`` height and width.
     """
+    if half or int8:
+        raise YoloxDeployError("the ONNX export is FP32; FP16/INT8 are options of --to openvino (and trt)")
     torch = require("torch", extra="export", purpose="ONNX export")
     onnx = require("onnx", extra="export", purpose="ONNX export")
     if not MIN_OPSET <= opset <= 20:

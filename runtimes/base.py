@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -48,7 +49,18 @@ class Backend(abc.ABC):
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """float32 [B, 3, H, W] BGR 0-255 letterboxed -> raw float32 [B, N, 5 + C]."""
         self.check_batch(batch)
-        return self._run(batch)
+        return self.check_output(batch, self._run(batch))
+
+    def infer_many(self, batches: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Several batches; backends with an asynchronous API override this to overlap them."""
+        return [self.infer(batch) for batch in batches]
+
+    def check_output(self, batch: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        if raw.ndim != 3 or raw.shape[0] != batch.shape[0]:
+            raise ModelFileError(f"{self.path.name} returned shape {list(raw.shape)} for a batch of "
+                                 f"{batch.shape[0]}; expected [{batch.shape[0]}, N, 5+C] (a graph with a "
+                                 "hard-coded batch size? re-export with --dynamic)")
+        return raw
 
     def check_batch(self, batch: np.ndarray) -> None:
         if not isinstance(batch, np.ndarray) or batch.dtype != np.float32:

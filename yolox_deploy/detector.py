@@ -107,29 +107,40 @@ class Detector:
     def __call__(self, images: Sequence[ImageLike]) -> list[Detections]: ...
 
     def __call__(self, images: ImagesLike) -> Detections | list[Detections]:
-        """Detect on one image (path, BGR/gray/BGRA uint8 array, PIL image) or a list of them."""
+        """Detect on one image (path, BGR/gray/BGRA uint8 array, PIL image) or a list of them.
+
+        A list is cut into backend batches of ``batch_size``; up to ``PIPELINE_BATCHES`` of
+        them go to the backend at once, so asynchronous backends (OpenVINO) overlap them.
+        """
         single = not isinstance(images, (list, tuple))
         items = [images] if single else list(images)
         timings = StageTimings()
         results: list[Detections] = []
-        for start in range(0, len(items), self.batch_size):
-            results.extend(self._detect_batch(items[start:start + self.batch_size], timings))
+        group = self.batch_size * self.PIPELINE_BATCHES
+        for start in range(0, len(items), group):
+            results.extend(self._detect_group(items[start:start + group], timings))
         self.timings = timings
         return results[0] if single else results
 
-    def _detect_batch(self, items: Sequence[ImageLike], timings: StageTimings) -> list[Detections]:
+    PIPELINE_BATCHES = 8
+
+    def _detect_group(self, items: Sequence[ImageLike], timings: StageTimings) -> list[Detections]:
         t0 = time.perf_counter()
         images = [to_bgr(item) for item in items]
-        batch, ratios = letterbox_batch(images, self.input_size, self.batch_size if self._pad_batch else None)
+        chunks = [images[i:i + self.batch_size] for i in range(0, len(images), self.batch_size)]
+        prepared = [letterbox_batch(chunk, self.input_size, self.batch_size if self._pad_batch else None)
+                    for chunk in chunks]
         t1 = time.perf_counter()
-        raw = self.backend.infer(batch)
+        raws = self.backend.infer_many([batch for batch, _ in prepared])
         t2 = time.perf_counter()
-        names = self._names_for(raw.shape[-1] - 5) if raw.ndim == 3 else ()
-        shapes = [img.shape[:2] for img in images]
-        per_image = postprocess(raw, self.input_size, ratios, shapes if self.clip_boxes else None,
-                                conf=self.conf, iou=self.iou, class_agnostic=self.class_agnostic,
-                                max_det=self.max_det, strides=self.strides, impl=self.postprocess_impl)
-        out = [Detections.from_arrays(b, s, c, names, hw) for (b, s, c), hw in zip(per_image, shapes)]
+        out = []
+        for chunk, (_, ratios), raw in zip(chunks, prepared, raws):
+            names = self._names_for(raw.shape[-1] - 5)
+            shapes = [img.shape[:2] for img in chunk]
+            per_image = postprocess(raw, self.input_size, ratios, shapes if self.clip_boxes else None,
+                                    conf=self.conf, iou=self.iou, class_agnostic=self.class_agnostic,
+                                    max_det=self.max_det, strides=self.strides, impl=self.postprocess_impl)
+            out.extend(Detections.from_arrays(b, s, c, names, hw) for (b, s, c), hw in zip(per_image, shapes))
         t3 = time.perf_counter()
         timings.preprocess_ms += (t1 - t0) * 1e3
         timings.inference_ms += (t2 - t1) * 1e3

@@ -12,11 +12,11 @@ from .common import run
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="yolox-export", description="Export a YOLOX checkpoint.")
     p.add_argument("--to", required=True, help=f"target format: {', '.join(export_targets())}")
-    p.add_argument("--weights", default=None, help="official-format .pth ({'model': state_dict}); "
-                                                   "omit for seeded random weights")
+    p.add_argument("--weights", default=None, help="official-format .pth ({'model': state_dict}), or an .onnx "
+                                                   "for --to openvino; omit for seeded random weights")
     p.add_argument("--model-name", default=None, help="yolox-nano, yolox-tiny, yolox-s/m/l/x, yolox-darknet53 "
                                                       "(default: inferred from --weights)")
-    p.add_argument("-o", "--output", default=None, help="output file (default: MODEL_NAME.onnx)")
+    p.add_argument("-o", "--output", default=None, help="output file (default: MODEL_NAME + the format's suffix)")
     p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None)
     p.add_argument("--batch", type=int, default=1, help="batch size of the static input")
     p.add_argument("--dynamic", action="store_true", help="dynamic batch dimension")
@@ -29,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, default=None, help="classes of a random-weight model (default 80)")
     p.add_argument("--class-names", default=None, help="text file with one class name per line")
     p.add_argument("--seed", type=int, default=0, help="seed of random weights and of the parity check input")
+    p.add_argument("--half", action="store_true", help="FP16 (openvino: FP16 weights)")
+    p.add_argument("--int8", action="store_true", help="INT8 post-training quantization (needs --calib)")
+    p.add_argument("--calib", default=None, help="folder of calibration images for --int8")
+    p.add_argument("--calib-size", type=int, default=300, help="calibration images used (default 300)")
     return p
 
 
@@ -40,10 +44,15 @@ def _main(argv: Sequence[str] | None) -> int:
         with open(args.class_names, encoding="utf-8") as f:
             class_names = [line.strip() for line in f if line.strip()]
     name = args.model_name or "yolox"
-    report = exporter(output=args.output or f"{name}.{args.to}", weights=args.weights, model_name=args.model_name,
+    suffix = {"onnx": ".onnx", "openvino": ".xml"}.get(args.to, f".{args.to}")
+    precision = {k: v for k, v in (("half", args.half), ("int8", args.int8)) if v}
+    if args.int8:
+        precision.update(calib=args.calib, calib_size=args.calib_size)
+    report = exporter(output=args.output or f"{name}{suffix}", weights=args.weights, model_name=args.model_name,
                       input_size=args.input_size, batch=args.batch, dynamic=args.dynamic, dynamic_hw=args.dynamic_hw,
                       opset=args.opset, simplify=not args.no_simplify, class_names=class_names, depth=args.depth,
-                      width=args.width, depthwise=args.depthwise, num_classes=args.num_classes, seed=args.seed)
+                      width=args.width, depthwise=args.depthwise, num_classes=args.num_classes, seed=args.seed,
+                      **precision)
     print(report.summary())
     return 0
 

@@ -1,0 +1,105 @@
+"""ONNX -> OpenVINO IR (FP32, FP16 weights, INT8 through NNCF post-training quantization)."""
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._optional import require
+from ..calibration import calibration_images
+from ..errors import YoloxDeployError
+from ..metadata import ModelMetadata
+from . import register
+from .onnx import export_onnx
+
+RT_INFO_SECTION = "yolox_deploy"
+FP32_TOLERANCE = 1e-3
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenVinoExportReport:
+    path: Path
+    precision: str
+    input_shape: str
+    max_abs_diff: float  # vs ONNX Runtime on the source ONNX, random 0-255 input
+
+    def summary(self) -> str:
+        return (f"exported OpenVINO IR ({self.precision}) to {self.path} (+ {self.path.with_suffix('.bin').name}), "
+                f"input {self.input_shape}; max abs diff vs ONNX Runtime {self.max_abs_diff:.2e}")
+
+
+def write_metadata(model: Any, metadata: ModelMetadata) -> None:
+    for key, value in metadata.to_props().items():
+        model.set_rt_info(value, [RT_INFO_SECTION, key])
+
+
+def read_metadata(model: Any) -> ModelMetadata:
+    props = {key: model.get_rt_info([RT_INFO_SECTION, key]).astype(str)
+             for key in ModelMetadata().to_props() if model.has_rt_info([RT_INFO_SECTION, key])}
+    return ModelMetadata.from_props(props)
+
+
+def quantize_int8(model: Any, calib_dir: str | Path, input_hw: tuple[int, int], calib_size: int) -> Any:
+    nncf = require("nncf", extra="openvino-int8", purpose="INT8 quantization")
+    data = calibration_images(calib_dir, input_hw, limit=calib_size)
+    return nncf.quantize(model, nncf.Dataset(data), subset_size=len(data), preset=nncf.QuantizationPreset.MIXED)
+
+
+def _source_onnx(workdir: Path, weights: str | Path | None, dynamic: bool, **onnx_options: Any) -> Path:
+    if weights is not None and Path(weights).suffix.lower() == ".onnx":
+        return Path(weights)
+    path = workdir / "model.onnx"
+    export_onnx(path, weights=weights, dynamic=dynamic, **onnx_options)
+    return path
+
+
+@register("openvino")
+def export_openvino(output: str | Path, weights: str | Path | None = None, half: bool = False,
+                    int8: bool = False, calib: str | Path | None = None, calib_size: int = 300,
+                    dynamic: bool = False, seed: int = 0, **onnx_options: Any) -> OpenVinoExportReport:
+    """Export ``weights`` (a ``.pth`` through our ONNX export, or an ``.onnx``) to IR.
+
+    ``half`` stores FP16 weights; ``int8`` quantizes with NNCF on up to ``calib_size``
+    images of ``calib`` letterboxed like at inference. Model name, input size, strides
+    and class names go into the IR's ``rt_info`` so ``Detector("model.xml")`` needs nothing
+    else.
+    """
+    ov = require("openvino", extra="openvino", purpose="OpenVINO export")
+    from ..runtimes import load_backend
+
+    if half and int8:
+        raise YoloxDeployError("choose --half or --int8, not both")
+    if int8 and calib is None:
+        raise YoloxDeployError("--int8 needs --calib DIR (a folder of typical images)")
+    output = Path(output).with_suffix(".xml")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = _source_onnx(Path(tmp), weights, dynamic, seed=seed, **onnx_options)
+        reference = load_backend(onnx_path, backend="onnxruntime")
+        if dynamic and reference.input_shape[0] is not None:
+            raise YoloxDeployError(f"{onnx_path.name} has a static batch; dynamic batch needs an ONNX exported "
+                                   "with --dynamic (its graph hard-codes the batch)")
+        _, _, h, w = reference.input_shape
+        metadata = reference.metadata
+        input_hw = (h, w) if h and w else metadata.input_size
+        if input_hw is None:
+            raise YoloxDeployError("the ONNX input size is dynamic and not in its metadata; export with --input-size")
+        if metadata.input_size is None:
+            metadata = dataclasses.replace(metadata, input_size=input_hw)
+        model = ov.convert_model(str(onnx_path))
+        if int8:
+            model = quantize_int8(model, calib, input_hw, calib_size)
+        write_metadata(model, metadata)
+        ov.save_model(model, str(output), compress_to_fp16=half)
+
+        x = np.random.default_rng(seed).uniform(0, 255, (1, 3, *input_hw)).astype(np.float32)
+        compiled = ov.Core().compile_model(str(output), "CPU")
+        diff = float(np.abs(compiled(x)[0] - reference.infer(x)).max())
+    precision = "INT8" if int8 else "FP16" if half else "FP32"
+    if precision == "FP32" and not diff <= FP32_TOLERANCE:
+        raise YoloxDeployError(f"OpenVINO IR differs from ONNX Runtime by {diff:.3e}; please report it")
+    return OpenVinoExportReport(output, precision, str(model.inputs[0].partial_shape), diff)

@@ -1,0 +1,99 @@
+"""OpenVINO backend (2024+ API): IR files, performance hints, an asynchronous queue."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._optional import require
+from ..errors import BackendUnavailableError, ModelFileError
+from ..metadata import ModelMetadata
+from . import register
+from .base import Backend, InputShape
+
+
+@register
+class OpenVinoBackend(Backend):
+    """``hint``: 'LATENCY' (default) or 'THROUGHPUT'; ``threads``: inference threads;
+    ``streams``: parallel streams (THROUGHPUT picks its own when None); ``precision``:
+    the CPU plugin's inference precision, 'f32' by default so CPUs with bf16 units do not
+    silently compute in bf16 ('bf16' or 'f16' to allow it)."""
+
+    name = "openvino"
+    suffixes = (".xml",)
+    extra = "openvino"
+
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None,
+                 hint: str = "LATENCY", streams: int | None = None, precision: str = "f32", **options: Any):
+        super().__init__(path, device)
+        ov = require("openvino", extra=self.extra, purpose="the openvino backend")
+        from ..exporters.openvino import read_metadata
+
+        if not self.path.with_suffix(".bin").is_file():
+            raise ModelFileError(f"{self.path.name} has no weights file: expected "
+                                 f"{self.path.with_suffix('.bin').name} beside it")
+        hint = hint.upper()
+        if hint not in ("LATENCY", "THROUGHPUT"):
+            raise BackendUnavailableError(f"openvino hint must be LATENCY or THROUGHPUT, got {hint!r}")
+        core = ov.Core()
+        try:
+            model = core.read_model(str(self.path))
+        except Exception as exc:  # OpenVINO raises RuntimeError with multi-line details
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelFileError(f"{self.path.name} is not a loadable OpenVINO IR ({first[:300]})") from None
+        if len(model.inputs) != 1 or len(model.outputs) != 1 or model.inputs[0].partial_shape.rank.get_length() != 4:
+            raise ModelFileError(f"{self.path.name} is not a YOLOX detector: expected one [B, 3, H, W] input "
+                                 "and one [B, N, 5+C] output")
+        self._shape = tuple(None if d.is_dynamic else d.get_length() for d in model.inputs[0].partial_shape)
+        self._metadata = read_metadata(model)
+        device_name = {"cpu": "CPU", "gpu": "GPU", "auto": "AUTO"}.get(device.lower(), device)
+        if device_name not in core.available_devices and device_name != "AUTO":
+            raise BackendUnavailableError(f"OpenVINO device {device_name!r} is not available here "
+                                          f"(available: {', '.join(core.available_devices)})")
+        config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
+        if device_name == "CPU":
+            config["INFERENCE_PRECISION_HINT"] = precision
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        if streams:
+            config["NUM_STREAMS"] = int(streams)
+        self.compiled = core.compile_model(model, device_name, config)
+        self._request = self.compiled.create_infer_request()
+        self._lock = threading.Lock()  # one InferRequest is not reentrant
+        self._ov = ov
+
+    @property
+    def input_shape(self) -> InputShape:
+        b, _, h, w = self._shape
+        return (b, 3, h, w)
+
+    @property
+    def metadata(self) -> ModelMetadata:
+        return self._metadata
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        with self._lock:
+            return self._request.infer({0: batch})[0].copy()
+
+    def infer_many(self, batches: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Run batches concurrently through an AsyncInferQueue (as many requests as the
+        device finds optimal); results in input order."""
+        for batch in batches:
+            self.check_batch(batch)
+        jobs = max(1, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        if len(batches) < 2 or jobs == 1:
+            return [self.check_output(b, self._run(b)) for b in batches]
+        results: list[np.ndarray | None] = [None] * len(batches)
+
+        def done(request: Any, index: int) -> None:
+            results[index] = request.get_output_tensor(0).data.copy()
+
+        queue = self._ov.AsyncInferQueue(self.compiled, jobs)
+        queue.set_callback(done)
+        for index, batch in enumerate(batches):
+            queue.start_async({0: batch}, index)
+        queue.wait_all()
+        return [self.check_output(b, r) for b, r in zip(batches, results)]

@@ -1,0 +1,108 @@
+"""OpenVINO: export (FP32/FP16/INT8), parity with ONNX Runtime, mAP, async mode, errors."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+ov = pytest.importorskip("openvino")
+
+from yolox_deploy import Detector  # noqa: E402
+from yolox_deploy.errors import (BackendNotInstalledError, InvalidInputError, ModelFileError,  # noqa: E402
+                                 YoloxDeployError)
+from yolox_deploy.evaluation import evaluate_coco  # noqa: E402
+from yolox_deploy.exporters.openvino import export_openvino  # noqa: E402
+from yolox_deploy.runtimes import load_backend  # noqa: E402
+
+ORT_MAP50_95 = 0.30524748130969065  # the ONNX Runtime / official-evaluator number (tests/test_evaluation.py)
+
+
+@pytest.fixture(scope="module")
+def ir_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("openvino")
+
+
+@pytest.fixture(scope="module")
+def nano_fp32(ir_dir, nano_pth):
+    return export_openvino(ir_dir / "nano.xml", weights=nano_pth)
+
+
+def coco_map(model, coco_dir):
+    det = Detector(model, conf=0.01, iou=0.65, max_det=None, clip_boxes=False)
+    return evaluate_coco(det, coco_dir / "images", coco_dir / "instances_val2017.json", progress=False)["mAP50_95"]
+
+
+def test_fp32_ir_matches_onnxruntime_on_real_images(nano_fp32, nano_onnx, nano_raw_outputs, coco_images):
+    from yolox_deploy.images import read_image
+    from yolox_deploy.preprocess import letterbox
+
+    assert nano_fp32.precision == "FP32" and nano_fp32.max_abs_diff < 1e-4
+    backend = load_backend(nano_fp32.path)
+    assert backend.name == "openvino" and backend.input_shape == (1, 3, 416, 416)
+    got = np.stack([backend.infer(letterbox(read_image(p), (416, 416))[0][None])[0] for p in coco_images[:8]])
+    want = nano_raw_outputs[0][:8]
+    # scores to 1e-4; box offsets (|x| up to ~5) to float32 noise: ONNX Runtime itself is 1.1e-4
+    # away from a float64 evaluation of the same graph
+    assert np.abs(got[..., 4:] - want[..., 4:]).max() < 1e-4
+    np.testing.assert_allclose(got[..., :4], want[..., :4], rtol=1e-4, atol=3e-4)
+
+
+def test_metadata_travels_in_rt_info(nano_fp32):
+    det = Detector(nano_fp32.path)
+    assert det.input_size == (416, 416) and det.class_names[0] == "person"
+    assert det.backend.metadata.model_name == "yolox-nano"
+
+
+def test_map_fp32_fp16_int8(nano_fp32, nano_pth, nano_onnx, coco_dir, ir_dir):
+    assert coco_map(nano_fp32.path, coco_dir) == pytest.approx(ORT_MAP50_95, abs=1e-3)
+    fp16 = export_openvino(ir_dir / "nano_fp16.xml", weights=nano_onnx, half=True)
+    assert fp16.precision == "FP16"
+    assert coco_map(fp16.path, coco_dir) == pytest.approx(ORT_MAP50_95, abs=1e-2)
+    int8 = export_openvino(ir_dir / "nano_int8.xml", weights=nano_onnx, int8=True, calib=coco_dir / "images",
+                           calib_size=80)
+    assert int8.precision == "INT8"
+    assert ORT_MAP50_95 - coco_map(int8.path, coco_dir) < 0.01  # within 1.0 AP of FP32
+
+
+def test_async_queue_and_throughput_hint_give_the_sequential_results(ir_dir, tiny_checkpoint):
+    report = export_openvino(ir_dir / "tiny_dyn.xml", weights=tiny_checkpoint, input_size=(64, 64), dynamic=True)
+    latency = load_backend(report.path)
+    throughput = load_backend(report.path, hint="THROUGHPUT", streams=2)
+    assert latency.input_shape == (None, 3, 64, 64)
+    rng = np.random.default_rng(0)
+    batches = [rng.uniform(0, 255, (b, 3, 64, 64)).astype(np.float32) for b in (1, 3, 2, 1, 4, 2)]
+    want = [latency.infer(b) for b in batches]
+    got = throughput.infer_many(batches)
+    for w, g in zip(want, got):
+        np.testing.assert_allclose(g, w, atol=1e-4)
+    images = [rng.integers(0, 256, (50, 60, 3), dtype=np.uint8) for _ in range(7)]
+    singles = [Detector(report.path, conf=0.01)(im) for im in images]
+    batched = Detector(report.path, conf=0.01, batch_size=2, hint="THROUGHPUT")(images)
+    for a, b in zip(singles, batched):
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
+
+
+def test_dynamic_batch_needs_a_dynamic_onnx(ir_dir, nano_onnx):
+    with pytest.raises(YoloxDeployError, match="static batch; dynamic batch needs an ONNX exported with --dynamic"):
+        export_openvino(ir_dir / "bad.xml", weights=nano_onnx, dynamic=True)
+
+
+def test_errors(ir_dir, nano_fp32, nano_onnx, tmp_path, monkeypatch):
+    lonely = tmp_path / "lonely.xml"
+    lonely.write_text(nano_fp32.path.read_text())
+    with pytest.raises(ModelFileError, match="has no weights file: expected lonely.bin"):
+        load_backend(lonely)
+    (tmp_path / "junk.xml").write_text("<net>")
+    (tmp_path / "junk.bin").write_bytes(b"")
+    with pytest.raises(ModelFileError, match="junk.xml is not a loadable OpenVINO IR"):
+        load_backend(tmp_path / "junk.xml")
+    (tmp_path / "calib").mkdir()
+    (tmp_path / "calib" / "a.jpg").write_bytes(b"not an image")
+    with pytest.raises(InvalidInputError, match="no readable images"):
+        export_openvino(tmp_path / "q.xml", weights=nano_onnx, int8=True, calib=tmp_path / "calib")
+    with pytest.raises(YoloxDeployError, match="--int8 needs --calib"):
+        export_openvino(tmp_path / "q.xml", weights=nano_onnx, int8=True)
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    with pytest.raises(BackendNotInstalledError, match=r"pip install 'yolox-deploy\[openvino\]'"):
+        load_backend(nano_fp32.path)
