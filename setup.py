@@ -1,7 +1,7 @@
 """Build of yolox-deploy: the Python packages plus the C++ postprocess kernel.
 
-``exporters/`` and ``runtimes/`` live at the top of the repository and install as
-``yolox_deploy.exporters`` and ``yolox_deploy.runtimes``.
+``exporters/``, ``runtimes/`` and ``benchmarks/`` live at the top of the repository and
+install as ``yolox_deploy.exporters``, ``yolox_deploy.runtimes`` and ``yolox_deploy.benchmarks``.
 """
 import re
 from pathlib import Path
@@ -36,10 +36,11 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.9",
     packages=["yolox_deploy", "yolox_deploy.models", "yolox_deploy.cli",
-              "yolox_deploy.exporters", "yolox_deploy.runtimes"],
+              "yolox_deploy.exporters", "yolox_deploy.runtimes", "yolox_deploy.benchmarks"],
     package_dir={"yolox_deploy": "yolox_deploy",
                  "yolox_deploy.exporters": "exporters",
-                 "yolox_deploy.runtimes": "runtimes"},
+                 "yolox_deploy.runtimes": "runtimes",
+                 "yolox_deploy.benchmarks": "benchmarks"},
     ext_modules=[kernel],
     cmdclass={"build_ext": build_ext},
     install_requires=["numpy>=1.24", "opencv-python-headless>=4.8", "onnxruntime>=1.16", "tqdm>=4.60"],
@@ -49,13 +50,15 @@ setup(
         "eval": EVAL,
         "openvino": OPENVINO,
         "openvino-int8": OPENVINO_INT8,
+        "bench": ["matplotlib>=3.5"],
         "all": EXPORT + EVAL + OPENVINO_INT8,
-        "test": EXPORT + EVAL + OPENVINO_INT8 + ["pytest>=7", "hypothesis>=6", "pillow>=9"],
+        "test": EXPORT + EVAL + OPENVINO_INT8 + ["matplotlib>=3.5", "pytest>=7", "hypothesis>=6", "pillow>=9"],
     },
     entry_points={"console_scripts": [
         "yolox-export=yolox_deploy.cli.export:main",
         "yolox-detect=yolox_deploy.cli.detect:main",
         "yolox-eval=yolox_deploy.cli.eval:main",
+        "yolox-bench=yolox_deploy.cli.bench:main",
     ]},
     zip_safe=False,
 )

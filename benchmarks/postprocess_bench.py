@@ -22,13 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from official_demo import demo_postprocess  # noqa: E402
-
-from yolox_deploy import _kernel  # noqa: E402
-from yolox_deploy.images import read_image  # noqa: E402
-from yolox_deploy.postprocess import postprocess  # noqa: E402
-from yolox_deploy.preprocess import letterbox  # noqa: E402
+from yolox_deploy import _kernel
+from yolox_deploy.benchmarks.official_demo import demo_postprocess
+from yolox_deploy.images import read_image
+from yolox_deploy.postprocess import postprocess
+from yolox_deploy.preprocess import letterbox
 
 ASSETS = Path(os.environ.get("YOLOX_DEPLOY_ASSETS", Path(__file__).resolve().parents[2] / "shared"))
 SIZES = {3549: (416, 416), 8400: (640, 640), 33600: (1280, 1280)}

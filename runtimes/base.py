@@ -19,12 +19,14 @@ class Backend(abc.ABC):
 
     Subclasses set ``name`` (what users pass as ``backend=``), ``suffixes`` (model files
     they load) and ``extra`` (the pip extra that installs their dependencies), and
-    register themselves with :func:`yolox_deploy.runtimes.register`.
+    ``export_target`` (the ``yolox-export --to`` format it loads, None for checkpoints),
+    and register themselves with :func:`yolox_deploy.runtimes.register`.
     """
 
     name: ClassVar[str]
     suffixes: ClassVar[tuple[str, ...]]
     extra: ClassVar[str]
+    export_target: ClassVar[str | None]  # the `yolox-export --to` that makes its files; None: loads .pth
 
     def __init__(self, path: str | Path, device: str = "cpu", **options: Any):
         self.path = Path(path)

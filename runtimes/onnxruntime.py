@@ -22,6 +22,7 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     suffixes = (".onnx",)
     extra = "onnxruntime"
+    export_target = "onnx"
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None, **options: Any):
         super().__init__(path, device)

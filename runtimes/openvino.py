@@ -25,6 +25,7 @@ class OpenVinoBackend(Backend):
     name = "openvino"
     suffixes = (".xml",)
     extra = "openvino"
+    export_target = "openvino"
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None,
                  hint: str = "LATENCY", streams: int | None = None, precision: str = "f32", **options: Any):

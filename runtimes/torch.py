@@ -19,6 +19,7 @@ class TorchBackend(Backend):
     name = "torch"
     suffixes = (".pth", ".pt")
     extra = "torch"
+    export_target = None
 
     def __init__(self, path: str | Path, device: str = "cpu", model_name: str | None = None,
                  threads: int | None = None, **options: Any):

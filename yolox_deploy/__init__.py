@@ -6,8 +6,8 @@
 """
 import os as _os
 
-# setup.py installs the top-level exporters/ and runtimes/ folders as yolox_deploy.exporters
-# and yolox_deploy.runtimes. When this package is imported straight from a source checkout
+# setup.py installs the top-level exporters/, runtimes/ and benchmarks/ folders as
+# yolox_deploy.exporters, yolox_deploy.runtimes and yolox_deploy.benchmarks. When this package is imported straight from a source checkout
 # (the repository root on sys.path), resolve them the same way.
 _root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
 if not _os.path.isdir(_os.path.join(__path__[0], "runtimes")) and _os.path.isfile(

@@ -39,7 +39,8 @@ def letterbox_into(image: np.ndarray, input_hw: tuple[int, int], out: np.ndarray
     new_w, new_h = max(1, int(w * r)), max(1, int(h * r))
     canvas = np.full((input_hw[0], input_hw[1], 3), PAD_VALUE, dtype=np.uint8)
     canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    out[...] = canvas.transpose(2, 0, 1)
+    for channel, plane in enumerate(cv2.split(canvas)):  # contiguous casts beat one strided HWC->CHW copy
+        out[channel] = plane
     return r
 
 

@@ -1,0 +1,418 @@
+"""The yolox-bench engine: latency and accuracy of backends x precisions x batch sizes.
+
+Models are exported on demand into a cache (one dynamic-batch ONNX per model and size,
+then each backend's format from it), every combination is timed per stage through the
+same :class:`~yolox_deploy.Detector` users call, and a baseline row times the official
+ONNX Runtime demo pipeline on the same FP32 ONNX in the same run. Rows that cannot run
+(backend not installed, precision not offered, export failing) are kept, with the reason.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from ..detector import Detector
+from ..errors import YoloxDeployError
+from ..evaluation import evaluate_coco
+from ..images import IMAGE_SUFFIXES, read_image
+from ..runtimes import get_backend_class
+from .official_demo import demo_postprocess, demo_preproc
+
+PRECISIONS = ("fp32", "fp16", "int8")
+STAGES = ("preprocess", "inference", "postprocess", "end_to_end")
+BASELINE = "official demo (onnxruntime)"
+VERSIONED_PACKAGES = ("yolox-deploy", "numpy", "opencv-python-headless", "onnxruntime", "openvino", "torch",
+                      "ncnn", "tensorrt")
+
+
+@dataclasses.dataclass
+class BenchConfig:
+    """What to measure. ``input_size`` is (height, width); ``iters`` timed calls per row
+    (or as many as fit in ``seconds``); ``data``/``ann`` add COCO mAP columns."""
+
+    backends: Sequence[str]
+    weights: Path | None = None
+    model_name: str | None = None
+    precisions: Sequence[str] = ("fp32",)
+    batches: Sequence[int] = (1,)
+    input_size: tuple[int, int] | None = None
+    warmup: int = 10
+    iters: int = 50
+    seconds: float | None = None
+    threads: int | None = None
+    data: Path | None = None
+    ann: Path | None = None
+    cache_dir: Path = Path.home() / ".cache" / "yolox_deploy" / "bench"
+    conf: float = 0.25
+    iou: float = 0.45
+    baseline: bool = True
+    progress: bool = True
+
+
+@dataclasses.dataclass
+class Row:
+    backend: str
+    precision: str
+    batch: int
+    status: str = "ok"
+    model_file: str = ""
+    ms: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)  # stage -> mean/p50/p90/p99 per batch
+    images_per_s: float | None = None
+    mAP50_95: float | None = None
+    mAP50: float | None = None
+    delta_mAP50_95: float | None = None  # vs the PyTorch FP32 reference
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def per_image_ms(self, stage: str, stat: str = "p50") -> float:
+        return self.ms[stage][stat] / self.batch
+
+
+class Skip(YoloxDeployError):
+    """A combination that cannot be measured here (the reason becomes the row's status)."""
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = "none"
+    if shutil.which("nvidia-smi"):
+        try:
+            gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                                 text=True, timeout=10).stdout.strip() or "none"
+        except (OSError, subprocess.SubprocessError):
+            pass
+    versions = {}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu, "os": platform.platform(),
+            "python": platform.python_version(), "versions": versions}
+
+
+def summarize(values_ms: Sequence[float]) -> dict[str, float]:
+    a = np.asarray(values_ms, dtype=np.float64)
+    return {"mean": float(a.mean()), "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
+            "p99": float(np.percentile(a, 99))}
+
+
+class ModelCache:
+    """Exports each (backend format, precision) once per model and input size."""
+
+    def __init__(self, cfg: BenchConfig):
+        from ..models import get_spec, infer_spec, read_state_dict
+
+        self.cfg = cfg
+        if cfg.model_name:
+            spec = get_spec(cfg.model_name)
+        elif cfg.weights:
+            spec = infer_spec(read_state_dict(cfg.weights))[0]
+        else:
+            spec = get_spec("yolox-nano")
+        self.name = spec.name
+        self.input_size = tuple(cfg.input_size or spec.input_size)
+        source = Path(cfg.weights).stem if cfg.weights else "seed0"
+        self.dir = Path(cfg.cache_dir) / f"{self.name}-{source}-{self.input_size[0]}x{self.input_size[1]}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def checkpoint(self) -> Path:
+        if self.cfg.weights:
+            return Path(self.cfg.weights)
+        path = self.dir / "model.pth"
+        if not path.exists():
+            import torch
+
+            from ..models import seeded_model
+
+            torch.save({"model": seeded_model(self.cfg.model_name or "yolox-nano").state_dict()}, path)
+        return path
+
+    def onnx(self) -> Path:
+        path = self.dir / "model-fp32.onnx"
+        if not path.exists():
+            from ..exporters import get_exporter
+
+            get_exporter("onnx")(path, weights=self.cfg.weights, model_name=self.cfg.model_name,
+                                 input_size=self.input_size, dynamic=True)
+        return path
+
+    def model_for(self, backend: str, precision: str) -> Path:
+        cls = get_backend_class(backend)
+        target = cls.export_target
+        if target is None or target == "onnx":
+            if precision != "fp32":
+                raise Skip(f"{backend} runs the FP32 {'checkpoint' if target is None else 'ONNX'} on the CPU; "
+                           f"{precision} is not offered")
+            return self.checkpoint() if target is None else self.onnx()
+        path = self.dir / f"model-{precision}{cls.suffixes[0]}"
+        if not path.exists():
+            from ..exporters import get_exporter
+
+            if precision == "int8" and self.cfg.data is None:
+                raise Skip("int8 needs --data DIR for calibration images")
+            get_exporter(target)(path, weights=self.onnx(), dynamic=True, half=precision == "fp16",
+                                 int8=precision == "int8", calib=self.cfg.data, calib_size=300)
+        return path
+
+
+def bench_images(cfg: BenchConfig, count: int) -> list[np.ndarray]:
+    """``count`` decoded images from ``--data`` (cycled), or seeded 640x480 noise."""
+    if cfg.data is not None:
+        files = sorted(p for p in Path(cfg.data).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
+        if files:
+            return [read_image(files[i % len(files)]) for i in range(count)]
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def time_calls(fn, cfg: BenchConfig, label: str) -> list[tuple[float, ...]]:
+    """Warm up, then call ``fn`` (returning per-stage ms) ``iters`` times or for ``seconds``."""
+    for _ in tqdm(range(cfg.warmup), desc=f"{label} warmup", leave=False, disable=not cfg.progress):
+        fn()
+    samples = []
+    total = None if cfg.seconds else cfg.iters
+    with tqdm(total=total, desc=f"{label} timing", leave=False, disable=not cfg.progress) as bar:
+        start = time.perf_counter()
+        while (len(samples) < cfg.iters) if not cfg.seconds else (time.perf_counter() - start < cfg.seconds):
+            samples.append(fn())
+            bar.update()
+    return samples
+
+
+def fill_timings(row: Row, samples: list[tuple[float, float, float]]) -> None:
+    columns = list(zip(*samples))
+    totals = [sum(s) for s in samples]
+    row.ms = {stage: summarize(v) for stage, v in zip(STAGES, [*columns, totals])}
+    row.images_per_s = row.batch * 1000.0 / row.ms["end_to_end"]["mean"]
+
+
+def measure_row(cfg: BenchConfig, cache: ModelCache, backend: str, precision: str, batch: int) -> Row:
+    row = Row(backend, precision, batch)
+    try:
+        path = cache.model_for(backend, precision)
+        row.model_file = str(path)
+        det = Detector(path, backend=backend, input_size=cache.input_size if backend == "torch" else None,
+                       conf=cfg.conf, iou=cfg.iou, batch_size=batch, threads=cfg.threads,
+                       model_name=cfg.model_name if backend == "torch" else None)
+        if det.batch_size != batch:
+            raise Skip(f"{Path(path).name} has a static batch of {det.batch_size}")
+        images = bench_images(cfg, batch)
+
+        def call() -> tuple[float, float, float]:
+            det(images)
+            t = det.timings
+            return t.preprocess_ms, t.inference_ms, t.postprocess_ms
+
+        fill_timings(row, time_calls(call, cfg, f"{backend}/{precision}/b{batch}"))
+        if cfg.ann is not None and batch == min(cfg.batches):
+            row.mAP50_95, row.mAP50 = coco_map(cfg, path, backend, cache)
+    except (YoloxDeployError, ImportError, OSError, RuntimeError) as exc:
+        row.status = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return row
+
+
+def coco_map(cfg: BenchConfig, path: Path, backend: str, cache: ModelCache) -> tuple[float, float]:
+    det = Detector(path, backend=backend, conf=0.01, iou=0.65, max_det=None, clip_boxes=False,
+                   input_size=cache.input_size if backend == "torch" else None,
+                   model_name=cfg.model_name if backend == "torch" else None, threads=cfg.threads)
+    result = evaluate_coco(det, cfg.data, cfg.ann, progress=cfg.progress)
+    return result["mAP50_95"], result["mAP50"]
+
+
+def measure_baseline(cfg: BenchConfig, cache: ModelCache) -> Row:
+    """The official ONNX Runtime demo pipeline: its preprocessing, session.run, its decode and
+    per-class NMS, on the same FP32 ONNX, one image per call."""
+    row = Row(BASELINE, "fp32", 1)
+    try:
+        import onnxruntime as ort
+
+        path = cache.onnx()
+        row.model_file = str(path)
+        options = ort.SessionOptions()
+        if cfg.threads:
+            options.intra_op_num_threads = cfg.threads
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        image = bench_images(cfg, 1)[0]
+        hw = cache.input_size
+
+        def call() -> tuple[float, float, float]:
+            t0 = time.perf_counter()
+            x, ratio = demo_preproc(image, hw)
+            t1 = time.perf_counter()
+            raw = session.run(None, {"images": x[None]})[0]
+            t2 = time.perf_counter()
+            demo_postprocess(raw, hw, ratio, cfg.conf, cfg.iou)
+            t3 = time.perf_counter()
+            return (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3
+
+        fill_timings(row, time_calls(call, cfg, "baseline"))
+    except (YoloxDeployError, ImportError, OSError, RuntimeError) as exc:
+        row.status = str(exc).splitlines()[0]
+    return row
+
+
+def reference_map(cfg: BenchConfig, rows: list[Row], cache: ModelCache) -> float | None:
+    """mAP50-95 of the PyTorch FP32 checkpoint: from its row, or measured for the deltas."""
+    for row in rows:
+        if row.backend == "torch" and row.precision == "fp32" and row.mAP50_95 is not None:
+            return row.mAP50_95
+    try:
+        return coco_map(cfg, cache.checkpoint(), "torch", cache)[0]
+    except (YoloxDeployError, ImportError) as exc:
+        print(f"yolox-bench: no PyTorch reference mAP ({exc})")
+        return None
+
+
+def run_bench(cfg: BenchConfig) -> dict[str, Any]:
+    """Measure every combination; return {"machine", "config", "rows", "summary"}."""
+    cache = ModelCache(cfg)
+    combos = [(b, p, n) for b in cfg.backends for p in cfg.precisions for n in cfg.batches]
+    rows = [measure_row(cfg, cache, *combo) for combo in tqdm(combos, desc="rows", disable=not cfg.progress)]
+    if cfg.baseline:
+        rows.append(measure_baseline(cfg, cache))
+    if cfg.ann is not None:
+        ref = reference_map(cfg, rows, cache)
+        for row in rows:
+            if ref is not None and row.mAP50_95 is not None:
+                row.delta_mAP50_95 = row.mAP50_95 - ref
+    return {"machine": machine_info(),
+            "config": {"model_name": cache.name, "weights": str(cfg.weights) if cfg.weights else None,
+                       "input_size": list(cache.input_size), "conf": cfg.conf, "iou": cfg.iou,
+                       "iters": cfg.iters, "seconds": cfg.seconds, "warmup": cfg.warmup, "threads": cfg.threads},
+            "rows": rows, "summary": overhead_summary(rows)}
+
+
+def overhead_summary(rows: list[Row]) -> dict[str, float]:
+    """Our ONNX Runtime FP32 batch-1 row against the baseline row of the same run."""
+    ours = next((r for r in rows if r.ok and r.backend == "onnxruntime" and r.precision == "fp32" and r.batch == 1),
+                None)
+    base = next((r for r in rows if r.ok and r.backend == BASELINE), None)
+    if ours is None:
+        return {}
+    summary = {"pre_post_overhead_pct": 100 * (ours.ms["preprocess"]["p50"] + ours.ms["postprocess"]["p50"])
+               / ours.ms["inference"]["p50"]}
+    if base is not None:
+        summary["e2e_ratio_vs_baseline"] = ours.ms["end_to_end"]["p50"] / base.ms["end_to_end"]["p50"]
+    return summary
+
+
+# --- writers -------------------------------------------------------------------------------
+
+TABLE_COLUMNS = ("backend", "precision", "batch", "pre ms/img", "infer ms/img", "post ms/img", "e2e mean ms",
+                 "e2e p50", "e2e p90", "e2e p99", "img/s", "mAP50-95", "mAP50", "ΔmAP vs torch fp32", "status")
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def table_rows(rows: list[Row]) -> list[list[str]]:
+    out = []
+    for r in rows:
+        timed = r.ok and bool(r.ms)
+        e2e = r.ms.get("end_to_end", {})
+        out.append([r.backend, r.precision, str(r.batch),
+                    _fmt(r.per_image_ms("preprocess")) if timed else "",
+                    _fmt(r.per_image_ms("inference")) if timed else "",
+                    _fmt(r.per_image_ms("postprocess")) if timed else "",
+                    _fmt(e2e.get("mean")), _fmt(e2e.get("p50")), _fmt(e2e.get("p90")), _fmt(e2e.get("p99")),
+                    _fmt(r.images_per_s, 1), _fmt(r.mAP50_95, 4), _fmt(r.mAP50, 4),
+                    "" if r.delta_mAP50_95 is None else f"{r.delta_mAP50_95:+.4f}", r.status])
+    return out
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v != "not installed")
+    c = result["config"]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, GPU: {m['gpu']}; {m['os']}; Python {m['python']}; {versions}",
+             f"Model: {c['model_name']} ({c['weights'] or 'seeded random weights'}), input {c['input_size'][0]}x"
+             f"{c['input_size'][1]}, conf {c['conf']}, iou {c['iou']}; e2e columns are per batch (ms), stage "
+             "columns per image (p50)", "",
+             "| " + " | ".join(TABLE_COLUMNS) + " |", "|" + " --- |" * len(TABLE_COLUMNS)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(result["rows"])]
+    s = result["summary"]
+    if s:
+        lines.append("")
+        lines.append(f"pre+post overhead of onnxruntime fp32 b1: {s['pre_post_overhead_pct']:.1f}% of inference (p50)"
+                     + (f"; end-to-end p50 vs the official demo baseline: {s['e2e_ratio_vs_baseline']:.2f}x"
+                        if "e2e_ratio_vs_baseline" in s else ""))
+    return "\n".join(lines)
+
+
+def to_jsonable(result: dict[str, Any]) -> dict[str, Any]:
+    return {**result, "rows": [dataclasses.asdict(r) for r in result["rows"]]}
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    Path(path).write_text(json.dumps(to_jsonable(result), indent=1))
+
+
+def write_csv(result: dict[str, Any], path: Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(TABLE_COLUMNS)
+        writer.writerows(table_rows(result["rows"]))
+
+
+def write_plot(result: dict[str, Any], path: Path) -> None:
+    """Per-image stage latency bars (p50) and a latency/accuracy scatter."""
+    from .._optional import require
+
+    require("matplotlib", extra="bench", purpose="--plot")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in result["rows"] if r.ok and r.ms]
+    labels = [f"{r.backend} {r.precision} b{r.batch}" for r in rows]
+    fig, (bars, scatter) = plt.subplots(1, 2, figsize=(14, max(3.5, 0.45 * len(rows) + 1.5)))
+    left = np.zeros(len(rows))
+    for stage, color in zip(STAGES[:3], ("#4c72b0", "#dd8452", "#55a868")):
+        values = np.array([r.per_image_ms(stage) for r in rows])
+        bars.barh(labels, values, left=left, color=color, label=stage)
+        left += values
+    bars.invert_yaxis()
+    bars.set_xlabel("ms per image (p50)")
+    bars.set_title("latency by stage")
+    bars.legend(loc="lower right")
+    with_map = [r for r in rows if r.mAP50_95 is not None]
+    if with_map:
+        for r in with_map:
+            scatter.scatter(r.per_image_ms("end_to_end"), r.mAP50_95, s=40)
+            scatter.annotate(f"{r.backend} {r.precision}", (r.per_image_ms("end_to_end"), r.mAP50_95), fontsize=8,
+                             xytext=(4, 4), textcoords="offset points")
+        scatter.set_xlabel("end-to-end ms per image (p50)")
+        scatter.set_ylabel("COCO mAP50-95")
+        scatter.set_title("speed vs accuracy")
+    else:
+        scatter.text(0.5, 0.5, "no accuracy data\n(pass --data DIR --ann JSON)", ha="center", va="center")
+        scatter.set_axis_off()
+    m = result["machine"]
+    fig.suptitle(f"{result['config']['model_name']} {result['config']['input_size'][0]}x"
+                 f"{result['config']['input_size'][1]} on {m['cpu']} ({m['cores']} cores)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,97 @@
+"""yolox-bench: rows, failure rows, writers (table, JSON, CSV, PNG), with tiny models."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from yolox_deploy.benchmarks.bench import (BASELINE, BenchConfig, Row, markdown_table, overhead_summary,  # noqa: E402
+                                           run_bench, summarize, write_csv, write_json, write_plot)
+from yolox_deploy.cli import bench as bench_cli  # noqa: E402
+
+
+def test_summary_statistics():
+    s = summarize([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert s["p50"] == 3.0 and s["mean"] == 22.0 and 4.0 < s["p90"] < 100.0 and s["p99"] > s["p90"]
+
+
+@pytest.fixture(scope="module")
+def tiny_result(tmp_path_factory, tiny_checkpoint):
+    cfg = BenchConfig(backends=["onnxruntime", "torch", "no-such-backend"], weights=tiny_checkpoint,
+                      model_name=None, precisions=["fp32", "fp16", "int8"], batches=[1, 2], input_size=(64, 64),
+                      warmup=1, iters=3, cache_dir=tmp_path_factory.mktemp("cache"), progress=False)
+    return run_bench(cfg)
+
+
+def rows_by(result, backend, precision, batch):
+    return next(r for r in result["rows"] if (r.backend, r.precision, r.batch) == (backend, precision, batch))
+
+
+def test_rows_time_every_stage_and_keep_failures_with_reasons(tiny_result):
+    ok = rows_by(tiny_result, "onnxruntime", "fp32", 2)
+    assert ok.ok and set(ok.ms) == {"preprocess", "inference", "postprocess", "end_to_end"}
+    e2e = ok.ms["end_to_end"]
+    assert 0 < e2e["p50"] <= e2e["p90"] <= e2e["p99"] and ok.images_per_s > 0
+    assert "fp16 is not offered" in rows_by(tiny_result, "onnxruntime", "fp16", 1).status
+    assert "fp16 is not offered" in rows_by(tiny_result, "torch", "fp16", 1).status
+    assert "unknown backend 'no-such-backend'" in rows_by(tiny_result, "no-such-backend", "fp32", 1).status
+    baseline = rows_by(tiny_result, BASELINE, "fp32", 1)
+    assert baseline.ok and baseline.ms["end_to_end"]["p50"] > 0
+    assert "e2e_ratio_vs_baseline" in tiny_result["summary"]
+
+
+def test_writers(tiny_result, tmp_path):
+    table = markdown_table(tiny_result)
+    assert "| onnxruntime | fp32 | 2 |" in table and "unknown backend" in table and "Machine:" in table
+    write_json(tiny_result, tmp_path / "r.json")
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["machine"]["cores"] >= 1 and data["config"]["input_size"] == [64, 64]
+    assert {r["backend"] for r in data["rows"]} >= {"onnxruntime", "torch", BASELINE}
+    write_csv(tiny_result, tmp_path / "r.csv")
+    with open(tmp_path / "r.csv") as f:
+        rows = list(csv.reader(f))
+    assert rows[0][0] == "backend" and len(rows) == 1 + len(tiny_result["rows"])
+    pytest.importorskip("matplotlib")
+    write_plot(tiny_result, tmp_path / "r.png")
+    assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_export_failure_becomes_a_row(tmp_path, tiny_checkpoint):
+    pytest.importorskip("openvino")
+    cfg = BenchConfig(backends=["openvino"], weights=tiny_checkpoint, precisions=["int8"], batches=[1],
+                      input_size=(64, 64), warmup=0, iters=1, cache_dir=tmp_path, progress=False, baseline=False)
+    row, = run_bench(cfg)["rows"]
+    assert not row.ok and "int8 needs --data" in row.status
+
+
+def test_overhead_summary_compares_with_the_baseline_row():
+    def row(backend, pre, inf, post):
+        r = Row(backend, "fp32", 1)
+        r.ms = {stage: summarize([v]) for stage, v in
+                zip(("preprocess", "inference", "postprocess", "end_to_end"), (pre, inf, post, pre + inf + post))}
+        return r
+
+    s = overhead_summary([row("onnxruntime", 1.0, 20.0, 1.0), row(BASELINE, 1.0, 20.0, 3.0)])
+    assert s["pre_post_overhead_pct"] == pytest.approx(10.0) and s["e2e_ratio_vs_baseline"] == pytest.approx(22 / 24)
+
+
+def test_cli_writes_json_csv_png(tmp_path, tiny_checkpoint, capsys):
+    pytest.importorskip("matplotlib")
+    args = ["--weights", str(tiny_checkpoint), "--backends", "onnxruntime",
+            "--input-size", "64", "64", "--iters", "2", "--warmup", "0", "--cache-dir", str(tmp_path / "c"),
+            "--json", str(tmp_path / "b.json"), "--csv", str(tmp_path / "b.csv"), "--plot", str(tmp_path / "b.png")]
+    assert bench_cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "| onnxruntime | fp32 | 1 |" in out
+    assert all((tmp_path / f).is_file() for f in ("b.json", "b.csv", "b.png"))
+
+
+def test_cli_argument_errors(capsys):
+    assert bench_cli.main(["--precisions", "fp8"]) == 2
+    assert "unknown precision 'fp8'" in capsys.readouterr().err
+    assert bench_cli.main(["--ann", "x.json"]) == 2
+    assert "--ann needs --data" in capsys.readouterr().err

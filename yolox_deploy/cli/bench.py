@@ -1,0 +1,78 @@
+"""yolox-bench: latency (and accuracy) table of backends x precisions x batch sizes."""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..benchmarks.bench import PRECISIONS, BenchConfig, markdown_table, run_bench, write_csv, write_json, write_plot
+from ..errors import YoloxDeployError
+from ..runtimes import backend_names
+from .common import run
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="yolox-bench", description="Time a YOLOX model on every backend, precision "
+                                "and batch size (exports what it needs, cached), beside the official demo pipeline.")
+    p.add_argument("--weights", default=None, help="official-format .pth (omit: seeded random weights)")
+    p.add_argument("--model-name", default=None, help="architecture (default: inferred from --weights; "
+                                                      "yolox-nano without weights)")
+    p.add_argument("--backends", default=",".join(backend_names()), help="comma-separated (default: all known)")
+    p.add_argument("--precisions", default="fp32", help=f"comma-separated of {', '.join(PRECISIONS)}")
+    p.add_argument("--batch", default="1", help="comma-separated batch sizes, e.g. 1,8")
+    p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None)
+    p.add_argument("--warmup", type=int, default=10)
+    timing = p.add_mutually_exclusive_group()
+    timing.add_argument("--iters", type=int, default=50, help="timed calls per row")
+    timing.add_argument("--seconds", type=float, default=None, help="time each row for this long instead")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--data", default=None, help="image folder: benchmark inputs, calibration, and mAP with --ann")
+    p.add_argument("--ann", default=None, help="COCO instances JSON for --data: adds mAP columns")
+    p.add_argument("--conf", type=float, default=0.25)
+    p.add_argument("--iou", type=float, default=0.45)
+    p.add_argument("--no-baseline", action="store_true", help="skip the official demo baseline row")
+    p.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "yolox_deploy" / "bench"))
+    p.add_argument("--json", default=None, help="write results as JSON")
+    p.add_argument("--csv", default=None, help="write the table as CSV")
+    p.add_argument("--plot", default=None, help="write a PNG: stage latency bars and speed/accuracy scatter")
+    return p
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    precisions = _csv(args.precisions)
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    if unknown:
+        raise YoloxDeployError(f"unknown precision {unknown[0]!r}; use {', '.join(PRECISIONS)}")
+    try:
+        batches = [int(b) for b in _csv(args.batch)]
+    except ValueError:
+        raise YoloxDeployError(f"--batch takes comma-separated integers, got {args.batch!r}") from None
+    if args.ann and not args.data:
+        raise YoloxDeployError("--ann needs --data (the images it annotates)")
+    cfg = BenchConfig(backends=_csv(args.backends), weights=Path(args.weights) if args.weights else None,
+                      model_name=args.model_name, precisions=precisions, batches=batches,
+                      input_size=tuple(args.input_size) if args.input_size else None, warmup=args.warmup,
+                      iters=args.iters, seconds=args.seconds, threads=args.threads,
+                      data=Path(args.data) if args.data else None, ann=Path(args.ann) if args.ann else None,
+                      cache_dir=Path(args.cache_dir), conf=args.conf, iou=args.iou, baseline=not args.no_baseline)
+    result = run_bench(cfg)
+    print(markdown_table(result))
+    for path, writer in ((args.json, write_json), (args.csv, write_csv), (args.plot, write_plot)):
+        if path:
+            writer(result, Path(path))
+            print(f"wrote {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(_main, argv, "yolox-bench")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
