@@ -44,6 +44,7 @@ class BenchConfig:
     (or as many as fit in ``seconds``); ``data``/``ann`` add COCO mAP columns."""
 
     backends: Sequence[str]
+    models: Sequence[Path] = ()  # existing model files: benchmarked as they are, no export, no torch needed
     weights: Path | None = None
     model_name: str | None = None
     precisions: Sequence[str] = ("fp32",)
@@ -210,51 +211,76 @@ def fill_timings(row: Row, samples: list[tuple[float, float, float]]) -> None:
 def measure_row(cfg: BenchConfig, cache: ModelCache, backend: str, precision: str, batch: int) -> Row:
     row = Row(backend, precision, batch)
     try:
-        path = cache.model_for(backend, precision)
-        row.model_file = str(path)
-        det = Detector(path, backend=backend, input_size=cache.input_size if backend == "torch" else None,
-                       conf=cfg.conf, iou=cfg.iou, batch_size=batch, threads=cfg.threads,
-                       model_name=cfg.model_name if backend == "torch" else None)
-        if det.batch_size != batch:
-            raise Skip(f"{Path(path).name} has a static batch of {det.batch_size}")
-        images = bench_images(cfg, batch)
-
-        def call() -> tuple[float, float, float]:
-            det(images)
-            t = det.timings
-            return t.preprocess_ms, t.inference_ms, t.postprocess_ms
-
-        fill_timings(row, time_calls(call, cfg, f"{backend}/{precision}/b{batch}"))
-        if cfg.ann is not None and batch == min(cfg.batches):
-            row.mAP50_95, row.mAP50 = coco_map(cfg, path, backend, cache)
+        measure_model(cfg, row, cache.model_for(backend, precision), backend, cache.input_size)
     except (YoloxDeployError, ImportError, OSError, RuntimeError) as exc:
         row.status = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return row
 
 
-def coco_map(cfg: BenchConfig, path: Path, backend: str, cache: ModelCache) -> tuple[float, float]:
+def measure_file_row(cfg: BenchConfig, path: Path, batch: int) -> Row:
+    """A row for an existing model file (``--model``): its backend from the suffix."""
+    from ..runtimes import backend_for_path
+
+    row = Row(Path(path).name, "as exported", batch)
+    try:
+        backend = backend_for_path(path)
+        row.backend = f"{backend} ({Path(path).name})"
+        measure_model(cfg, row, Path(path), backend, cfg.input_size)
+    except (YoloxDeployError, ImportError, OSError, RuntimeError) as exc:
+        row.status = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return row
+
+
+def measure_model(cfg: BenchConfig, row: Row, path: Path, backend: str, input_size: tuple[int, int] | None) -> None:
+    """Time ``row.batch`` images per call through a Detector on ``path``; add mAP with --ann."""
+    row.model_file = str(path)
+    dynamic_hw = backend == "torch"
+    det = Detector(path, backend=backend, input_size=input_size if dynamic_hw else None, conf=cfg.conf,
+                   iou=cfg.iou, batch_size=row.batch, threads=cfg.threads,
+                   model_name=cfg.model_name if dynamic_hw else None)
+    if det.batch_size != row.batch:
+        raise Skip(f"{Path(path).name} has a static batch of {det.batch_size}")
+    images = bench_images(cfg, row.batch)
+
+    def call() -> tuple[float, float, float]:
+        det(images)
+        t = det.timings
+        return t.preprocess_ms, t.inference_ms, t.postprocess_ms
+
+    fill_timings(row, time_calls(call, cfg, f"{row.backend}/{row.precision}/b{row.batch}"))
+    if cfg.ann is not None and row.batch == min(cfg.batches):
+        row.mAP50_95, row.mAP50 = coco_map(cfg, path, backend, det.input_size)
+
+
+def coco_map(cfg: BenchConfig, path: Path, backend: str, input_size: tuple[int, int]) -> tuple[float, float]:
     det = Detector(path, backend=backend, conf=0.01, iou=0.65, max_det=None, clip_boxes=False,
-                   input_size=cache.input_size if backend == "torch" else None,
+                   input_size=input_size if backend == "torch" else None,
                    model_name=cfg.model_name if backend == "torch" else None, threads=cfg.threads)
     result = evaluate_coco(det, cfg.data, cfg.ann, progress=cfg.progress)
     return result["mAP50_95"], result["mAP50"]
 
 
-def measure_baseline(cfg: BenchConfig, cache: ModelCache) -> Row:
+def measure_baseline(cfg: BenchConfig, onnx_path, input_size: tuple[int, int] | None) -> Row:
     """The official ONNX Runtime demo pipeline: its preprocessing, session.run, its decode and
-    per-class NMS, on the same FP32 ONNX, one image per call."""
+    per-class NMS, on the same FP32 ONNX (``onnx_path`` may be a callable exporting it), one
+    image per call."""
     row = Row(BASELINE, "fp32", 1)
     try:
         import onnxruntime as ort
 
-        path = cache.onnx()
+        path = onnx_path() if callable(onnx_path) else onnx_path
+        if path is None:
+            raise Skip("needs an .onnx among --model files")
         row.model_file = str(path)
         options = ort.SessionOptions()
         if cfg.threads:
             options.intra_op_num_threads = cfg.threads
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         image = bench_images(cfg, 1)[0]
-        hw = cache.input_size
+        shape = session.get_inputs()[0].shape
+        hw = tuple(shape[2:]) if all(isinstance(d, int) for d in shape[2:]) else input_size
+        if hw is None:
+            raise Skip(f"{Path(path).name} has a dynamic input size: pass --input-size")
 
         def call() -> tuple[float, float, float]:
             t0 = time.perf_counter()
@@ -272,13 +298,15 @@ def measure_baseline(cfg: BenchConfig, cache: ModelCache) -> Row:
     return row
 
 
-def reference_map(cfg: BenchConfig, rows: list[Row], cache: ModelCache) -> float | None:
+def reference_map(cfg: BenchConfig, rows: list[Row], cache: ModelCache | None) -> float | None:
     """mAP50-95 of the PyTorch FP32 checkpoint: from its row, or measured for the deltas."""
     for row in rows:
-        if row.backend == "torch" and row.precision == "fp32" and row.mAP50_95 is not None:
+        if row.backend.startswith("torch") and row.precision in ("fp32", "as exported") and row.mAP50_95 is not None:
             return row.mAP50_95
+    if cache is None:
+        return None
     try:
-        return coco_map(cfg, cache.checkpoint(), "torch", cache)[0]
+        return coco_map(cfg, cache.checkpoint(), "torch", cache.input_size)[0]
     except (YoloxDeployError, ImportError) as exc:
         print(f"yolox-bench: no PyTorch reference mAP ({exc})")
         return None
@@ -286,27 +314,38 @@ def reference_map(cfg: BenchConfig, rows: list[Row], cache: ModelCache) -> float
 
 def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     """Measure every combination; return {"machine", "config", "rows", "summary"}."""
-    cache = ModelCache(cfg)
-    combos = [(b, p, n) for b in cfg.backends for p in cfg.precisions for n in cfg.batches]
-    rows = [measure_row(cfg, cache, *combo) for combo in tqdm(combos, desc="rows", disable=not cfg.progress)]
+    if cfg.models:
+        cache = None
+        name, input_size = ", ".join(Path(m).name for m in cfg.models), cfg.input_size
+        combos = [(m, n) for m in cfg.models for n in cfg.batches]
+        rows = [measure_file_row(cfg, *combo) for combo in tqdm(combos, desc="rows", disable=not cfg.progress)]
+        onnx_source = next((Path(m) for m in cfg.models if Path(m).suffix.lower() == ".onnx"), None)
+    else:
+        cache = ModelCache(cfg)
+        name, input_size = cache.name, cache.input_size
+        combos = [(b, p, n) for b in cfg.backends for p in cfg.precisions for n in cfg.batches]
+        rows = [measure_row(cfg, cache, *combo) for combo in tqdm(combos, desc="rows", disable=not cfg.progress)]
+        onnx_source = cache.onnx
     if cfg.baseline:
-        rows.append(measure_baseline(cfg, cache))
+        rows.append(measure_baseline(cfg, onnx_source, input_size))
     if cfg.ann is not None:
         ref = reference_map(cfg, rows, cache)
         for row in rows:
             if ref is not None and row.mAP50_95 is not None:
                 row.delta_mAP50_95 = row.mAP50_95 - ref
     return {"machine": machine_info(),
-            "config": {"model_name": cache.name, "weights": str(cfg.weights) if cfg.weights else None,
-                       "input_size": list(cache.input_size), "conf": cfg.conf, "iou": cfg.iou,
+            "config": {"model_name": name, "weights": str(cfg.weights) if cfg.weights else None,
+                       "source": str(cfg.weights) if cfg.weights else "model files as given" if cfg.models
+                       else "seeded random weights",
+                       "input_size": list(input_size) if input_size else None, "conf": cfg.conf, "iou": cfg.iou,
                        "iters": cfg.iters, "seconds": cfg.seconds, "warmup": cfg.warmup, "threads": cfg.threads},
             "rows": rows, "summary": overhead_summary(rows)}
 
 
 def overhead_summary(rows: list[Row]) -> dict[str, float]:
     """Our ONNX Runtime FP32 batch-1 row against the baseline row of the same run."""
-    ours = next((r for r in rows if r.ok and r.backend == "onnxruntime" and r.precision == "fp32" and r.batch == 1),
-                None)
+    ours = next((r for r in rows if r.ok and r.backend.startswith("onnxruntime") and r.batch == 1
+                 and r.precision in ("fp32", "as exported")), None)
     base = next((r for r in rows if r.ok and r.backend == BASELINE), None)
     if ours is None:
         return {}
@@ -346,16 +385,17 @@ def markdown_table(result: dict[str, Any]) -> str:
     m = result["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v != "not installed")
     c = result["config"]
+    size = "x".join(map(str, c["input_size"])) if c["input_size"] else "as stored in the model"
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, GPU: {m['gpu']}; {m['os']}; Python {m['python']}; {versions}",
-             f"Model: {c['model_name']} ({c['weights'] or 'seeded random weights'}), input {c['input_size'][0]}x"
-             f"{c['input_size'][1]}, conf {c['conf']}, iou {c['iou']}; e2e columns are per batch (ms), stage "
+             f"Model: {c['model_name']} ({c['source']}), "
+             f"input {size}, conf {c['conf']}, iou {c['iou']}; e2e columns are per batch (ms), stage "
              "columns per image (p50)", "",
              "| " + " | ".join(TABLE_COLUMNS) + " |", "|" + " --- |" * len(TABLE_COLUMNS)]
     lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(result["rows"])]
     s = result["summary"]
     if s:
         lines.append("")
-        lines.append(f"pre+post overhead of onnxruntime fp32 b1: {s['pre_post_overhead_pct']:.1f}% of inference (p50)"
+        lines.append(f"pre+post overhead of onnxruntime b1: {s['pre_post_overhead_pct']:.1f}% of inference (p50)"
                      + (f"; end-to-end p50 vs the official demo baseline: {s['e2e_ratio_vs_baseline']:.2f}x"
                         if "e2e_ratio_vs_baseline" in s else ""))
     return "\n".join(lines)
@@ -411,8 +451,7 @@ def write_plot(result: dict[str, Any], path: Path) -> None:
         scatter.text(0.5, 0.5, "no accuracy data\n(pass --data DIR --ann JSON)", ha="center", va="center")
         scatter.set_axis_off()
     m = result["machine"]
-    fig.suptitle(f"{result['config']['model_name']} {result['config']['input_size'][0]}x"
-                 f"{result['config']['input_size'][1]} on {m['cpu']} ({m['cores']} cores)", fontsize=10)
+    fig.suptitle(f"{result['config']['model_name']} on {m['cpu']} ({m['cores']} cores)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

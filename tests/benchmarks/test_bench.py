@@ -95,3 +95,17 @@ def test_cli_argument_errors(capsys):
     assert "unknown precision 'fp8'" in capsys.readouterr().err
     assert bench_cli.main(["--ann", "x.json"]) == 2
     assert "--ann needs --data" in capsys.readouterr().err
+
+
+def test_model_files_mode_needs_no_export(tmp_path, tiny_onnx, nano_onnx):
+    cfg = BenchConfig(backends=[], models=[nano_onnx, tiny_onnx, tmp_path / "x.tflite"], batches=[1, 2],
+                      input_size=None, warmup=0, iters=2, cache_dir=tmp_path, progress=False)
+    result = run_bench(cfg)
+    rows = {(r.backend, r.batch): r for r in result["rows"]}
+    assert rows[("onnxruntime (yolox_nano.onnx)", 1)].ok
+    assert "static batch of 1" in rows[("onnxruntime (yolox_nano.onnx)", 2)].status
+    assert rows[("onnxruntime (tiny.onnx)", 2)].ok  # dynamic batch; input size from its metadata
+    assert "unknown model file kind .tflite" in rows[("x.tflite", 1)].status
+    baseline = rows[(BASELINE, 1)]
+    assert baseline.ok and "yolox_nano.onnx" in baseline.model_file
+    assert "Model: yolox_nano.onnx, tiny.onnx, x.tflite (model files as given)" in markdown_table(result)

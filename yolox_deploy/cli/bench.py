@@ -20,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="yolox-bench", description="Time a YOLOX model on every backend, precision "
                                 "and batch size (exports what it needs, cached), beside the official demo pipeline.")
     p.add_argument("--weights", default=None, help="official-format .pth (omit: seeded random weights)")
+    p.add_argument("--model", nargs="+", default=None, metavar="FILE",
+                   help="benchmark these model files as they are (no export; backend from the suffix)")
     p.add_argument("--model-name", default=None, help="architecture (default: inferred from --weights; "
                                                       "yolox-nano without weights)")
     p.add_argument("--backends", default=",".join(backend_names()), help="comma-separated (default: all known)")
@@ -55,7 +57,10 @@ def _main(argv: Sequence[str] | None) -> int:
         raise YoloxDeployError(f"--batch takes comma-separated integers, got {args.batch!r}") from None
     if args.ann and not args.data:
         raise YoloxDeployError("--ann needs --data (the images it annotates)")
-    cfg = BenchConfig(backends=_csv(args.backends), weights=Path(args.weights) if args.weights else None,
+    if args.model and args.weights:
+        raise YoloxDeployError("give --weights (export what is needed) or --model files, not both")
+    cfg = BenchConfig(backends=_csv(args.backends), models=[Path(m) for m in args.model or ()],
+                      weights=Path(args.weights) if args.weights else None,
                       model_name=args.model_name, precisions=precisions, batches=batches,
                       input_size=tuple(args.input_size) if args.input_size else None, warmup=args.warmup,
                       iters=args.iters, seconds=args.seconds, threads=args.threads,
