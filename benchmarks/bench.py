@@ -192,10 +192,14 @@ def time_calls(fn, cfg: BenchConfig, label: str) -> list[tuple[float, ...]]:
     for _ in tqdm(range(cfg.warmup), desc=f"{label} warmup", leave=False, disable=not cfg.progress):
         fn()
     samples = []
-    total = None if cfg.seconds else cfg.iters
-    with tqdm(total=total, desc=f"{label} timing", leave=False, disable=not cfg.progress) as bar:
-        start = time.perf_counter()
-        while (len(samples) < cfg.iters) if not cfg.seconds else (time.perf_counter() - start < cfg.seconds):
+    start = time.perf_counter()
+
+    def more() -> bool:
+        return time.perf_counter() - start < cfg.seconds if cfg.seconds else len(samples) < cfg.iters
+
+    with tqdm(total=None if cfg.seconds else cfg.iters, desc=f"{label} timing", leave=False,
+              disable=not cfg.progress) as bar:
+        while more():
             samples.append(fn())
             bar.update()
     return samples

@@ -58,7 +58,7 @@ def torch_pipeline(raw, input_hw, ratio, conf, iou):
 
     from yolox_deploy.grids import anchor_grid
 
-    grid, stride = (torch.from_numpy(a) for a in anchor_grid(input_hw))
+    grid, stride = (torch.tensor(a) for a in anchor_grid(input_hw))  # copies: the cached grids are read-only
     pred = torch.from_numpy(raw[0])
     cls_conf, cls_id = pred[:, 5:].max(1)
     scores = pred[:, 4] * cls_conf

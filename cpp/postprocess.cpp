@@ -34,10 +34,6 @@ struct Candidate {
     int64_t class_id;
 };
 
-struct ImageResult {
-    std::vector<Candidate> kept;
-};
-
 // Raw output of one image, any strides: element (anchor, column) at base + anchor*s_n + column*s_c bytes.
 struct RawView {
     const char* base;
@@ -222,10 +218,10 @@ Settings check_settings(const FloatArray& raw, int64_t input_h, int64_t input_w,
     return Settings{input_h, input_w, strides, static_cast<float>(conf), static_cast<float>(iou), class_agnostic, max_det};
 }
 
-py::list to_python(const std::vector<ImageResult>& results) {
+py::list to_python(const std::vector<std::vector<Candidate>>& results) {
     py::list out;
-    for (const ImageResult& r : results) {
-        const auto k = static_cast<py::ssize_t>(r.kept.size());
+    for (const std::vector<Candidate>& kept : results) {
+        const auto k = static_cast<py::ssize_t>(kept.size());
         py::array_t<float> boxes({k, static_cast<py::ssize_t>(4)});
         py::array_t<float> scores(k);
         py::array_t<int64_t> class_ids(k);
@@ -233,7 +229,7 @@ py::list to_python(const std::vector<ImageResult>& results) {
         auto s = scores.mutable_unchecked<1>();
         auto c = class_ids.mutable_unchecked<1>();
         for (py::ssize_t i = 0; i < k; ++i) {
-            const Candidate& d = r.kept[static_cast<size_t>(i)];
+            const Candidate& d = kept[static_cast<size_t>(i)];
             b(i, 0) = d.box.x1;
             b(i, 1) = d.box.y1;
             b(i, 2) = d.box.x2;
@@ -254,13 +250,13 @@ py::list postprocess(const py::object& raw_obj, int64_t input_h, int64_t input_w
                                              ratios, image_shapes);
     const char* base = reinterpret_cast<const char*>(raw.data());
     const int64_t s_b = raw.strides(0), s_n = raw.strides(1), s_c = raw.strides(2), columns = raw.shape(2);
-    std::vector<ImageResult> results(ratios.size());
+    std::vector<std::vector<Candidate>> results(ratios.size());
     {
         py::gil_scoped_release release;
         for (size_t b = 0; b < ratios.size(); ++b) {
             const RawView view{base + static_cast<int64_t>(b) * s_b, s_n, s_c, columns};
-            results[b].kept = nms(select_candidates(view, settings), columns - 5, settings);
-            map_to_image(results[b].kept, static_cast<float>(ratios[b]), image_shapes.empty() ? nullptr : &image_shapes[b]);
+            results[b] = nms(select_candidates(view, settings), columns - 5, settings);
+            map_to_image(results[b], static_cast<float>(ratios[b]), image_shapes.empty() ? nullptr : &image_shapes[b]);
         }
     }
     return to_python(results);

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +11,10 @@ import numpy as np
 from .._optional import require
 from ..calibration import calibration_images
 from ..errors import YoloxDeployError
-from ..metadata import ModelMetadata
+from ..runtimes.openvino import write_metadata
 from . import register
 from .onnx import export_onnx
 
-RT_INFO_SECTION = "yolox_deploy"
 FP32_TOLERANCE = 1e-3
 
 
@@ -30,17 +28,6 @@ class OpenVinoExportReport:
     def summary(self) -> str:
         return (f"exported OpenVINO IR ({self.precision}) to {self.path} (+ {self.path.with_suffix('.bin').name}), "
                 f"input {self.input_shape}; max abs diff vs ONNX Runtime {self.max_abs_diff:.2e}")
-
-
-def write_metadata(model: Any, metadata: ModelMetadata) -> None:
-    for key, value in metadata.to_props().items():
-        model.set_rt_info(value, [RT_INFO_SECTION, key])
-
-
-def read_metadata(model: Any) -> ModelMetadata:
-    props = {key: model.get_rt_info([RT_INFO_SECTION, key]).astype(str)
-             for key in ModelMetadata().to_props() if model.has_rt_info([RT_INFO_SECTION, key])}
-    return ModelMetadata.from_props(props)
 
 
 def quantize_int8(model: Any, calib_dir: str | Path, input_hw: tuple[int, int], calib_size: int) -> Any:

@@ -15,6 +15,20 @@ from . import register
 from .base import Backend, InputShape
 
 
+RT_INFO_SECTION = "yolox_deploy"  # where the IR's rt_info keeps our ModelMetadata
+
+
+def write_metadata(model: Any, metadata: ModelMetadata) -> None:
+    for key, value in metadata.to_props().items():
+        model.set_rt_info(value, [RT_INFO_SECTION, key])
+
+
+def read_metadata(model: Any) -> ModelMetadata:
+    props = {key: model.get_rt_info([RT_INFO_SECTION, key]).astype(str)
+             for key in ModelMetadata().to_props() if model.has_rt_info([RT_INFO_SECTION, key])}
+    return ModelMetadata.from_props(props)
+
+
 @register
 class OpenVinoBackend(Backend):
     """``hint``: 'LATENCY' (default) or 'THROUGHPUT'; ``threads``: inference threads;
@@ -31,8 +45,6 @@ class OpenVinoBackend(Backend):
                  hint: str = "LATENCY", streams: int | None = None, precision: str = "f32", **options: Any):
         super().__init__(path, device)
         ov = require("openvino", extra=self.extra, purpose="the openvino backend")
-        from ..exporters.openvino import read_metadata
-
         if not self.path.with_suffix(".bin").is_file():
             raise ModelFileError(f"{self.path.name} has no weights file: expected "
                                  f"{self.path.with_suffix('.bin').name} beside it")

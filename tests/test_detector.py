@@ -51,6 +51,7 @@ def test_batches_of_a_dynamic_model_equal_single_calls(tiny_onnx):
     single = Detector(tiny_onnx, conf=0.01)
     batched = Detector(tiny_onnx, conf=0.01, batch_size=2)
     for a, b in zip([single(im) for im in images], batched(images)):
+        assert len(a) > 0
         np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
     assert batched.timings.images == 5
     assert single(images[0]).class_names[:1] in ((), ("cat",), ("dog",), ("bird",))

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Union, overload
 
-import numpy as np
 
 from .coco import default_class_names
 from .detections import Detections
@@ -47,6 +46,8 @@ class Detector:
     ``postprocess_impl``: 'auto' (C++ kernel when built), 'cpp' or 'numpy';
     other keyword arguments go to the backend (e.g. ``threads``, ``model_name``).
     """
+
+    PIPELINE_BATCHES = 8  # backend batches handed to infer_many at once (bounds memory for long lists)
 
     def __init__(self, model: str | Path | Backend, backend: str | None = None, device: str = "cpu",
                  conf: float = 0.25, iou: float = 0.45, class_agnostic: bool = False,
@@ -121,8 +122,6 @@ class Detector:
             results.extend(self._detect_group(items[start:start + group], timings))
         self.timings = timings
         return results[0] if single else results
-
-    PIPELINE_BATCHES = 8
 
     def _detect_group(self, items: Sequence[ImageLike], timings: StageTimings) -> list[Detections]:
         t0 = time.perf_counter()

@@ -80,6 +80,7 @@ def test_async_queue_and_throughput_hint_give_the_sequential_results(ir_dir, tin
     singles = [Detector(report.path, conf=0.01)(im) for im in images]
     batched = Detector(report.path, conf=0.01, batch_size=2, hint="THROUGHPUT")(images)
     for a, b in zip(singles, batched):
+        assert len(a) > 0
         np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
 
 
