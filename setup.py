@@ -26,6 +26,8 @@ EXPORT = TORCH + ["onnx>=1.15", "onnxslim>=0.1.30"]
 EVAL = ["pycocotools>=2.0.7"]
 OPENVINO = ["openvino>=2024.0"]
 OPENVINO_INT8 = OPENVINO + ["nncf>=2.10"]
+NCNN = ["ncnn>=1.0.20240410"]
+NCNN_EXPORT = TORCH + NCNN + ["pnnx>=20240410"]
 
 setup(
     name="yolox-deploy",
@@ -50,9 +52,11 @@ setup(
         "eval": EVAL,
         "openvino": OPENVINO,
         "openvino-int8": OPENVINO_INT8,
+        "ncnn": NCNN,
+        "ncnn-export": NCNN_EXPORT,
         "bench": ["matplotlib>=3.5"],
-        "all": EXPORT + EVAL + OPENVINO_INT8,
-        "test": EXPORT + EVAL + OPENVINO_INT8 + ["matplotlib>=3.5", "pytest>=7", "hypothesis>=6", "pillow>=9"],
+        "all": EXPORT + EVAL + OPENVINO_INT8 + NCNN_EXPORT,
+        "test": EXPORT + EVAL + OPENVINO_INT8 + NCNN_EXPORT + ["matplotlib>=3.5", "pytest>=7", "hypothesis>=6", "pillow>=9"],
     },
     entry_points={"console_scripts": [
         "yolox-export=yolox_deploy.cli.export:main",

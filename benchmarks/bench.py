@@ -17,7 +17,7 @@ import platform
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,8 @@ class Row:
     batch: int
     status: str = "ok"
     model_file: str = ""
+    backend_name: str = ""  # the runtime that loads model_file
+    input_size: tuple[int, int] | None = None
     ms: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)  # stage -> mean/p50/p90/p99 per batch
     images_per_s: float | None = None
     mAP50_95: float | None = None
@@ -168,11 +170,13 @@ class ModelCache:
             return self.checkpoint() if target is None else self.onnx()
         path = self.dir / f"model-{precision}{cls.suffixes[0]}"
         if not path.exists():
-            from ..exporters import get_exporter
+            from ..exporters import exporter_source, get_exporter
 
             if precision == "int8" and self.cfg.data is None:
                 raise Skip("int8 needs --data DIR for calibration images")
-            get_exporter(target)(path, weights=self.onnx(), dynamic=True, half=precision == "fp16",
+            source = self.onnx() if exporter_source(target) == "onnx" else self.checkpoint()
+            get_exporter(target)(path, weights=source, model_name=self.cfg.model_name,
+                                 input_size=self.input_size, dynamic=True, half=precision == "fp16",
                                  int8=precision == "int8", calib=self.cfg.data, calib_size=300)
         return path
 
@@ -187,20 +191,26 @@ def bench_images(cfg: BenchConfig, count: int) -> list[np.ndarray]:
     return [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(count)]
 
 
-def time_calls(fn, cfg: BenchConfig, label: str) -> list[tuple[float, ...]]:
-    """Warm up, then call ``fn`` (returning per-stage ms) ``iters`` times or for ``seconds``."""
-    for _ in tqdm(range(cfg.warmup), desc=f"{label} warmup", leave=False, disable=not cfg.progress):
-        fn()
-    samples = []
+Call = Callable[[], tuple[float, float, float]]  # one timed call -> (pre, infer, post) ms
+
+
+def time_interleaved(calls: Sequence[tuple[Row, Call]], cfg: BenchConfig) -> dict[int, list[tuple[float, ...]]]:
+    """Warm every row up, then time them round-robin (one call of each row per round) for
+    ``iters`` rounds or ``seconds`` per row, so load changes on a shared machine hit every
+    row alike. Returns samples per position in ``calls``."""
+    for row, call in tqdm(calls, desc="warm-up", leave=False, disable=not cfg.progress):
+        for _ in range(cfg.warmup):
+            call()
+    samples: dict[int, list[tuple[float, ...]]] = {i: [] for i in range(len(calls))}
     start = time.perf_counter()
-
-    def more() -> bool:
-        return time.perf_counter() - start < cfg.seconds if cfg.seconds else len(samples) < cfg.iters
-
-    with tqdm(total=None if cfg.seconds else cfg.iters, desc=f"{label} timing", leave=False,
+    budget = cfg.seconds * len(calls) if cfg.seconds else None
+    with tqdm(total=None if budget else cfg.iters, desc="timing (interleaved rounds)", leave=False,
               disable=not cfg.progress) as bar:
-        while more():
-            samples.append(fn())
+        rounds = 0
+        while (time.perf_counter() - start < budget) if budget else rounds < cfg.iters:
+            for i, (_, call) in enumerate(calls):
+                samples[i].append(call())
+            rounds += 1
             bar.update()
     return samples
 
@@ -212,38 +222,46 @@ def fill_timings(row: Row, samples: list[tuple[float, float, float]]) -> None:
     row.images_per_s = row.batch * 1000.0 / row.ms["end_to_end"]["mean"]
 
 
-def measure_row(cfg: BenchConfig, cache: ModelCache, backend: str, precision: str, batch: int) -> Row:
+def open_row(cfg: BenchConfig, cache: ModelCache, backend: str, precision: str, batch: int) -> tuple[Row, Call | None]:
     row = Row(backend, precision, batch)
-    try:
-        measure_model(cfg, row, cache.model_for(backend, precision), backend, cache.input_size)
-    except (YoloxDeployError, ImportError, OSError, RuntimeError) as exc:
-        row.status = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return row
+    return row, _guarded(row, lambda: open_model(cfg, row, cache.model_for(backend, precision), backend,
+                                                 cache.input_size))
 
 
-def measure_file_row(cfg: BenchConfig, path: Path, batch: int) -> Row:
+def open_file_row(cfg: BenchConfig, path: Path, batch: int) -> tuple[Row, Call | None]:
     """A row for an existing model file (``--model``): its backend from the suffix."""
     from ..runtimes import backend_for_path
 
     row = Row(Path(path).name, "as exported", batch)
-    try:
+
+    def open_it() -> Call:
         backend = backend_for_path(path)
         row.backend = f"{backend} ({Path(path).name})"
-        measure_model(cfg, row, Path(path), backend, cfg.input_size)
+        return open_model(cfg, row, Path(path), backend, cfg.input_size)
+
+    return row, _guarded(row, open_it)
+
+
+def _guarded(row: Row, open_it: Callable[[], Call]) -> Call | None:
+    """``open_it()``, or None with the reason in ``row.status`` (a failure row, not a crash)."""
+    try:
+        return open_it()
     except (YoloxDeployError, ImportError, OSError, RuntimeError) as exc:
         row.status = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return row
+        return None
 
 
-def measure_model(cfg: BenchConfig, row: Row, path: Path, backend: str, input_size: tuple[int, int] | None) -> None:
-    """Time ``row.batch`` images per call through a Detector on ``path``; add mAP with --ann."""
+def open_model(cfg: BenchConfig, row: Row, path: Path, backend: str, input_size: tuple[int, int] | None) -> Call:
+    """A Detector on ``path`` and the call that times ``row.batch`` images through it."""
     row.model_file = str(path)
+    row.backend_name = backend
     dynamic_hw = backend == "torch"
     det = Detector(path, backend=backend, input_size=input_size if dynamic_hw else None, conf=cfg.conf,
                    iou=cfg.iou, batch_size=row.batch, threads=cfg.threads,
                    model_name=cfg.model_name if dynamic_hw else None)
     if det.batch_size != row.batch:
         raise Skip(f"{Path(path).name} has a static batch of {det.batch_size}")
+    row.input_size = det.input_size
     images = bench_images(cfg, row.batch)
 
     def call() -> tuple[float, float, float]:
@@ -251,9 +269,17 @@ def measure_model(cfg: BenchConfig, row: Row, path: Path, backend: str, input_si
         t = det.timings
         return t.preprocess_ms, t.inference_ms, t.postprocess_ms
 
-    fill_timings(row, time_calls(call, cfg, f"{row.backend}/{row.precision}/b{row.batch}"))
-    if cfg.ann is not None and row.batch == min(cfg.batches):
-        row.mAP50_95, row.mAP50 = coco_map(cfg, path, backend, det.input_size)
+    return call
+
+
+def add_map(cfg: BenchConfig, row: Row) -> None:
+    """mAP of the row's model on --data/--ann (once per model file: at the smallest batch)."""
+    if cfg.ann is None or not row.ok or row.batch != min(cfg.batches) or row.backend == BASELINE:
+        return
+    try:
+        row.mAP50_95, row.mAP50 = coco_map(cfg, Path(row.model_file), row.backend_name, row.input_size)
+    except (YoloxDeployError, ImportError, OSError, RuntimeError) as exc:
+        row.status = f"timed; mAP failed: {str(exc).splitlines()[0]}"
 
 
 def coco_map(cfg: BenchConfig, path: Path, backend: str, input_size: tuple[int, int]) -> tuple[float, float]:
@@ -264,12 +290,13 @@ def coco_map(cfg: BenchConfig, path: Path, backend: str, input_size: tuple[int, 
     return result["mAP50_95"], result["mAP50"]
 
 
-def measure_baseline(cfg: BenchConfig, onnx_path, input_size: tuple[int, int] | None) -> Row:
+def open_baseline(cfg: BenchConfig, onnx_path, input_size: tuple[int, int] | None) -> tuple[Row, Call | None]:
     """The official ONNX Runtime demo pipeline: its preprocessing, session.run, its decode and
     per-class NMS, on the same FP32 ONNX (``onnx_path`` may be a callable exporting it), one
     image per call."""
     row = Row(BASELINE, "fp32", 1)
-    try:
+
+    def open_it() -> Call:
         import onnxruntime as ort
 
         path = onnx_path() if callable(onnx_path) else onnx_path
@@ -296,10 +323,9 @@ def measure_baseline(cfg: BenchConfig, onnx_path, input_size: tuple[int, int] | 
             t3 = time.perf_counter()
             return (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3
 
-        fill_timings(row, time_calls(call, cfg, "baseline"))
-    except (YoloxDeployError, ImportError, OSError, RuntimeError) as exc:
-        row.status = str(exc).splitlines()[0]
-    return row
+        return call
+
+    return row, _guarded(row, open_it)
 
 
 def reference_map(cfg: BenchConfig, rows: list[Row], cache: ModelCache | None) -> float | None:
@@ -322,16 +348,23 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         cache = None
         name, input_size = ", ".join(Path(m).name for m in cfg.models), cfg.input_size
         combos = [(m, n) for m in cfg.models for n in cfg.batches]
-        rows = [measure_file_row(cfg, *combo) for combo in tqdm(combos, desc="rows", disable=not cfg.progress)]
+        opened = [open_file_row(cfg, *combo) for combo in tqdm(combos, desc="loading", disable=not cfg.progress)]
         onnx_source = next((Path(m) for m in cfg.models if Path(m).suffix.lower() == ".onnx"), None)
     else:
         cache = ModelCache(cfg)
         name, input_size = cache.name, cache.input_size
         combos = [(b, p, n) for b in cfg.backends for p in cfg.precisions for n in cfg.batches]
-        rows = [measure_row(cfg, cache, *combo) for combo in tqdm(combos, desc="rows", disable=not cfg.progress)]
+        opened = [open_row(cfg, cache, *combo)
+                  for combo in tqdm(combos, desc="exporting/loading", disable=not cfg.progress)]
         onnx_source = cache.onnx
     if cfg.baseline:
-        rows.append(measure_baseline(cfg, onnx_source, input_size))
+        opened.append(open_baseline(cfg, onnx_source, input_size))
+    rows = [row for row, _ in opened]
+    runnable = [(row, call) for row, call in opened if call is not None]
+    for (row, _), samples in zip(runnable, time_interleaved(runnable, cfg).values()):
+        fill_timings(row, samples)
+    for row in tqdm(rows, desc="mAP", disable=not cfg.progress or cfg.ann is None):
+        add_map(cfg, row)
     if cfg.ann is not None:
         ref = reference_map(cfg, rows, cache)
         for row in rows:

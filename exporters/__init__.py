@@ -14,14 +14,17 @@ from ..errors import YoloxDeployError
 
 Exporter = Callable[..., Any]
 _REGISTRY: dict[str, Exporter] = {}
+_SOURCES: dict[str, str] = {}  # target -> "checkpoint" or "onnx": what the exporter converts best
 _discovered = False
 
 
-def register(*targets: str) -> Callable[[Exporter], Exporter]:
-    """Decorator: serve ``yolox-export --to TARGET`` for each target name."""
+def register(*targets: str, source: str = "checkpoint") -> Callable[[Exporter], Exporter]:
+    """Decorator: serve ``yolox-export --to TARGET`` for each target name. ``source`` says
+    which file the exporter wants as ``weights``: a ``"checkpoint"`` (.pth) or an ``"onnx"``."""
     def wrap(fn: Exporter) -> Exporter:
         for target in targets:
             _REGISTRY[target] = fn
+            _SOURCES[target] = source
         return fn
     return wrap
 
@@ -46,4 +49,10 @@ def get_exporter(target: str) -> Exporter:
     return _REGISTRY[target]
 
 
-__all__ = ["export_targets", "get_exporter", "register"]
+def exporter_source(target: str) -> str:
+    """"checkpoint" or "onnx": the kind of file ``get_exporter(target)`` converts."""
+    get_exporter(target)
+    return _SOURCES[target]
+
+
+__all__ = ["export_targets", "exporter_source", "get_exporter", "register"]

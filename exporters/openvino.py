@@ -44,7 +44,7 @@ def _source_onnx(workdir: Path, weights: str | Path | None, dynamic: bool, **onn
     return path
 
 
-@register("openvino")
+@register("openvino", source="onnx")
 def export_openvino(output: str | Path, weights: str | Path | None = None, half: bool = False,
                     int8: bool = False, calib: str | Path | None = None, calib_size: int = 300,
                     dynamic: bool = False, seed: int = 0, **onnx_options: Any) -> OpenVinoExportReport:

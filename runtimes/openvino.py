@@ -1,7 +1,7 @@
 """OpenVINO backend (2024+ API): IR files, performance hints, an asynchronous queue."""
 from __future__ import annotations
 
-import threading
+import queue
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -74,8 +74,7 @@ class OpenVinoBackend(Backend):
         if streams:
             config["NUM_STREAMS"] = int(streams)
         self.compiled = core.compile_model(model, device_name, config)
-        self._request = self.compiled.create_infer_request()
-        self._lock = threading.Lock()  # one InferRequest is not reentrant
+        self._requests: queue.LifoQueue = queue.LifoQueue()  # idle InferRequests (one is not reentrant)
         self._ov = ov
 
     @property
@@ -88,8 +87,16 @@ class OpenVinoBackend(Backend):
         return self._metadata
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        with self._lock:
-            return self._request.infer({0: batch})[0].copy()
+        """Concurrent callers each get their own InferRequest (created on demand, then reused),
+        so threads share one compiled model and run in parallel streams."""
+        try:
+            request = self._requests.get_nowait()
+        except queue.Empty:
+            request = self.compiled.create_infer_request()
+        try:
+            return request.infer({0: batch})[0].copy()
+        finally:
+            self._requests.put(request)
 
     def infer_many(self, batches: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Run batches concurrently through an AsyncInferQueue (as many requests as the

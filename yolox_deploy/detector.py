@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Union, overload
 
+import numpy as np
 
 from .coco import default_class_names
 from .detections import Detections
@@ -15,6 +16,7 @@ from .images import ImageLike, to_bgr
 from .postprocess import postprocess
 from .preprocess import check_input_size, letterbox_batch
 from .runtimes import Backend, load_backend
+from .streaming import StreamResult, StreamSource, run_stream
 
 ImagesLike = Union[ImageLike, Sequence[ImageLike]]
 
@@ -134,18 +136,37 @@ class Detector:
         t2 = time.perf_counter()
         out = []
         for chunk, (_, ratios), raw in zip(chunks, prepared, raws):
-            names = self._names_for(raw.shape[-1] - 5)
-            shapes = [img.shape[:2] for img in chunk]
-            per_image = postprocess(raw, self.input_size, ratios, shapes if self.clip_boxes else None,
-                                    conf=self.conf, iou=self.iou, class_agnostic=self.class_agnostic,
-                                    max_det=self.max_det, strides=self.strides, impl=self.postprocess_impl)
-            out.extend(Detections.from_arrays(b, s, c, names, hw) for (b, s, c), hw in zip(per_image, shapes))
+            out.extend(self.postprocess_raw(raw, ratios, [img.shape[:2] for img in chunk]))
         t3 = time.perf_counter()
         timings.preprocess_ms += (t1 - t0) * 1e3
         timings.inference_ms += (t2 - t1) * 1e3
         timings.postprocess_ms += (t3 - t2) * 1e3
         timings.images += len(items)
         return out
+
+    def postprocess_raw(self, raw: np.ndarray, ratios: Sequence[float],
+                        image_shapes: Sequence[tuple[int, int]]) -> list[Detections]:
+        """Raw backend output [B', N, 5 + C] (B' >= len(ratios); padding rows ignored) ->
+        one :class:`Detections` per image, boxes in that image's pixels."""
+        names = self._names_for(raw.shape[-1] - 5)
+        raw = raw[:len(ratios)]
+        per_image = postprocess(raw, self.input_size, ratios, image_shapes if self.clip_boxes else None,
+                                conf=self.conf, iou=self.iou, class_agnostic=self.class_agnostic,
+                                max_det=self.max_det, strides=self.strides, impl=self.postprocess_impl)
+        return [Detections.from_arrays(b, s, c, names, hw) for (b, s, c), hw in zip(per_image, image_shapes)]
+
+    def stream(self, source: StreamSource, *, batch_size: int | None = None, workers: int = 2,
+               infer_workers: int = 1, prefetch: int = 4, errors: str = "raise") -> Iterator[StreamResult]:
+        """Detect over a folder, a video file, a camera index or any iterable of images,
+        overlapping decoding/letterboxing (``workers`` threads), inference (batches of
+        ``batch_size``, default this detector's, on ``infer_workers`` threads) and
+        postprocessing. Results come in stream order; at most ``prefetch`` batches wait
+        between stages. ``errors="yield"`` turns an unreadable image into a result with
+        ``error`` set instead of raising. On small CPUs, a backend opened with
+        ``threads=1`` and ``infer_workers`` = cores gives the most images/s.
+        """
+        return run_stream(self, source, batch_size=batch_size, workers=workers, infer_workers=infer_workers,
+                          prefetch=prefetch, errors=errors)
 
     def __repr__(self) -> str:
         return (f"Detector({self.backend.path.name!r}, backend={self.backend.name!r}, "

@@ -1,6 +1,7 @@
 """Turning user images (paths, arrays, PIL images) into validated BGR uint8 HxWx3 arrays."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Union
 
@@ -8,10 +9,14 @@ import cv2
 import numpy as np
 
 from .errors import InvalidInputError
+from .imagesize import image_dimensions
 
 ImageLike = Union[str, Path, np.ndarray, Any]  # Any: a PIL.Image.Image (PIL is optional)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# Largest image read_image decodes (width x height), checked on the header before decoding;
+# set this attribute (or YOLOX_DEPLOY_MAX_IMAGE_PIXELS) to change it for the process.
+MAX_IMAGE_PIXELS = int(os.environ.get("YOLOX_DEPLOY_MAX_IMAGE_PIXELS", 100_000_000))
 
 
 def _looks_truncated(data: bytes) -> bool:
@@ -23,9 +28,19 @@ def _looks_truncated(data: bytes) -> bool:
     return False
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def check_pixel_limit(data: bytes, path: Path, max_pixels: int | None) -> None:
+    limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    size = image_dimensions(data)
+    if size is not None and size[0] * size[1] > limit:
+        raise InvalidInputError(f"{path.name} declares {size[0]}x{size[1]} pixels, over the limit of {limit:,}; "
+                                "raise yolox_deploy.images.MAX_IMAGE_PIXELS (or YOLOX_DEPLOY_MAX_IMAGE_PIXELS) "
+                                "if it is genuine")
+
+
+def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     """Read an image file as BGR uint8 HxWx3 (16-bit is scaled to 8-bit, alpha dropped,
-    grayscale expanded)."""
+    grayscale expanded). Images whose header declares more than ``max_pixels`` (default
+    :data:`MAX_IMAGE_PIXELS`) are refused before decoding."""
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"image not found: {path}")
@@ -34,6 +49,7 @@ def read_image(path: str | Path) -> np.ndarray:
         raise InvalidInputError(f"image file is empty (0 bytes): {path}")
     if _looks_truncated(data):
         raise InvalidInputError(f"image file is truncated (no end marker): {path}; re-copy or re-encode it")
+    check_pixel_limit(data, path, max_pixels)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
         raise InvalidInputError(f"cannot decode {path} as an image (supported: {', '.join(IMAGE_SUFFIXES)})")

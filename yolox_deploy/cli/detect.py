@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +14,11 @@ from tqdm import tqdm
 
 from ..detections import Detections
 from ..detector import Detector
-from ..errors import InvalidInputError, YoloxDeployError
-from ..images import IMAGE_SUFFIXES, read_image
+from ..errors import InvalidInputError
+from ..images import IMAGE_SUFFIXES
+from ..streaming import VIDEO_SUFFIXES
 from ..visualize import draw_detections
 from .common import add_model_args, backend_options, run
-
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-det", type=int, default=300)
     p.add_argument("--save-dir", default="runs/detect", help="where annotated files and detections.json go")
     p.add_argument("--no-save", action="store_true", help="print detections only")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="images per inference call for dynamic-batch models (decoding, inference and "
+                        "postprocessing always overlap)")
     return p
 
 
@@ -57,39 +59,22 @@ def describe(detections: Detections) -> str:
     return ", ".join(f"{n} {name}" for name, n in counts.most_common()) or "no detections"
 
 
-def video_frames(path: Path) -> tuple[Iterator[Any], cv2.VideoCapture]:
+def detect_video(detector: Detector, path: Path, save_dir: Path | None, batch_size: int | None) -> list[dict[str, Any]]:
     capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise InvalidInputError(f"cannot open video {path} (unsupported codec or not a video)")
-
-    def frames() -> Iterator[Any]:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                return
-            yield frame
-
-    return frames(), capture
-
-
-def detect_video(detector: Detector, path: Path, save_dir: Path | None) -> list[dict[str, Any]]:
-    frames, capture = video_frames(path)
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    capture.release()
     writer = None
     records = []
     try:
-        for index, frame in enumerate(tqdm(frames, total=total, desc=path.name, unit="frame")):
-            detections = detector(frame)
-            records.append({"frame": index, **detections.to_dict()})
+        for result in tqdm(detector.stream(path, batch_size=batch_size), total=total, desc=path.name, unit="frame"):
+            records.append({"frame": result.index, **result.detections.to_dict()})
             if save_dir is not None:
                 if writer is None:
-                    out_path = save_dir / f"{path.stem}.mp4"
-                    writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                             (frame.shape[1], frame.shape[0]))
-                writer.write(draw_detections(frame, detections))
+                    writer = cv2.VideoWriter(str(save_dir / f"{path.stem}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
+                                             fps, (result.image.shape[1], result.image.shape[0]))
+                writer.write(draw_detections(result.image, result.detections))
     finally:
-        capture.release()
         if writer is not None:
             writer.release()
     if not records:
@@ -97,13 +82,24 @@ def detect_video(detector: Detector, path: Path, save_dir: Path | None) -> list[
     return records
 
 
-def detect_image(detector: Detector, path: Path, save_dir: Path | None) -> dict[str, Any]:
-    image = read_image(path)
-    detections = detector(image)
-    if save_dir is not None:
-        cv2.imwrite(str(save_dir / path.name), draw_detections(image, detections))
-    return {**detections.to_dict(), "summary": describe(detections),
-            "milliseconds": round(detector.timings.total_ms, 2)}
+def detect_images(detector: Detector, paths: list[Path], save_dir: Path | None,
+                  batch_size: int | None) -> tuple[dict[str, Any], int]:
+    """Pipelined over the files; a bad file among several is reported and skipped."""
+    results: dict[str, Any] = {}
+    failures = 0
+    show_bar = len(paths) > 1
+    stream = detector.stream(paths, batch_size=batch_size, errors="yield" if show_bar else "raise")
+    for path, result in tqdm(zip(paths, stream), total=len(paths), desc="images", unit="img", disable=not show_bar):
+        if result.error is not None:
+            failures += 1
+            tqdm.write(f"yolox-detect: error: {result.error}", file=sys.stderr)
+            continue
+        if save_dir is not None:
+            cv2.imwrite(str(save_dir / path.name), draw_detections(result.image, result.detections))
+        results[str(path)] = record = {**result.detections.to_dict(), "summary": describe(result.detections)}
+        if not show_bar:
+            print(f"{path}: {record['summary']}")
+    return results, failures
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -117,20 +113,9 @@ def _main(argv: Sequence[str] | None) -> int:
         save_dir.mkdir(parents=True, exist_ok=True)
     images = [f for f in files if f.suffix.lower() not in VIDEO_SUFFIXES]
     videos = [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]
-    results: dict[str, Any] = {}
-    failures = 0
-    show_bar = len(images) > 1
-    for path in tqdm(images, desc="images", unit="img", disable=not show_bar):
-        try:
-            results[str(path)] = record = detect_image(detector, path, save_dir)
-        except YoloxDeployError as exc:
-            failures += 1
-            tqdm.write(f"yolox-detect: error: {exc}", file=sys.stderr)
-            continue
-        if not show_bar:
-            print(f"{path}: {record['summary']} ({record['milliseconds']} ms)")
+    results, failures = detect_images(detector, images, save_dir, args.batch_size) if images else ({}, 0)
     for path in videos:
-        results[str(path)] = {"frames": detect_video(detector, path, save_dir)}
+        results[str(path)] = {"frames": detect_video(detector, path, save_dir, args.batch_size)}
     if save_dir is not None:
         (save_dir / "detections.json").write_text(json.dumps(results, indent=1))
         print(f"saved {len(results)} annotated file(s) and detections.json to {save_dir}")

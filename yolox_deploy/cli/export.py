@@ -6,6 +6,7 @@ import sys
 from collections.abc import Sequence
 
 from ..exporters import export_targets, get_exporter
+from ..runtimes import backend_names, get_backend_class
 from .common import run
 
 
@@ -29,11 +30,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, default=None, help="classes of a random-weight model (default 80)")
     p.add_argument("--class-names", default=None, help="text file with one class name per line")
     p.add_argument("--seed", type=int, default=0, help="seed of random weights and of the parity check input")
-    p.add_argument("--half", action="store_true", help="FP16 (openvino: FP16 weights)")
+    p.add_argument("--half", action="store_true", help="FP16 weights (openvino, ncnn)")
     p.add_argument("--int8", action="store_true", help="INT8 post-training quantization (needs --calib)")
     p.add_argument("--calib", default=None, help="folder of calibration images for --int8")
     p.add_argument("--calib-size", type=int, default=300, help="calibration images used (default 300)")
     return p
+
+
+def default_suffix(target: str) -> str:
+    """The model-file suffix of the backend that loads ``--to target`` files."""
+    for name in backend_names():
+        cls = get_backend_class(name)
+        if cls.export_target == target:
+            return cls.suffixes[0]
+    return f".{target}"
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -44,7 +54,7 @@ def _main(argv: Sequence[str] | None) -> int:
         with open(args.class_names, encoding="utf-8") as f:
             class_names = [line.strip() for line in f if line.strip()]
     name = args.model_name or "yolox"
-    suffix = {"onnx": ".onnx", "openvino": ".xml"}.get(args.to, f".{args.to}")
+    suffix = default_suffix(args.to)
     precision = {k: v for k, v in (("half", args.half), ("int8", args.int8)) if v}
     if args.int8:
         precision.update(calib=args.calib, calib_size=args.calib_size)

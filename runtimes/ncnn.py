@@ -1,0 +1,174 @@
+"""ncnn backend: ``.param`` + ``.bin`` with a sidecar ``.json`` (metadata, blob names, checksums).
+
+ncnn crashes the process when asked to run a graph that failed to load, so everything is
+checked before a Net is built: both files present and the ones the sidecar describes
+(SHA-256), every layer type known to this ncnn build, and both load calls' return codes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._optional import require
+from ..errors import BackendUnavailableError, ModelFileError
+from ..metadata import ModelMetadata
+from . import register
+from .base import Backend, InputShape
+
+SIDECAR_FORMAT = "yolox_deploy.ncnn/1"
+
+
+def sidecar_path(param: str | Path) -> Path:
+    """``model.param`` -> ``model.json``: the metadata file that travels with an ncnn model."""
+    return Path(param).with_suffix(".json")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def param_layer_types(param: Path) -> set[str]:
+    """Layer types named in an ncnn ``.param`` (text format: magic, counts, one layer per line)."""
+    lines = param.read_text(encoding="utf-8", errors="replace").splitlines()
+    if not lines or lines[0].strip() != "7767517":
+        raise ModelFileError(f"{param.name} is not an ncnn text .param (its first line is not the "
+                             "magic 7767517)")
+    return {line.split()[0] for line in lines[2:] if line.strip()}
+
+
+def unsupported_layers(ncnn: Any, param: Path) -> list[str]:
+    """Layer types this ncnn build does not know (pnnx writes ops it could not map under their
+    PyTorch names, e.g. ``Tensor.slice``, and the official export needs a custom Focus layer)."""
+    return sorted(t for t in param_layer_types(param) if ncnn.layer_to_index(t) < 0)
+
+
+def write_sidecar(param: Path, metadata: ModelMetadata, input_blob: str, output_blob: str,
+                  weights_fp16: bool, converter: str) -> Path:
+    ncnn = require("ncnn", extra="ncnn", purpose="the ncnn backend")
+    h, w = metadata.input_size
+    sidecar = {
+        "format": SIDECAR_FORMAT,
+        "input_blob": input_blob, "output_blob": output_blob,
+        "input_shape": [3, h, w],
+        "weights_fp16": weights_fp16,
+        "param_sha256": file_sha256(param), "bin_sha256": file_sha256(param.with_suffix(".bin")),
+        "converter": converter,
+        "ncnn_version": getattr(ncnn, "__version__", "unknown"),
+        "metadata": metadata.to_props(),
+    }
+    path = sidecar_path(param)
+    path.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_sidecar(param: Path) -> dict[str, Any]:
+    path = sidecar_path(param)
+    if not path.is_file():
+        raise ModelFileError(f"{param.name} has no sidecar {path.name} (blob names, input size, class names): "
+                             "export with `yolox-export --to ncnn`, which writes it")
+    try:
+        sidecar = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path.name} is not valid JSON ({exc}); re-export the model") from None
+    if not isinstance(sidecar, dict) or sidecar.get("format") != SIDECAR_FORMAT:
+        raise ModelFileError(f"{path.name} is not a yolox_deploy ncnn sidecar (format "
+                             f"{sidecar.get('format') if isinstance(sidecar, dict) else None!r}, "
+                             f"expected {SIDECAR_FORMAT!r})")
+    return sidecar
+
+
+def check_files_match(param: Path, sidecar: dict[str, Any]) -> None:
+    for path, key in ((param, "param_sha256"), (param.with_suffix(".bin"), "bin_sha256")):
+        if sidecar.get(key) and file_sha256(path) != sidecar[key]:
+            raise ModelFileError(f"{path.name} is not the file {sidecar_path(param).name} describes (SHA-256 "
+                                 "differs): a mismatched or corrupted copy; re-export or copy the three "
+                                 "files together")
+
+
+@register
+class NcnnBackend(Backend):
+    """``threads``: CPU threads (default: ncnn's, all cores); ``fp16``: FP16 storage and
+    arithmetic where the CPU has them (off by default, so results match the FP32 reference);
+    ``light_mode``: recycle intermediate blobs (less memory); ``device='vulkan'`` runs on a
+    Vulkan GPU when this ncnn build has one."""
+
+    name = "ncnn"
+    suffixes = (".param",)
+    extra = "ncnn"
+    export_target = "ncnn"
+
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None,
+                 fp16: bool = False, light_mode: bool = True, **options: Any):
+        super().__init__(path, device)
+        ncnn = require("ncnn", extra=self.extra, purpose="the ncnn backend")
+        weights = self.path.with_suffix(".bin")
+        if not weights.is_file():
+            raise ModelFileError(f"{self.path.name} has no weights file: expected {weights.name} beside it")
+        sidecar = read_sidecar(self.path)
+        check_files_match(self.path, sidecar)
+        unknown = unsupported_layers(ncnn, self.path)
+        if unknown:
+            raise ModelFileError(f"{self.path.name} uses layers this ncnn does not have: {', '.join(unknown)} "
+                                 "(a custom layer from another converter?); export with `yolox-export --to ncnn`")
+        self._input_blob, self._output_blob = sidecar["input_blob"], sidecar["output_blob"]
+        _, h, w = sidecar["input_shape"]
+        self._hw = (int(h), int(w))
+        self._metadata = ModelMetadata.from_props(sidecar.get("metadata", {}))
+        self.net = self._load_net(ncnn, weights, device, threads, fp16, light_mode)
+        self._ncnn = ncnn
+
+    def _load_net(self, ncnn: Any, weights: Path, device: str, threads: int | None, fp16: bool,
+                  light_mode: bool) -> Any:
+        net = ncnn.Net()
+        opt = net.opt
+        opt.lightmode = bool(light_mode)
+        if threads:
+            opt.num_threads = int(threads)
+        for flag in ("use_fp16_storage", "use_fp16_packed", "use_fp16_arithmetic"):
+            setattr(opt, flag, bool(fp16))
+        opt.use_bf16_storage = False
+        if device in ("vulkan", "gpu"):
+            if ncnn.get_gpu_count() < 1:
+                raise BackendUnavailableError("device='vulkan' asked for, but ncnn finds no Vulkan GPU here; "
+                                              "use device='cpu'")
+            opt.use_vulkan_compute = True
+        elif device != "cpu":
+            raise BackendUnavailableError(f"ncnn backend: unknown device {device!r}; use 'cpu' or 'vulkan'")
+        if net.load_param(str(self.path)) != 0:
+            raise ModelFileError(f"ncnn could not parse {self.path.name}; re-export with `yolox-export --to ncnn`")
+        if net.load_model(str(weights)) != 0:
+            raise ModelFileError(f"ncnn could not read the weights {weights.name} (truncated, or not this "
+                                 f"model's); re-export with `yolox-export --to ncnn`")
+        if self._input_blob not in net.input_names() or self._output_blob not in net.output_names():
+            raise ModelFileError(f"{self.path.name} has inputs {net.input_names()} and outputs "
+                                 f"{net.output_names()}, but its sidecar names {self._input_blob!r} and "
+                                 f"{self._output_blob!r}")
+        return net
+
+    @property
+    def input_shape(self) -> InputShape:
+        return (None, 3, *self._hw)
+
+    @property
+    def metadata(self) -> ModelMetadata:
+        return self._metadata
+
+    def _run_one(self, image: np.ndarray) -> np.ndarray:
+        image = np.ascontiguousarray(image)  # the Mat borrows this buffer: keep it alive until extract
+        extractor = self.net.create_extractor()
+        extractor.input(self._input_blob, self._ncnn.Mat(image))
+        status, out = extractor.extract(self._output_blob)
+        if status != 0:
+            raise BackendUnavailableError(f"ncnn failed to run {self.path.name} (extract returned {status})")
+        return np.array(out, dtype=np.float32)  # a copy: the Mat's memory belongs to the extractor
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return np.stack([self._run_one(image) for image in batch])
