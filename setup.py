@@ -28,6 +28,8 @@ OPENVINO = ["openvino>=2024.0"]
 OPENVINO_INT8 = OPENVINO + ["nncf>=2.10"]
 NCNN = ["ncnn>=1.0.20240410"]
 NCNN_EXPORT = TORCH + NCNN + ["pnnx>=20240410"]
+RAY = ["ray[data]>=2.40"]
+TRITON = ["tritonclient[http,grpc]>=2.40"]
 
 setup(
     name="yolox-deploy",
@@ -37,7 +39,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.9",
-    packages=["yolox_deploy", "yolox_deploy.models", "yolox_deploy.cli",
+    packages=["yolox_deploy", "yolox_deploy.models", "yolox_deploy.cli", "yolox_deploy.integrations",
               "yolox_deploy.exporters", "yolox_deploy.runtimes", "yolox_deploy.benchmarks"],
     package_dir={"yolox_deploy": "yolox_deploy",
                  "yolox_deploy.exporters": "exporters",
@@ -54,9 +56,12 @@ setup(
         "openvino-int8": OPENVINO_INT8,
         "ncnn": NCNN,
         "ncnn-export": NCNN_EXPORT,
+        "ray": RAY,
+        "triton": TRITON,
         "bench": ["matplotlib>=3.5"],
-        "all": EXPORT + EVAL + OPENVINO_INT8 + NCNN_EXPORT,
-        "test": EXPORT + EVAL + OPENVINO_INT8 + NCNN_EXPORT + ["matplotlib>=3.5", "pytest>=7", "hypothesis>=6", "pillow>=9"],
+        "all": EXPORT + EVAL + OPENVINO_INT8 + NCNN_EXPORT + RAY + TRITON,
+        "test": EXPORT + EVAL + OPENVINO_INT8 + NCNN_EXPORT + RAY + TRITON
+        + ["matplotlib>=3.5", "pytest>=7", "hypothesis>=6", "pillow>=9"],
     },
     entry_points={"console_scripts": [
         "yolox-export=yolox_deploy.cli.export:main",

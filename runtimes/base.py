@@ -27,11 +27,12 @@ class Backend(abc.ABC):
     suffixes: ClassVar[tuple[str, ...]]
     extra: ClassVar[str]
     export_target: ClassVar[str | None]  # the `yolox-export --to` that makes its files; None: loads .pth
+    loads_files: ClassVar[bool] = True  # False: ``path`` names a model on a server (e.g. Triton)
 
     def __init__(self, path: str | Path, device: str = "cpu", **options: Any):
         self.path = Path(path)
         self.device = device
-        if not self.path.is_file():
+        if self.loads_files and not self.path.is_file():
             raise ModelFileError(f"model file not found: {self.path}")
 
     @property

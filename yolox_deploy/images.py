@@ -28,13 +28,27 @@ def _looks_truncated(data: bytes) -> bool:
     return False
 
 
-def check_pixel_limit(data: bytes, path: Path, max_pixels: int | None) -> None:
+def check_pixel_limit(data: bytes, name: str, max_pixels: int | None) -> None:
     limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     size = image_dimensions(data)
     if size is not None and size[0] * size[1] > limit:
-        raise InvalidInputError(f"{path.name} declares {size[0]}x{size[1]} pixels, over the limit of {limit:,}; "
+        raise InvalidInputError(f"{name} declares {size[0]}x{size[1]} pixels, over the limit of {limit:,}; "
                                 "raise yolox_deploy.images.MAX_IMAGE_PIXELS (or YOLOX_DEPLOY_MAX_IMAGE_PIXELS) "
                                 "if it is genuine")
+
+
+def decode_image(data: bytes, name: str = "image", max_pixels: int | None = None) -> np.ndarray:
+    """Encoded image bytes (a file's content) -> BGR uint8 HxWx3, with the checks of
+    :func:`read_image`; ``name`` is used in error messages."""
+    if not data:
+        raise InvalidInputError(f"image file is empty (0 bytes): {name}")
+    if _looks_truncated(data):
+        raise InvalidInputError(f"image file is truncated (no end marker): {name}; re-copy or re-encode it")
+    check_pixel_limit(data, Path(name).name, max_pixels)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        raise InvalidInputError(f"cannot decode {name} as an image (supported: {', '.join(IMAGE_SUFFIXES)})")
+    return image
 
 
 def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
@@ -44,16 +58,7 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"image not found: {path}")
-    data = path.read_bytes()
-    if not data:
-        raise InvalidInputError(f"image file is empty (0 bytes): {path}")
-    if _looks_truncated(data):
-        raise InvalidInputError(f"image file is truncated (no end marker): {path}; re-copy or re-encode it")
-    check_pixel_limit(data, path, max_pixels)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None or image.size == 0:
-        raise InvalidInputError(f"cannot decode {path} as an image (supported: {', '.join(IMAGE_SUFFIXES)})")
-    return image
+    return decode_image(path.read_bytes(), str(path), max_pixels)
 
 
 def _from_array(array: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..benchmarks.bench import PRECISIONS, BenchConfig, markdown_table, run_bench, write_csv, write_json, write_plot
 from ..errors import YoloxDeployError
-from ..runtimes import backend_names
+from ..runtimes import backend_names, get_backend_class
 from .common import run
 
 
@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="benchmark these model files as they are (no export; backend from the suffix)")
     p.add_argument("--model-name", default=None, help="architecture (default: inferred from --weights; "
                                                       "yolox-nano without weights)")
-    p.add_argument("--backends", default=",".join(backend_names()), help="comma-separated (default: all known)")
+    local = [name for name in backend_names() if get_backend_class(name).loads_files]
+    p.add_argument("--backends", default=",".join(local),
+                   help="comma-separated (default: every backend that runs a local model file)")
     p.add_argument("--precisions", default="fp32", help=f"comma-separated of {', '.join(PRECISIONS)}")
     p.add_argument("--batch", default="1", help="comma-separated batch sizes, e.g. 1,8")
     p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None)

@@ -31,6 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-det", type=int, default=300)
     p.add_argument("--save-dir", default="runs/detect", help="where annotated files and detections.json go")
     p.add_argument("--no-save", action="store_true", help="print detections only")
+    ray = p.add_argument_group("distributed (Ray Data; pip install 'yolox-deploy[ray]')")
+    ray.add_argument("--ray", action="store_true", help="run on a Ray cluster: one Detector per worker actor; "
+                                                        "SOURCE may be any path or URI Ray can read")
+    ray.add_argument("--num-workers", type=int, default=2, help="Ray actors, each with its own Detector")
+    ray.add_argument("--ray-address", default=None, help="cluster address (default: start a local cluster)")
+    ray.add_argument("--output", default=None, help="--ray output folder (default: SAVE_DIR/detections.FORMAT)")
+    ray.add_argument("--format", choices=("parquet", "jsonl"), default="parquet", help="--ray output format")
     p.add_argument("--batch-size", type=int, default=None,
                    help="images per inference call for dynamic-batch models (decoding, inference and "
                         "postprocessing always overlap)")
@@ -102,8 +109,26 @@ def detect_images(detector: Detector, paths: list[Path], save_dir: Path | None,
     return results, failures
 
 
+def detect_with_ray(args: argparse.Namespace) -> int:
+    from ..integrations.ray import detect_dataset, init_ray, write_detections
+
+    init_ray(args.ray_address)
+    options = dict(backend=args.backend, device=args.device, conf=args.conf, iou=args.iou,
+                   class_agnostic=args.agnostic, input_size=args.input_size, max_det=args.max_det,
+                   postprocess_impl=args.impl, **backend_options(args))
+    sources = args.sources[0] if len(args.sources) == 1 else list(args.sources)
+    dataset = detect_dataset(sources, args.model, num_workers=args.num_workers,
+                             batch_size=args.batch_size or 32, **options)
+    output = args.output or str(Path(args.save_dir) / f"detections.{args.format}")
+    write_detections(dataset, output, args.format)
+    print(f"wrote one row per image to {output}/ ({args.format}, {args.num_workers} worker(s))")
+    return 0
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    if args.ray:
+        return detect_with_ray(args)
     files = expand_sources(args.sources)
     detector = Detector(args.model, backend=args.backend, device=args.device, conf=args.conf, iou=args.iou,
                         class_agnostic=args.agnostic, input_size=args.input_size, max_det=args.max_det,

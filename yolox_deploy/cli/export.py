@@ -34,6 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8", action="store_true", help="INT8 post-training quantization (needs --calib)")
     p.add_argument("--calib", default=None, help="folder of calibration images for --int8")
     p.add_argument("--calib-size", type=int, default=300, help="calibration images used (default 300)")
+    triton = p.add_argument_group("--to triton (a model repository)")
+    triton.add_argument("--repo", default=None, help="repository folder to write (same as -o)")
+    triton.add_argument("--max-batch", type=int, default=None, help="max_batch_size, with dynamic batching (default 8; "
+                                                                     "0: no batching)")
+    triton.add_argument("--instances", type=int, default=None, help="model instances (default 1)")
+    triton.add_argument("--instance-kind", choices=("cpu", "gpu", "auto"), default=None,
+                        help="where the ONNX model runs (default cpu)")
     return p
 
 
@@ -41,7 +48,7 @@ def default_suffix(target: str) -> str:
     """The model-file suffix of the backend that loads ``--to target`` files."""
     for name in backend_names():
         cls = get_backend_class(name)
-        if cls.export_target == target:
+        if cls.export_target == target and cls.suffixes:
             return cls.suffixes[0]
     return f".{target}"
 
@@ -54,11 +61,13 @@ def _main(argv: Sequence[str] | None) -> int:
         with open(args.class_names, encoding="utf-8") as f:
             class_names = [line.strip() for line in f if line.strip()]
     name = args.model_name or "yolox"
-    suffix = default_suffix(args.to)
+    suffix = "_triton_repo" if args.to == "triton" else default_suffix(args.to)
     precision = {k: v for k, v in (("half", args.half), ("int8", args.int8)) if v}
+    precision.update({k: v for k, v in (("max_batch", args.max_batch), ("instances", args.instances),
+                                        ("instance_kind", args.instance_kind)) if v is not None})
     if args.int8:
         precision.update(calib=args.calib, calib_size=args.calib_size)
-    report = exporter(output=args.output or f"{name}{suffix}", weights=args.weights, model_name=args.model_name,
+    report = exporter(output=args.repo or args.output or f"{name}{suffix}", weights=args.weights, model_name=args.model_name,
                       input_size=args.input_size, batch=args.batch, dynamic=args.dynamic, dynamic_hw=args.dynamic_hw,
                       opset=args.opset, simplify=not args.no_simplify, class_names=class_names, depth=args.depth,
                       width=args.width, depthwise=args.depthwise, num_classes=args.num_classes, seed=args.seed,

@@ -1,0 +1,97 @@
+"""Triton backend: inference on a Triton Inference Server over HTTP/REST (KServe v2).
+
+``Detector("yolox", backend="triton", url="host:8000")`` letterboxes here, sends float32
+batches to the repository's raw ONNX model (named by the ensemble's ``raw_model``
+parameter, or given directly) and postprocesses the raw output here with the shared
+kernel, so results equal every other backend's. For server-side postprocessing use
+:class:`yolox_deploy.integrations.triton.TritonDetectionClient` on the ensemble.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._optional import require
+from ..errors import BackendUnavailableError, ModelFileError
+from ..integrations.triton import PARAM_PREFIX, metadata_from_parameters
+from ..metadata import ModelMetadata
+from . import register
+from .base import Backend, InputShape
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+@register
+class TritonBackend(Backend):
+    """``path``: the model name on the server (the ensemble or its raw ONNX model);
+    ``url``: host:port of Triton's HTTP endpoint; ``timeout_s``: network timeout."""
+
+    name = "triton"
+    suffixes = ()
+    extra = "triton"
+    export_target = "triton"
+    loads_files = False
+
+    def __init__(self, path: str | Path, device: str = "cpu", url: str = "localhost:8000",
+                 timeout_s: float = 60.0, **options: Any):
+        super().__init__(path, device)
+        http = require("tritonclient.http", extra=self.extra, purpose="the triton backend")
+        self._http = http
+        self.url = url
+        self.client = http.InferenceServerClient(url, network_timeout=timeout_s, connection_timeout=timeout_s)
+        config = self._config(str(path))
+        params = config.get("parameters", {})
+        self._metadata = metadata_from_parameters(params)
+        if config.get("platform") == "ensemble":
+            raw = params.get(PARAM_PREFIX + "raw_model", {}).get("string_value")
+            if not raw:
+                raise ModelFileError(f"Triton ensemble {path!r} does not name its raw model (parameter "
+                                     f"{PARAM_PREFIX}raw_model); pass the raw ONNX model's name instead")
+            config = self._config(raw)
+        self.model_name = config["name"]
+        self._check_io(config)
+
+    def _config(self, model: str) -> dict[str, Any]:
+        try:
+            return self.client.get_model_config(model)
+        except Exception as exc:  # tritonclient's InferenceServerException, or socket errors
+            raise BackendUnavailableError(f"cannot get model {model!r} from Triton at {self.url}: "
+                                          f"{_first_line(exc)}") from None
+
+    def _check_io(self, config: dict[str, Any]) -> None:
+        inputs, outputs = config.get("input", []), config.get("output", [])
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelFileError(f"Triton model {config['name']!r} is not a raw YOLOX model: expected one input "
+                                 f"and one output, found {len(inputs)} and {len(outputs)}")
+        self._input, self._output = inputs[0]["name"], outputs[0]["name"]
+        dims = [int(d) for d in inputs[0]["dims"]]
+        batched = int(config.get("max_batch_size", 0)) > 0
+        shape = [None, *dims] if batched else dims
+        if len(shape) != 4 or shape[1] != 3:
+            raise ModelFileError(f"Triton model {config['name']!r} takes {dims}; expected [3, H, W]")
+        self._shape = tuple(None if d is None or d < 0 else d for d in shape)
+
+    @property
+    def input_shape(self) -> InputShape:
+        b, _, h, w = self._shape
+        return (b, 3, h, w)
+
+    @property
+    def metadata(self) -> ModelMetadata:
+        return self._metadata
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        tensor = self._http.InferInput(self._input, list(batch.shape), "FP32")
+        tensor.set_data_from_numpy(batch, binary_data=True)
+        try:
+            result = self.client.infer(self.model_name, [tensor],
+                                       outputs=[self._http.InferRequestedOutput(self._output, binary_data=True)])
+        except Exception as exc:
+            raise BackendUnavailableError(f"Triton inference on {self.model_name!r} at {self.url} failed: "
+                                          f"{_first_line(exc)}") from None
+        return result.as_numpy(self._output)
