@@ -28,6 +28,7 @@ OPENVINO = ["openvino>=2024.0"]
 OPENVINO_INT8 = OPENVINO + ["nncf>=2.10"]
 NCNN = ["ncnn>=1.0.20240410"]
 NCNN_EXPORT = TORCH + NCNN + ["pnnx>=20240410"]
+TENSORRT = TORCH + ["tensorrt>=10.0"]  # needs an NVIDIA GPU and a CUDA build of torch
 RAY = ["ray[data]>=2.40"]
 TRITON = ["tritonclient[http,grpc]>=2.40"]
 
@@ -56,6 +57,7 @@ setup(
         "openvino-int8": OPENVINO_INT8,
         "ncnn": NCNN,
         "ncnn-export": NCNN_EXPORT,
+        "tensorrt": TENSORRT,
         "ray": RAY,
         "triton": TRITON,
         "bench": ["matplotlib>=3.5"],

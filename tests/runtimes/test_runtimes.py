@@ -85,3 +85,25 @@ def test_missing_torch_names_the_extra(monkeypatch, tiny_checkpoint):
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(BackendNotInstalledError, match=r"pip install 'yolox-deploy\[torch\]'"):
         load_backend(tiny_checkpoint)
+
+
+def test_torch_gpu_options_need_cuda(tiny_checkpoint):
+    pytest.importorskip("torch")
+    for options in ({"half": True}, {"cuda_graph": True}):
+        with pytest.raises(BackendUnavailableError, match="need device='cuda'"):
+            load_backend(tiny_checkpoint, **options)
+    backend = load_backend(tiny_checkpoint, channels_last=True)  # a memory format: fine on the CPU too
+    x = np.random.default_rng(0).uniform(0, 255, (2, 3, 64, 96)).astype(np.float32)
+    np.testing.assert_allclose(backend.infer(x), load_backend(tiny_checkpoint).infer(x), atol=1e-3)
+
+
+@pytest.mark.gpu
+def test_torch_cuda_fp16_and_cuda_graph_match_fp32(tiny_checkpoint):  # pragma: no cover - needs a GPU
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs an NVIDIA GPU")
+    x = np.random.default_rng(0).uniform(0, 255, (4, 3, 64, 96)).astype(np.float32)
+    want = load_backend(tiny_checkpoint).infer(x)
+    for options in ({}, {"half": True, "channels_last": True}, {"cuda_graph": True}):
+        got = load_backend(tiny_checkpoint, device="cuda", **options).infer(x)
+        assert np.abs(got[..., 4:] - want[..., 4:]).max() < (2e-2 if options.get("half") else 1e-3)

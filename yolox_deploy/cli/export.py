@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from ..exporters import export_targets, get_exporter
 from ..runtimes import backend_names, get_backend_class
+from ..errors import YoloxDeployError
 from .common import run
 
 
@@ -19,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "(default: inferred from --weights)")
     p.add_argument("-o", "--output", default=None, help="output file (default: MODEL_NAME + the format's suffix)")
     p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None)
-    p.add_argument("--batch", type=int, default=1, help="batch size of the static input")
+    p.add_argument("--batch", type=int, nargs="+", default=[1], metavar="N",
+                   help="batch size of the static input; --to trt: N, or MIN OPT MAX of the optimisation profile")
     p.add_argument("--dynamic", action="store_true", help="dynamic batch dimension")
     p.add_argument("--dynamic-hw", action="store_true", help="dynamic height and width")
     p.add_argument("--opset", type=int, default=17)
@@ -34,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8", action="store_true", help="INT8 post-training quantization (needs --calib)")
     p.add_argument("--calib", default=None, help="folder of calibration images for --int8")
     p.add_argument("--calib-size", type=int, default=300, help="calibration images used (default 300)")
+    trt = p.add_argument_group("--to trt (TensorRT engine; needs an NVIDIA GPU)")
+    trt.add_argument("--workspace", type=float, default=None, help="builder workspace in GiB (default 4)")
+    trt.add_argument("--timing-cache", default=None, help="timing cache file, read and updated (faster rebuilds)")
     triton = p.add_argument_group("--to triton (a model repository)")
     triton.add_argument("--repo", default=None, help="repository folder to write (same as -o)")
     triton.add_argument("--max-batch", type=int, default=None, help="max_batch_size, with dynamic batching (default 8; "
@@ -64,11 +69,15 @@ def _main(argv: Sequence[str] | None) -> int:
     suffix = "_triton_repo" if args.to == "triton" else default_suffix(args.to)
     precision = {k: v for k, v in (("half", args.half), ("int8", args.int8)) if v}
     precision.update({k: v for k, v in (("max_batch", args.max_batch), ("instances", args.instances),
-                                        ("instance_kind", args.instance_kind)) if v is not None})
+                                        ("instance_kind", args.instance_kind), ("workspace_gib", args.workspace),
+                                        ("timing_cache", args.timing_cache)) if v is not None})
+    if len(args.batch) not in (1, 3) or (len(args.batch) == 3 and args.to not in ("trt", "engine", "tensorrt")):
+        raise YoloxDeployError("--batch takes one size (or MIN OPT MAX with --to trt)")
+    batch = args.batch[0] if len(args.batch) == 1 else tuple(args.batch)
     if args.int8:
         precision.update(calib=args.calib, calib_size=args.calib_size)
     report = exporter(output=args.repo or args.output or f"{name}{suffix}", weights=args.weights, model_name=args.model_name,
-                      input_size=args.input_size, batch=args.batch, dynamic=args.dynamic, dynamic_hw=args.dynamic_hw,
+                      input_size=args.input_size, batch=batch, dynamic=args.dynamic, dynamic_hw=args.dynamic_hw,
                       opset=args.opset, simplify=not args.no_simplify, class_names=class_names, depth=args.depth,
                       width=args.width, depthwise=args.depthwise, num_classes=args.num_classes, seed=args.seed,
                       **precision)
