@@ -168,8 +168,9 @@ class ModelCache:
                 raise Skip(f"{backend} runs the FP32 {'checkpoint' if target is None else 'ONNX'} on the CPU; "
                            f"{precision} is not offered")
             return self.checkpoint() if target is None else self.onnx()
-        path = self.dir / f"model-{precision}{cls.suffixes[0]}"
-        if not path.exists():
+        path = self.dir / target / f"model-{precision}{cls.suffixes[0]}"  # a folder per format: .bin is
+        if not path.exists():                                                # both OpenVINO's and ncnn's
+            path.parent.mkdir(exist_ok=True)
             from ..exporters import exporter_source, get_exporter
 
             if precision == "int8" and self.cfg.data is None:

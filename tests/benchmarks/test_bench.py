@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -108,3 +109,25 @@ def test_model_files_mode_needs_no_export(tmp_path, tiny_onnx, nano_onnx):
     baseline = rows[(BASELINE, 1)]
     assert baseline.ok and "yolox_nano.onnx" in baseline.model_file
     assert "Model: yolox_nano.onnx, tiny.onnx, x.tflite (model files as given)" in markdown_table(result)
+
+
+def test_formats_sharing_a_suffix_get_their_own_cache_files(tmp_path, tiny_checkpoint):
+    """OpenVINO's and ncnn's weights are both '.bin': exported side by side they must not
+    overwrite each other (the ncnn sidecar's checksum would catch it, as a failed row)."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("ncnn")
+    pytest.importorskip("pnnx")
+    images = tmp_path / "images"
+    images.mkdir()
+    import cv2
+
+    cv2.imwrite(str(images / "a.png"), np.full((48, 64, 3), 90, np.uint8))
+    cfg = BenchConfig(backends=["ncnn", "openvino"], weights=tiny_checkpoint, model_name=None,
+                      precisions=["fp32"], batches=[1], input_size=(64, 64), warmup=0, iters=1,
+                      cache_dir=tmp_path / "cache", progress=False, baseline=False)
+    result = run_bench(cfg)
+    assert all(r.ok for r in result["rows"]), [r.status for r in result["rows"]]
+    from yolox_deploy import Detector
+
+    for row in result["rows"]:  # re-open after every export: still the file each sidecar describes
+        Detector(row.model_file)
