@@ -23,7 +23,8 @@ from ..coco import default_class_names
 from ..errors import YoloxDeployError
 from ..metadata import ModelMetadata
 from ..preprocess import check_input_size
-from ..runtimes.ncnn import NcnnBackend, sidecar_path, unsupported_layers, write_sidecar
+from ..runtimes.ncnn import NcnnBackend, unsupported_layers, write_ncnn_sidecar
+from ..sidecar import sidecar_path
 from . import register
 from .onnx import resolve_model
 
@@ -162,7 +163,7 @@ def export_ncnn(output: str | Path, weights: str | Path | None = None, model_nam
     if unknown:
         raise YoloxDeployError(f"pnnx produced layers ncnn does not have: {', '.join(unknown)}; please report it")
     metadata = ModelMetadata(model_name=spec.name, input_size=(h, w), class_names=names)
-    write_sidecar(param, metadata, INPUT_BLOB, OUTPUT_BLOB, weights_fp16=half,
+    write_ncnn_sidecar(param, metadata, INPUT_BLOB, OUTPUT_BLOB, weights_fp16=half,
                   converter=f"pnnx {getattr(pnnx, '__version__', 'unknown')}")
 
     with torch.inference_mode():

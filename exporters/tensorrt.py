@@ -8,7 +8,6 @@ PyTorch CUDA tensors (torch is already an extra; no cuda-python needed).
 from __future__ import annotations
 
 import dataclasses
-import json
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,16 +19,12 @@ from .._optional import require
 from ..calibration import calibration_images
 from ..errors import BackendUnavailableError, YoloxDeployError
 from ..metadata import ModelMetadata
+from ..sidecar import read_sidecar, sidecar_path, write_sidecar
 from . import register
 from .onnx import export_onnx
 
 SIDECAR_FORMAT = "yolox_deploy.tensorrt/1"
 DEFAULT_WORKSPACE_GIB = 4.0
-
-
-def sidecar_path(engine: str | Path) -> Path:
-    """``model.engine`` -> ``model.json``."""
-    return Path(engine).with_suffix(".json")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,31 +112,16 @@ def make_calibrator(trt: Any, batches: list[np.ndarray], cache: Path) -> Any:
     return EntropyCalibrator()
 
 
-def write_sidecar(engine: Path, metadata: ModelMetadata, trt_version: str, precision: str, profile: Profile,
-                  input_name: str, output_name: str, device: str) -> Path:
-    sidecar = {"format": SIDECAR_FORMAT, "tensorrt_version": trt_version, "precision": precision,
-               "profile": dataclasses.asdict(profile), "input_name": input_name, "output_name": output_name,
-               "built_on": device, "metadata": metadata.to_props()}
-    path = sidecar_path(engine)
-    path.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
-    return path
+def write_engine_sidecar(engine: Path, metadata: ModelMetadata, trt_version: str, precision: str,
+                         profile: Profile, input_name: str, output_name: str, device: str) -> Path:
+    return write_sidecar(engine, SIDECAR_FORMAT, {
+        "tensorrt_version": trt_version, "precision": precision, "profile": dataclasses.asdict(profile),
+        "input_name": input_name, "output_name": output_name, "built_on": device, "metadata": metadata.to_props()})
 
 
-def read_sidecar(engine: Path) -> dict[str, Any]:
-    from ..errors import ModelFileError
-
-    path = sidecar_path(engine)
-    if not path.is_file():
-        raise ModelFileError(f"{engine.name} has no sidecar {path.name} (TensorRT version, profile, class names): "
-                             "build engines with `yolox-export --to trt`, which writes it")
-    try:
-        sidecar = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{path.name} is not valid JSON ({exc}); rebuild the engine") from None
-    if not isinstance(sidecar, dict) or sidecar.get("format") != SIDECAR_FORMAT:
-        raise ModelFileError(f"{path.name} is not a yolox_deploy TensorRT sidecar (expected format "
-                             f"{SIDECAR_FORMAT!r})")
-    return sidecar
+def read_engine_sidecar(engine: Path) -> dict[str, Any]:
+    return read_sidecar(engine, SIDECAR_FORMAT, "TensorRT version, profile, class names",
+                        "build the engine with `yolox-export --to trt`")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,7 +179,7 @@ def export_tensorrt(output: str | Path, weights: str | Path | None = None, half:
                               Path(timing_cache) if timing_cache else None, output.with_suffix(".calib"))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(engine)
-    write_sidecar(output, reference.metadata if reference.metadata.input_size else
+    write_engine_sidecar(output, reference.metadata if reference.metadata.input_size else
                   dataclasses.replace(reference.metadata, input_size=(h, w)), trt.__version__, precision, profile,
                   "images", "output", device)
     return TensorRTExportReport(output, precision, profile, trt.__version__, device)

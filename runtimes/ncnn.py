@@ -7,7 +7,6 @@ checked before a Net is built: both files present and the ones the sidecar descr
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +15,11 @@ import numpy as np
 from .._optional import require
 from ..errors import BackendUnavailableError, ModelFileError
 from ..metadata import ModelMetadata
+from ..sidecar import read_sidecar, sidecar_path, write_sidecar
 from . import register
 from .base import Backend, InputShape
 
 SIDECAR_FORMAT = "yolox_deploy.ncnn/1"
-
-
-def sidecar_path(param: str | Path) -> Path:
-    """``model.param`` -> ``model.json``: the metadata file that travels with an ncnn model."""
-    return Path(param).with_suffix(".json")
 
 
 def file_sha256(path: Path) -> str:
@@ -50,39 +45,16 @@ def unsupported_layers(ncnn: Any, param: Path) -> list[str]:
     return sorted(t for t in param_layer_types(param) if ncnn.layer_to_index(t) < 0)
 
 
-def write_sidecar(param: Path, metadata: ModelMetadata, input_blob: str, output_blob: str,
-                  weights_fp16: bool, converter: str) -> Path:
+def write_ncnn_sidecar(param: Path, metadata: ModelMetadata, input_blob: str, output_blob: str,
+                       weights_fp16: bool, converter: str) -> Path:
     ncnn = require("ncnn", extra="ncnn", purpose="the ncnn backend")
     h, w = metadata.input_size
-    sidecar = {
-        "format": SIDECAR_FORMAT,
-        "input_blob": input_blob, "output_blob": output_blob,
-        "input_shape": [3, h, w],
+    return write_sidecar(param, SIDECAR_FORMAT, {
+        "input_blob": input_blob, "output_blob": output_blob, "input_shape": [3, h, w],
         "weights_fp16": weights_fp16,
         "param_sha256": file_sha256(param), "bin_sha256": file_sha256(param.with_suffix(".bin")),
-        "converter": converter,
-        "ncnn_version": getattr(ncnn, "__version__", "unknown"),
-        "metadata": metadata.to_props(),
-    }
-    path = sidecar_path(param)
-    path.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
-    return path
-
-
-def read_sidecar(param: Path) -> dict[str, Any]:
-    path = sidecar_path(param)
-    if not path.is_file():
-        raise ModelFileError(f"{param.name} has no sidecar {path.name} (blob names, input size, class names): "
-                             "export with `yolox-export --to ncnn`, which writes it")
-    try:
-        sidecar = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{path.name} is not valid JSON ({exc}); re-export the model") from None
-    if not isinstance(sidecar, dict) or sidecar.get("format") != SIDECAR_FORMAT:
-        raise ModelFileError(f"{path.name} is not a yolox_deploy ncnn sidecar (format "
-                             f"{sidecar.get('format') if isinstance(sidecar, dict) else None!r}, "
-                             f"expected {SIDECAR_FORMAT!r})")
-    return sidecar
+        "converter": converter, "ncnn_version": getattr(ncnn, "__version__", "unknown"),
+        "metadata": metadata.to_props()})
 
 
 def check_files_match(param: Path, sidecar: dict[str, Any]) -> None:
@@ -112,7 +84,8 @@ class NcnnBackend(Backend):
         weights = self.path.with_suffix(".bin")
         if not weights.is_file():
             raise ModelFileError(f"{self.path.name} has no weights file: expected {weights.name} beside it")
-        sidecar = read_sidecar(self.path)
+        sidecar = read_sidecar(self.path, SIDECAR_FORMAT, "blob names, input size, class names",
+                               "export with `yolox-export --to ncnn`")
         check_files_match(self.path, sidecar)
         unknown = unsupported_layers(ncnn, self.path)
         if unknown:

@@ -28,9 +28,9 @@ class TensorRTBackend(Backend):
 
     def __init__(self, path: str | Path, device: str = "cuda", **options: Any):
         super().__init__(path, device)
-        from ..exporters.tensorrt import cuda_device_name, read_sidecar
+        from ..exporters.tensorrt import cuda_device_name, read_engine_sidecar
 
-        sidecar = read_sidecar(self.path)
+        sidecar = read_engine_sidecar(self.path)
         trt = require("tensorrt", extra=self.extra, purpose="the tensorrt backend")
         if sidecar["tensorrt_version"] != trt.__version__:
             raise ModelFileError(f"{self.path.name} was built with TensorRT {sidecar['tensorrt_version']}, this is "

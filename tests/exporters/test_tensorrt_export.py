@@ -9,8 +9,8 @@ import pytest
 
 from yolox_deploy.errors import BackendNotInstalledError, BackendUnavailableError, ModelFileError, YoloxDeployError
 from yolox_deploy.exporters import get_exporter
-from yolox_deploy.exporters.tensorrt import (Profile, calibration_batches, export_tensorrt, read_sidecar,
-                                             write_sidecar)
+from yolox_deploy.exporters.tensorrt import (Profile, calibration_batches, export_tensorrt,
+                                             read_engine_sidecar, write_engine_sidecar)
 from yolox_deploy.metadata import ModelMetadata
 from yolox_deploy.runtimes import backend_for_path, load_backend
 
@@ -73,13 +73,13 @@ def test_calibration_batches_use_our_letterbox_and_pad_the_last(tmp_path):
 def test_sidecar_round_trip(tmp_path):
     engine = tmp_path / "m.engine"
     meta = ModelMetadata(model_name="yolox-s", input_size=(640, 640), class_names=("a", "b"))
-    write_sidecar(engine, meta, "10.7.0", "FP16", Profile(1, 8, 32), "images", "output", "NVIDIA H100")
-    sidecar = read_sidecar(engine)
+    write_engine_sidecar(engine, meta, "10.7.0", "FP16", Profile(1, 8, 32), "images", "output", "NVIDIA H100")
+    sidecar = read_engine_sidecar(engine)
     assert sidecar["tensorrt_version"] == "10.7.0" and sidecar["profile"] == {"min": 1, "opt": 8, "max": 32}
     assert ModelMetadata.from_props(sidecar["metadata"]) == meta
     (tmp_path / "m.json").write_text('{"format": "other"}')
-    with pytest.raises(ModelFileError, match="not a yolox_deploy TensorRT sidecar"):
-        read_sidecar(engine)
+    with pytest.raises(ModelFileError, match="not a yolox_deploy tensorrt sidecar"):
+        read_engine_sidecar(engine)
 
 
 def test_export_without_tensorrt_or_gpu_says_what_to_install(tmp_path, tiny_onnx, monkeypatch, fake_tensorrt):
@@ -115,12 +115,12 @@ def test_runtime_checks_before_touching_the_gpu(tmp_path, monkeypatch, fake_tens
     assert backend_for_path(engine) == "tensorrt" and backend_for_path(tmp_path / "m.plan") == "tensorrt"
     with pytest.raises(ModelFileError, match="has no sidecar m.json"):
         load_backend(engine)
-    write_sidecar(engine, ModelMetadata(input_size=(64, 64)), "10.0.1", "FP32", Profile(1, 1, 1), "images",
+    write_engine_sidecar(engine, ModelMetadata(input_size=(64, 64)), "10.0.1", "FP32", Profile(1, 1, 1), "images",
                   "output", "NVIDIA A100")
     with pytest.raises(ModelFileError, match="built with TensorRT 10.0.1, this is TensorRT 10.7.0: engines only run "
                                              "on the version that built them"):
         load_backend(engine)
-    write_sidecar(engine, ModelMetadata(input_size=(64, 64)), "10.7.0", "FP32", Profile(1, 1, 1), "images",
+    write_engine_sidecar(engine, ModelMetadata(input_size=(64, 64)), "10.7.0", "FP32", Profile(1, 1, 1), "images",
                   "output", "NVIDIA A100")
     with pytest.raises(BackendUnavailableError, match="use device='cuda'"):
         load_backend(engine, device="cpu")
