@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -68,6 +69,33 @@ def measure(runs: dict[str, Callable[[], int]], rounds: int) -> dict[str, list[f
     return rates
 
 
+def cpu_work_per_image(model: str, files: Sequence[Path], passes: int = 3) -> dict[str, float]:
+    """Single-threaded ms per image of each stage (median of ``passes``), and the sequential
+    loop's: the floor any pipeline on N cores can reach is their sum / N."""
+    from yolox_deploy.images import read_image
+    from yolox_deploy.preprocess import letterbox
+    from yolox_deploy.runtimes import load_backend
+
+    def per_image(fn, items):
+        start = time.perf_counter()
+        out = [fn(item) for item in items]
+        return (time.perf_counter() - start) * 1000 / len(items), out
+
+    samples: dict[str, list[float]] = {}
+    one_thread = load_backend(model, threads=1)
+    det = Detector(model)
+    for _ in range(passes):
+        decode, images = per_image(read_image, files)
+        prep, tensors = per_image(lambda im: letterbox(im, det.input_size)[0][None], images)
+        infer, raws = per_image(one_thread.infer, tensors)
+        post, _ = per_image(lambda raw: det.postprocess_raw(raw, [1.0], [det.input_size]), raws)
+        loop, _ = per_image(det, files)
+        for key, value in (("decode", decode), ("letterbox", prep), ("inference_1_thread", infer),
+                           ("postprocess", post), ("sequential_loop", loop)):
+            samples.setdefault(key, []).append(value)
+    return {key: statistics.median(values) for key, values in samples.items()}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True)
@@ -87,9 +115,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         median = statistics.median(values)
         rows.append({"setup": name, "images_per_s": values, "median": median, "ratio": median / baseline})
         print(f"| {name} | {median:.1f} | {min(values):.1f} | {max(values):.1f} | {median / baseline:.2f}x |")
+    work = cpu_work_per_image(args.model, files)
+    cpu = sum(v for k, v in work.items() if k != "sequential_loop")
+    cores = os.cpu_count() or 1
+    ceiling = work["sequential_loop"] / (cpu / cores)
+    print(f"CPU work per image, single thread (ms): {', '.join(f'{k} {v:.2f}' for k, v in work.items())}; "
+          f"on {cores} cores no pipeline beats {cpu / cores:.1f} ms/img: ceiling {ceiling:.2f}x the sequential loop")
     if args.json:
-        Path(args.json).write_text(json.dumps({"images": len(files), "model": str(args.model), "rows": rows},
-                                              indent=1))
+        Path(args.json).write_text(json.dumps({"images": len(files), "model": str(args.model), "rows": rows,
+                                               "cpu_work_ms": work, "ceiling_vs_sequential": ceiling}, indent=1))
 
 
 if __name__ == "__main__":
