@@ -37,10 +37,13 @@ def letterbox_into(image: np.ndarray, input_hw: tuple[int, int], out: np.ndarray
     h, w = image.shape[:2]
     r = letterbox_ratio((h, w), input_hw)
     new_w, new_h = max(1, int(w * r)), max(1, int(h * r))
-    canvas = np.full((input_hw[0], input_hw[1], 3), PAD_VALUE, dtype=np.uint8)
-    canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    for channel, plane in enumerate(cv2.split(canvas)):  # contiguous casts beat one strided HWC->CHW copy
-        out[channel] = plane
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    # Per-channel casts straight into the output (no uint8 canvas, no strided HWC->CHW copy);
+    # only the padding is filled with 114.
+    for channel, plane in enumerate(cv2.split(resized)):
+        out[channel, :new_h, :new_w] = plane
+    out[:, new_h:, :] = PAD_VALUE
+    out[:, :new_h, new_w:] = PAD_VALUE
     return r
 
 
