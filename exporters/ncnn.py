@@ -164,7 +164,7 @@ def export_ncnn(output: str | Path, weights: str | Path | None = None, model_nam
         raise YoloxDeployError(f"pnnx produced layers ncnn does not have: {', '.join(unknown)}; please report it")
     metadata = ModelMetadata(model_name=spec.name, input_size=(h, w), class_names=names)
     write_ncnn_sidecar(param, metadata, INPUT_BLOB, OUTPUT_BLOB, weights_fp16=half,
-                  converter=f"pnnx {getattr(pnnx, '__version__', 'unknown')}")
+                       converter=f"pnnx {getattr(pnnx, '__version__', 'unknown')}")
 
     with torch.inference_mode():
         want = model(x).numpy()

@@ -12,9 +12,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .._optional import require
 from ..errors import YoloxDeployError
-from ..integrations.triton import (ENSEMBLE_INPUTS, ENSEMBLE_OUTPUTS, MODEL_PY, PARAM_PREFIX,
+from ..integrations.triton import (ENSEMBLE_OUTPUTS, MODEL_PY, PARAM_PREFIX,
                                    PostprocessSettings)
 from . import register
 from .onnx import export_onnx
@@ -142,8 +144,6 @@ def export_triton(output: str | Path, weights: str | Path | None = None, max_bat
                                    "or use --max-batch 0 (no batching)")
         if h is None or w is None:
             raise YoloxDeployError("the ONNX has a dynamic input size; export it with a fixed --input-size")
-        import numpy as np
-
         raw = backend.infer(np.zeros((1, 3, h, w), np.float32))
         anchors, columns = raw.shape[1:]
         metadata = backend.metadata
@@ -160,4 +160,4 @@ def export_triton(output: str | Path, weights: str | Path | None = None, max_bat
     return TritonExportReport(repo, (name, raw_name, post_name), max_batch)
 
 
-__all__ = ["ENSEMBLE_INPUTS", "export_triton"]
+__all__ = ["export_triton"]

@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .._optional import require
 from ..errors import BackendUnavailableError, ModelFileError
-from ..integrations.triton import PARAM_PREFIX, metadata_from_parameters
+from ..integrations.triton import PARAM_PREFIX, connect, fetch_config, metadata_from_parameters
 from ..metadata import ModelMetadata
 from . import register
 from .base import Backend, InputShape
@@ -40,11 +39,9 @@ class TritonBackend(Backend):
     def __init__(self, path: str | Path, device: str = "cpu", url: str = "localhost:8000",
                  timeout_s: float = 60.0, **options: Any):
         super().__init__(path, device)
-        http = require("tritonclient.http", extra=self.extra, purpose="the triton backend")
-        self._http = http
         self.url = url
-        self.client = http.InferenceServerClient(url, network_timeout=timeout_s, connection_timeout=timeout_s)
-        config = self._config(str(path))
+        self._http, self.client = connect(url, timeout_s)
+        config = fetch_config(self.client, str(path), url)
         params = config.get("parameters", {})
         self._metadata = metadata_from_parameters(params)
         if config.get("platform") == "ensemble":
@@ -52,16 +49,9 @@ class TritonBackend(Backend):
             if not raw:
                 raise ModelFileError(f"Triton ensemble {path!r} does not name its raw model (parameter "
                                      f"{PARAM_PREFIX}raw_model); pass the raw ONNX model's name instead")
-            config = self._config(raw)
+            config = fetch_config(self.client, raw, url)
         self.model_name = config["name"]
         self._check_io(config)
-
-    def _config(self, model: str) -> dict[str, Any]:
-        try:
-            return self.client.get_model_config(model)
-        except Exception as exc:  # tritonclient's InferenceServerException, or socket errors
-            raise BackendUnavailableError(f"cannot get model {model!r} from Triton at {self.url}: "
-                                          f"{_first_line(exc)}") from None
 
     def _check_io(self, config: dict[str, Any]) -> None:
         inputs, outputs = config.get("input", []), config.get("output", [])

@@ -109,13 +109,18 @@ def detect_images(detector: Detector, paths: list[Path], save_dir: Path | None,
     return results, failures
 
 
+def detector_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Detector keyword arguments from the command line (everything but the model)."""
+    return dict(backend=args.backend, device=args.device, conf=args.conf, iou=args.iou,
+                class_agnostic=args.agnostic, input_size=args.input_size, max_det=args.max_det,
+                postprocess_impl=args.impl, **backend_options(args))
+
+
 def detect_with_ray(args: argparse.Namespace) -> int:
     from ..integrations.ray import detect_dataset, init_ray, write_detections
 
     init_ray(args.ray_address)
-    options = dict(backend=args.backend, device=args.device, conf=args.conf, iou=args.iou,
-                   class_agnostic=args.agnostic, input_size=args.input_size, max_det=args.max_det,
-                   postprocess_impl=args.impl, **backend_options(args))
+    options = detector_options(args)
     sources = args.sources[0] if len(args.sources) == 1 else list(args.sources)
     dataset = detect_dataset(sources, args.model, num_workers=args.num_workers,
                              batch_size=args.batch_size or 32, **options)
@@ -130,9 +135,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.ray:
         return detect_with_ray(args)
     files = expand_sources(args.sources)
-    detector = Detector(args.model, backend=args.backend, device=args.device, conf=args.conf, iou=args.iou,
-                        class_agnostic=args.agnostic, input_size=args.input_size, max_det=args.max_det,
-                        postprocess_impl=args.impl, **backend_options(args))
+    detector = Detector(args.model, **detector_options(args))
     save_dir = None if args.no_save else Path(args.save_dir)
     if save_dir is not None:
         save_dir.mkdir(parents=True, exist_ok=True)

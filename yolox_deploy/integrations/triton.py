@@ -108,6 +108,21 @@ class TritonPythonModel:
 '''
 
 
+def connect(url: str, timeout_s: float) -> tuple[Any, Any]:
+    """(tritonclient.http module, an InferenceServerClient for ``url``)."""
+    http = require("tritonclient.http", extra="triton", purpose="the Triton client")
+    return http, http.InferenceServerClient(url, network_timeout=timeout_s, connection_timeout=timeout_s)
+
+
+def fetch_config(client: Any, model: str, url: str) -> dict[str, Any]:
+    """The model's configuration (JSON form), or a one-line error naming the server."""
+    try:
+        return client.get_model_config(model)
+    except Exception as exc:  # tritonclient's InferenceServerException, or socket errors
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise BackendUnavailableError(f"cannot get model {model!r} from Triton at {url}: {first}") from None
+
+
 def metadata_from_parameters(params: dict[str, Any]) -> ModelMetadata:
     """ModelMetadata from a model config's ``parameters`` (JSON or protobuf form)."""
     props = {}
@@ -123,15 +138,9 @@ class TritonDetectionClient:
     outputs turned back into :class:`Detections`."""
 
     def __init__(self, url: str = "localhost:8000", model: str = "yolox", timeout_s: float = 60.0):
-        http = require("tritonclient.http", extra="triton", purpose="the Triton client")
-        self._http = http
-        self.client = http.InferenceServerClient(url, network_timeout=timeout_s, connection_timeout=timeout_s)
+        self._http, self.client = connect(url, timeout_s)
         self.model = model
-        try:
-            config = self.client.get_model_config(model)
-        except Exception as exc:  # tritonclient raises its own exception types, or socket errors
-            raise BackendUnavailableError(f"cannot get model {model!r} from Triton at {url}: "
-                                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        config = fetch_config(self.client, model, url)
         self.metadata = metadata_from_parameters(config.get("parameters", {}))
         dims = [int(d) for d in config["input"][0]["dims"]]
         self.input_hw = (dims[-2], dims[-1])
