@@ -53,6 +53,7 @@ class BenchConfig:
     warmup: int = 10
     iters: int = 50
     seconds: float | None = None
+    block: int = 5  # consecutive timed calls per row and round, after one untimed settling call
     threads: int | None = None
     data: Path | None = None
     ann: Path | None = None
@@ -196,23 +197,32 @@ Call = Callable[[], tuple[float, float, float]]  # one timed call -> (pre, infer
 
 
 def time_interleaved(calls: Sequence[tuple[Row, Call]], cfg: BenchConfig) -> dict[int, list[tuple[float, ...]]]:
-    """Warm every row up, then time them round-robin (one call of each row per round) for
-    ``iters`` rounds or ``seconds`` per row, so load changes on a shared machine hit every
-    row alike. Returns samples per position in ``calls``."""
+    """Warm every row up, then time them round-robin for ``iters`` calls or ``seconds`` per
+    row, so load changes on a shared machine hit every row alike. Returns samples per
+    position in ``calls``.
+
+    Each round gives every row one untimed settling call and then ``block`` timed calls in a
+    row: OpenMP runtimes (ncnn, torch) keep their threads spinning for up to ~20 ms after a
+    call, and without the settling call that spin lands on the next row's timing (it made
+    ONNX Runtime's inference look 50% slower on a 2-core machine).
+    """
     for row, call in tqdm(calls, desc="warm-up", leave=False, disable=not cfg.progress):
         for _ in range(cfg.warmup):
             call()
     samples: dict[int, list[tuple[float, ...]]] = {i: [] for i in range(len(calls))}
+    block = max(1, cfg.block)
     start = time.perf_counter()
     budget = cfg.seconds * len(calls) if cfg.seconds else None
-    with tqdm(total=None if budget else cfg.iters, desc="timing (interleaved rounds)", leave=False,
+    with tqdm(total=None if budget else cfg.iters, desc="timing (interleaved blocks)", leave=False,
               disable=not cfg.progress) as bar:
-        rounds = 0
-        while (time.perf_counter() - start < budget) if budget else rounds < cfg.iters:
+        done = 0
+        while (time.perf_counter() - start < budget) if budget else done < cfg.iters:
+            n = block if budget else min(block, cfg.iters - done)
             for i, (_, call) in enumerate(calls):
-                samples[i].append(call())
-            rounds += 1
-            bar.update()
+                call()  # settling call: the previous row's threads stop spinning meanwhile
+                samples[i].extend(call() for _ in range(n))
+            done += n
+            bar.update(n)
     return samples
 
 
@@ -454,6 +464,19 @@ def write_csv(result: dict[str, Any], path: Path) -> None:
         writer.writerows(table_rows(result["rows"]))
 
 
+def _label_offsets(points: Sequence[tuple[float, float]], step: float = 10.0) -> list[float]:
+    """Vertical label offsets (points) so labels of nearby scatter points do not overprint:
+    each point's label moves down one ``step`` per earlier neighbour within ~15% of the x
+    range and ~5% of the y range."""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    xr, yr = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    offsets: list[float] = []
+    for i, (x, y) in enumerate(points):
+        near = sum(1 for (x0, y0) in points[:i] if abs(x - x0) < 0.15 * xr and abs(y - y0) < 0.05 * yr)
+        offsets.append(-step * near)
+    return offsets
+
+
 def write_plot(result: dict[str, Any], path: Path) -> None:
     """Per-image stage latency bars (p50) and a latency/accuracy scatter."""
     from .._optional import require
@@ -478,10 +501,11 @@ def write_plot(result: dict[str, Any], path: Path) -> None:
     bars.legend(loc="lower right")
     with_map = [r for r in rows if r.mAP50_95 is not None]
     if with_map:
-        for r in with_map:
-            scatter.scatter(r.per_image_ms("end_to_end"), r.mAP50_95, s=40)
-            scatter.annotate(f"{r.backend} {r.precision}", (r.per_image_ms("end_to_end"), r.mAP50_95), fontsize=8,
-                             xytext=(4, 4), textcoords="offset points")
+        points = [(r.per_image_ms("end_to_end"), r.mAP50_95) for r in with_map]
+        for r, point, dy in zip(with_map, points, _label_offsets(points)):
+            scatter.scatter(*point, s=40)
+            scatter.annotate(f"{r.backend} {r.precision}", point, fontsize=8, xytext=(4, 4 + dy),
+                             textcoords="offset points")
         scatter.set_xlabel("end-to-end ms per image (p50)")
         scatter.set_ylabel("COCO mAP50-95")
         scatter.set_title("speed vs accuracy")

@@ -10,13 +10,38 @@ import pytest
 pytest.importorskip("torch")
 
 from yolox_deploy.benchmarks.bench import (BASELINE, BenchConfig, Row, markdown_table, overhead_summary,  # noqa: E402
-                                           run_bench, summarize, write_csv, write_json, write_plot)
+                                           run_bench, summarize, time_interleaved, write_csv, write_json,
+                                           write_plot)
+from yolox_deploy.benchmarks.bench import _label_offsets  # noqa: E402
 from yolox_deploy.cli import bench as bench_cli  # noqa: E402
 
 
 def test_summary_statistics():
     s = summarize([1.0, 2.0, 3.0, 4.0, 100.0])
     assert s["p50"] == 3.0 and s["mean"] == 22.0 and 4.0 < s["p90"] < 100.0 and s["p99"] > s["p90"]
+
+
+def test_interleaving_times_blocks_after_a_settling_call():
+    log: list[str] = []
+
+    def call_of(name):
+        def call():
+            log.append(name)
+            return (float(len(log)), 0.0, 0.0)
+        return call
+
+    calls = [(Row("a", "fp32", 1), call_of("a")), (Row("b", "fp32", 1), call_of("b"))]
+    samples = time_interleaved(calls, BenchConfig(backends=[], warmup=1, iters=7, block=5, progress=False))
+    # warm-up, then per round: one untimed call + a block of timed calls per row (5, then the last 2)
+    assert "".join(log) == "ab" + "a" * 6 + "b" * 6 + "a" * 3 + "b" * 3
+    assert [len(v) for v in samples.values()] == [7, 7]
+    # the settling call's time is never recorded
+    assert [s[0] for s in samples[0]] == [4.0, 5.0, 6.0, 7.0, 8.0, 16.0, 17.0]
+
+
+def test_scatter_labels_of_overlapping_points_are_staggered():
+    assert _label_offsets([(10.0, 0.3052), (16.2, 0.3052), (16.3, 0.3053), (42.0, 0.3052), (20.0, 0.29)]) == \
+        [0.0, 0.0, -10.0, 0.0, 0.0]
 
 
 @pytest.fixture(scope="module")

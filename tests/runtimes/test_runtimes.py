@@ -26,6 +26,18 @@ def test_onnxruntime_backend_reports_shape_and_metadata(tiny_onnx):
     assert backend.infer(np.zeros((2, 3, 64, 96), np.float32)).shape == (2, 126, 8)
 
 
+def test_onnxruntime_threads_stop_spinning_after_a_run_unless_asked_not_to(tiny_onnx):
+    def entry(backend):
+        return backend.session.get_session_options().get_session_config_entry("session.force_spinning_stop")
+
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 64, 96)).astype(np.float32)
+    default, spinning = load_backend(tiny_onnx), load_backend(tiny_onnx, stop_spinning=False, threads=2)
+    assert entry(default) == "1"
+    with pytest.raises(RuntimeError, match="does not have"):  # not set: ONNX Runtime's own default (spin)
+        entry(spinning)
+    np.testing.assert_array_equal(default.infer(x), spinning.infer(x))
+
+
 def test_torch_backend_is_the_reference_for_onnxruntime(tiny_checkpoint, tiny_onnx):
     x = np.random.default_rng(0).uniform(0, 255, (2, 3, 64, 96)).astype(np.float32)
     ref = load_backend(tiny_checkpoint).infer(x)

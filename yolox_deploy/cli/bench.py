@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     timing = p.add_mutually_exclusive_group()
     timing.add_argument("--iters", type=int, default=50, help="timed calls per row")
     timing.add_argument("--seconds", type=float, default=None, help="time each row for this long instead")
+    p.add_argument("--block", type=int, default=5,
+                   help="timed calls per row in each interleaved round (after one untimed settling call)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--data", default=None, help="image folder: benchmark inputs, calibration, and mAP with --ann")
     p.add_argument("--ann", default=None, help="COCO instances JSON for --data: adds mAP columns")
@@ -65,7 +67,7 @@ def _main(argv: Sequence[str] | None) -> int:
                       weights=Path(args.weights) if args.weights else None,
                       model_name=args.model_name, precisions=precisions, batches=batches,
                       input_size=tuple(args.input_size) if args.input_size else None, warmup=args.warmup,
-                      iters=args.iters, seconds=args.seconds, threads=args.threads,
+                      iters=args.iters, seconds=args.seconds, block=args.block, threads=args.threads,
                       data=Path(args.data) if args.data else None, ann=Path(args.ann) if args.ann else None,
                       cache_dir=Path(args.cache_dir), conf=args.conf, iou=args.iou, baseline=not args.no_baseline)
     result = run_bench(cfg)
