@@ -28,7 +28,7 @@ OPENVINO = ["openvino>=2024.0"]
 OPENVINO_INT8 = OPENVINO + ["nncf>=2.10"]
 NCNN = ["ncnn>=1.0.20240410"]
 NCNN_EXPORT = TORCH + NCNN + ["pnnx>=20240410"]
-TENSORRT = TORCH + ["tensorrt>=10.0"]  # needs an NVIDIA GPU and a CUDA build of torch
+TENSORRT = TORCH + ["tensorrt>=10.0,<11"]  # needs an NVIDIA GPU and a CUDA build of torch; 11 dropped the API we use
 RAY = ["ray[data]>=2.40"]
 TRITON = ["tritonclient[http,grpc]>=2.40"]
 

@@ -1,4 +1,4 @@
-"""ONNX -> TensorRT engine (TensorRT 10+ Python API), FP32 / FP16 / INT8, with a sidecar JSON.
+"""ONNX -> TensorRT engine (TensorRT 10 Python API), FP32 / FP16 / INT8, with a sidecar JSON.
 
 Building needs an NVIDIA GPU and the ``tensorrt`` package; everything before the build
 (arguments, optimisation-profile shapes, calibration batches, the sidecar) is plain
@@ -66,6 +66,20 @@ def calibration_batches(images: Sequence[np.ndarray], batch: int) -> Iterator[np
         chunk = list(images[start:start + batch])
         chunk += [chunk[-1]] * (batch - len(chunk))
         yield np.ascontiguousarray(np.concatenate(chunk, axis=0), dtype=np.float32)
+
+
+SUPPORTED_TENSORRT_MAJOR = 10
+
+
+def check_tensorrt_version(version: str) -> None:
+    """Refuse a TensorRT other than 10: TensorRT 11 removed the weakly-typed builder flags
+    (``BuilderFlag.FP16``/``INT8``) and implicit INT8 calibration this exporter builds with."""
+    major = version.split(".", 1)[0]
+    if major != str(SUPPORTED_TENSORRT_MAJOR):
+        raise BackendUnavailableError(
+            f"the TensorRT export builds with the TensorRT {SUPPORTED_TENSORRT_MAJOR} API, and TensorRT {version} is "
+            f"installed (11 removed the FP16/INT8 builder flags and INT8 calibration): "
+            f"pip install 'tensorrt>={SUPPORTED_TENSORRT_MAJOR},<{SUPPORTED_TENSORRT_MAJOR + 1}'")
 
 
 def cuda_device_name() -> str:
@@ -173,6 +187,7 @@ def export_tensorrt(output: str | Path, weights: str | Path | None = None, half:
         if h is None or w is None:
             raise YoloxDeployError("the ONNX input size is dynamic; export it with a fixed --input-size")
         trt = require("tensorrt", extra="tensorrt", purpose="the TensorRT export")
+        check_tensorrt_version(trt.__version__)
         device = cuda_device_name()
         precision = "INT8" if int8 else "FP16" if half else "FP32"
         engine = build_engine(trt, onnx_path, profile, (h, w), half, int8, calib, calib_size, workspace_gib,

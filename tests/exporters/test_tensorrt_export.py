@@ -93,6 +93,13 @@ def test_export_without_tensorrt_or_gpu_says_what_to_install(tmp_path, tiny_onnx
         export_tensorrt(tmp_path / "m.engine", weights=tiny_onnx, batch=(1, 2, 4))
 
 
+def test_export_refuses_a_tensorrt_without_the_api_it_builds_with(tmp_path, tiny_onnx, fake_tensorrt):
+    # TensorRT 11.4's bindings (PyPI, checked 2026-11-22) have no BuilderFlag.FP16/INT8 and no calibrators
+    fake_tensorrt.__version__ = "11.4.0.106"
+    with pytest.raises(BackendUnavailableError, match=r"TensorRT 11.4.0.106 is installed .*pip install 'tensorrt>=10,<11'"):
+        export_tensorrt(tmp_path / "m.engine", weights=tiny_onnx)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"int8": True}, "--int8 needs --calib"),
     ({"workspace_gib": 0}, "workspace must be > 0"),
