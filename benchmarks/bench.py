@@ -210,7 +210,7 @@ def time_interleaved(calls: Sequence[tuple[Row, Call]], cfg: BenchConfig) -> dic
         for _ in range(cfg.warmup):
             call()
     samples: dict[int, list[tuple[float, ...]]] = {i: [] for i in range(len(calls))}
-    block = max(1, cfg.block)
+    block = cfg.block
     start = time.perf_counter()
     budget = cfg.seconds * len(calls) if cfg.seconds else None
     with tqdm(total=None if budget else cfg.iters, desc="timing (interleaved blocks)", leave=False,

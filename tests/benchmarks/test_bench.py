@@ -10,9 +10,8 @@ import pytest
 pytest.importorskip("torch")
 
 from yolox_deploy.benchmarks.bench import (BASELINE, BenchConfig, Row, markdown_table, overhead_summary,  # noqa: E402
-                                           run_bench, summarize, time_interleaved, write_csv, write_json,
-                                           write_plot)
-from yolox_deploy.benchmarks.bench import _label_offsets  # noqa: E402
+                                           _label_offsets, run_bench, summarize, time_interleaved, write_csv,
+                                           write_json, write_plot)
 from yolox_deploy.cli import bench as bench_cli  # noqa: E402
 
 
@@ -120,6 +119,10 @@ def test_cli_argument_errors(capsys):
     assert "unknown precision 'fp8'" in capsys.readouterr().err
     assert bench_cli.main(["--ann", "x.json"]) == 2
     assert "--ann needs --data" in capsys.readouterr().err
+    for bad in (["--iters", "0"], ["--block", "0"], ["--warmup", "-1"], ["--seconds", "0"]):
+        with pytest.raises(SystemExit) as exit_info:
+            bench_cli.main(bad)
+        assert exit_info.value.code == 2 and "must be >=" in capsys.readouterr().err
 
 
 def test_model_files_mode_needs_no_export(tmp_path, tiny_onnx, nano_onnx):

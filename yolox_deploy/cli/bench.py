@@ -16,6 +16,16 @@ def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _at_least(minimum: int, cast=int):
+    """An argparse type: a number >= ``minimum`` (argparse turns the ValueError into a one-line usage error)."""
+    def parse(text: str):
+        value = cast(text)
+        if not value >= minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="yolox-bench", description="Time a YOLOX model on every backend, precision "
                                 "and batch size (exports what it needs, cached), beside the official demo pipeline.")
@@ -30,11 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precisions", default="fp32", help=f"comma-separated of {', '.join(PRECISIONS)}")
     p.add_argument("--batch", default="1", help="comma-separated batch sizes, e.g. 1,8")
     p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None)
-    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--warmup", type=_at_least(0), default=10)
     timing = p.add_mutually_exclusive_group()
-    timing.add_argument("--iters", type=int, default=50, help="timed calls per row")
-    timing.add_argument("--seconds", type=float, default=None, help="time each row for this long instead")
-    p.add_argument("--block", type=int, default=5,
+    timing.add_argument("--iters", type=_at_least(1), default=50, help="timed calls per row")
+    timing.add_argument("--seconds", type=_at_least(1e-3, float), default=None, help="time each row for this long instead")
+    p.add_argument("--block", type=_at_least(1), default=5,
                    help="timed calls per row in each interleaved round (after one untimed settling call)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--data", default=None, help="image folder: benchmark inputs, calibration, and mAP with --ann")
