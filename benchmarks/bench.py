@@ -53,7 +53,8 @@ class BenchConfig:
     warmup: int = 10
     iters: int = 50
     seconds: float | None = None
-    block: int = 5  # consecutive timed calls per row and round, after one untimed settling call
+    block: int = 5  # consecutive timed calls per row and round, after the untimed settling calls
+    settle_ms: float = 100.0  # untimed calls of a row before its block last at least this long (at least one)
     threads: int | None = None
     data: Path | None = None
     ann: Path | None = None
@@ -73,6 +74,7 @@ class Row:
     model_file: str = ""
     backend_name: str = ""  # the runtime that loads model_file
     input_size: tuple[int, int] | None = None
+    model_input: str = ""  # "u8 NHWC": the runtime casts pixels inside the model (in "inference"); "f32 NCHW"
     ms: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)  # stage -> mean/p50/p90/p99 per batch
     images_per_s: float | None = None
     mAP50_95: float | None = None
@@ -201,10 +203,11 @@ def time_interleaved(calls: Sequence[tuple[Row, Call]], cfg: BenchConfig) -> dic
     row, so load changes on a shared machine hit every row alike. Returns samples per
     position in ``calls``.
 
-    Each round gives every row one untimed settling call and then ``block`` timed calls in a
-    row: OpenMP runtimes (ncnn, torch) keep their threads spinning for up to ~20 ms after a
-    call, and without the settling call that spin lands on the next row's timing (it made
-    ONNX Runtime's inference look 50% slower on a 2-core machine).
+    Each round gives every row untimed settling calls for at least ``settle_ms`` (at least
+    one call) and then ``block`` timed calls in a row. Runtimes keep their worker threads
+    spinning after a call (ncnn's and torch's OpenMP ~20 ms, ONNX Runtime with default session
+    options ~40 ms on a 2-core machine); without settling, that spin lands on the next row's
+    timing and made ONNX Runtime's inference look 20-50% slower.
     """
     for row, call in tqdm(calls, desc="warm-up", leave=False, disable=not cfg.progress):
         for _ in range(cfg.warmup):
@@ -219,11 +222,20 @@ def time_interleaved(calls: Sequence[tuple[Row, Call]], cfg: BenchConfig) -> dic
         while (time.perf_counter() - start < budget) if budget else done < cfg.iters:
             n = block if budget else min(block, cfg.iters - done)
             for i, (_, call) in enumerate(calls):
-                call()  # settling call: the previous row's threads stop spinning meanwhile
+                settle(call, cfg.settle_ms)
                 samples[i].extend(call() for _ in range(n))
             done += n
             bar.update(n)
     return samples
+
+
+def settle(call: Call, settle_ms: float) -> None:
+    """Untimed calls for at least ``settle_ms`` (at least one): the previous row's threads go
+    quiet meanwhile, while this row's caches and threads warm up."""
+    end = time.perf_counter() + settle_ms / 1e3
+    call()
+    while time.perf_counter() < end:
+        call()
 
 
 def fill_timings(row: Row, samples: list[tuple[float, float, float]]) -> None:
@@ -273,6 +285,7 @@ def open_model(cfg: BenchConfig, row: Row, path: Path, backend: str, input_size:
     if det.batch_size != row.batch:
         raise Skip(f"{Path(path).name} has a static batch of {det.batch_size}")
     row.input_size = det.input_size
+    row.model_input = "u8 NHWC" if det.backend.native_pixels else "f32 NCHW"
     images = bench_images(cfg, row.batch)
 
     def call() -> tuple[float, float, float]:
@@ -313,7 +326,7 @@ def open_baseline(cfg: BenchConfig, onnx_path, input_size: tuple[int, int] | Non
         path = onnx_path() if callable(onnx_path) else onnx_path
         if path is None:
             raise Skip("needs an .onnx among --model files")
-        row.model_file = str(path)
+        row.model_file, row.model_input = str(path), "f32 NCHW"
         options = ort.SessionOptions()
         if cfg.threads:
             options.intra_op_num_threads = cfg.threads
@@ -406,7 +419,7 @@ def overhead_summary(rows: list[Row]) -> dict[str, float]:
 
 # --- writers -------------------------------------------------------------------------------
 
-TABLE_COLUMNS = ("backend", "precision", "batch", "pre ms/img", "infer ms/img", "post ms/img", "e2e mean ms",
+TABLE_COLUMNS = ("backend", "precision", "batch", "input", "pre ms/img", "infer ms/img", "post ms/img", "e2e mean ms",
                  "e2e p50", "e2e p90", "e2e p99", "img/s", "mAP50-95", "mAP50", "ΔmAP vs torch fp32", "status")
 
 
@@ -419,7 +432,7 @@ def table_rows(rows: list[Row]) -> list[list[str]]:
     for r in rows:
         timed = r.ok and bool(r.ms)
         e2e = r.ms.get("end_to_end", {})
-        out.append([r.backend, r.precision, str(r.batch),
+        out.append([r.backend, r.precision, str(r.batch), r.model_input,
                     _fmt(r.per_image_ms("preprocess")) if timed else "",
                     _fmt(r.per_image_ms("inference")) if timed else "",
                     _fmt(r.per_image_ms("postprocess")) if timed else "",
@@ -437,7 +450,8 @@ def markdown_table(result: dict[str, Any]) -> str:
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, GPU: {m['gpu']}; {m['os']}; Python {m['python']}; {versions}",
              f"Model: {c['model_name']} ({c['source']}), "
              f"input {size}, conf {c['conf']}, iou {c['iou']}; e2e columns are per batch (ms), stage "
-             "columns per image (p50)", "",
+             "columns per image (p50); input u8 NHWC: the runtime casts the letterboxed pixels to float "
+             "inside the model, so that cast counts as inference", "",
              "| " + " | ".join(TABLE_COLUMNS) + " |", "|" + " --- |" * len(TABLE_COLUMNS)]
     lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(result["rows"])]
     s = result["summary"]

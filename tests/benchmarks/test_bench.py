@@ -30,12 +30,33 @@ def test_interleaving_times_blocks_after_a_settling_call():
         return call
 
     calls = [(Row("a", "fp32", 1), call_of("a")), (Row("b", "fp32", 1), call_of("b"))]
-    samples = time_interleaved(calls, BenchConfig(backends=[], warmup=1, iters=7, block=5, progress=False))
+    samples = time_interleaved(calls, BenchConfig(backends=[], warmup=1, iters=7, block=5, settle_ms=0,
+                                                  progress=False))
     # warm-up, then per round: one untimed call + a block of timed calls per row (5, then the last 2)
     assert "".join(log) == "ab" + "a" * 6 + "b" * 6 + "a" * 3 + "b" * 3
     assert [len(v) for v in samples.values()] == [7, 7]
     # the settling call's time is never recorded
     assert [s[0] for s in samples[0]] == [4.0, 5.0, 6.0, 7.0, 8.0, 16.0, 17.0]
+
+
+def test_settling_lasts_settle_ms_so_the_previous_rows_threads_go_quiet(monkeypatch):
+    import yolox_deploy.benchmarks.bench as bench_module
+
+    now = [0.0]
+    monkeypatch.setattr(bench_module.time, "perf_counter", lambda: now[0])
+    log: list[str] = []
+
+    def call_of(name, ms):
+        def call():
+            log.append(name)
+            now[0] += ms / 1e3
+            return (ms, 0.0, 0.0)
+        return call
+
+    calls = [(Row("fast", "fp32", 1), call_of("f", 12.0)), (Row("slow", "fp32", 1), call_of("s", 250.0))]
+    time_interleaved(calls, BenchConfig(backends=[], warmup=0, iters=2, block=2, settle_ms=50, progress=False))
+    # 12 ms calls: 5 untimed ones reach 60 ms >= 50; a slower call than settle_ms settles once
+    assert "".join(log) == "f" * 5 + "ff" + "s" + "ss"
 
 
 def test_scatter_labels_of_overlapping_points_are_staggered():

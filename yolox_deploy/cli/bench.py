@@ -45,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--iters", type=_at_least(1), default=50, help="timed calls per row")
     timing.add_argument("--seconds", type=_at_least(1e-3, float), default=None, help="time each row for this long instead")
     p.add_argument("--block", type=_at_least(1), default=5,
-                   help="timed calls per row in each interleaved round (after one untimed settling call)")
+                   help="timed calls per row in each interleaved round (after its settling calls)")
+    p.add_argument("--settle-ms", type=_at_least(0, float), default=100.0,
+                   help="untimed calls of a row before each block for at least this long, so the "
+                        "previous row's spinning threads go quiet (default 100)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--data", default=None, help="image folder: benchmark inputs, calibration, and mAP with --ann")
     p.add_argument("--ann", default=None, help="COCO instances JSON for --data: adds mAP columns")
@@ -77,7 +80,7 @@ def _main(argv: Sequence[str] | None) -> int:
                       weights=Path(args.weights) if args.weights else None,
                       model_name=args.model_name, precisions=precisions, batches=batches,
                       input_size=tuple(args.input_size) if args.input_size else None, warmup=args.warmup,
-                      iters=args.iters, seconds=args.seconds, block=args.block, threads=args.threads,
+                      iters=args.iters, seconds=args.seconds, block=args.block, settle_ms=args.settle_ms, threads=args.threads,
                       data=Path(args.data) if args.data else None, ann=Path(args.ann) if args.ann else None,
                       cache_dir=Path(args.cache_dir), conf=args.conf, iou=args.iou, baseline=not args.no_baseline)
     result = run_bench(cfg)
