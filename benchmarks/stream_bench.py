@@ -73,7 +73,7 @@ def cpu_work_per_image(model: str, files: Sequence[Path], passes: int = 3) -> di
     """Single-threaded ms per image of each stage (median of ``passes``), and the sequential
     loop's: the floor any pipeline on N cores can reach is their sum / N."""
     from yolox_deploy.images import read_image
-    from yolox_deploy.preprocess import letterbox
+    from yolox_deploy.preprocess import letterbox, letterbox_pixels
     from yolox_deploy.runtimes import load_backend
 
     def per_image(fn, items):
@@ -86,7 +86,8 @@ def cpu_work_per_image(model: str, files: Sequence[Path], passes: int = 3) -> di
     det = Detector(model)
     for _ in range(passes):
         decode, images = per_image(read_image, files)
-        prep, tensors = per_image(lambda im: letterbox(im, det.input_size)[0][None], images)
+        prepare = letterbox_pixels if one_thread.native_pixels else letterbox  # what the Detector feeds it
+        prep, tensors = per_image(lambda im: prepare(im, det.input_size)[0][None], images)
         infer, raws = per_image(one_thread.infer, tensors)
         post, _ = per_image(lambda raw: det.postprocess_raw(raw, [1.0], [det.input_size]), raws)
         loop, _ = per_image(det, files)

@@ -66,7 +66,7 @@ def export_openvino(output: str | Path, weights: str | Path | None = None, half:
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = _source_onnx(Path(tmp), weights, dynamic, seed=seed, **onnx_options)
-        reference = load_backend(onnx_path, backend="onnxruntime")
+        reference = load_backend(onnx_path, backend="onnxruntime", pixel_input=False)
         if dynamic and reference.input_shape[0] is not None:
             raise YoloxDeployError(f"{onnx_path.name} has a static batch; dynamic batch needs an ONNX exported "
                                    "with --dynamic (its graph hard-codes the batch)")

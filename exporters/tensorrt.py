@@ -181,7 +181,7 @@ def export_tensorrt(output: str | Path, weights: str | Path | None = None, half:
         else:
             onnx_path = Path(tmp) / "model.onnx"
             export_onnx(onnx_path, weights=weights, dynamic=dynamic or len(set(values)) > 1, **onnx_options)
-        reference = load_backend(onnx_path, backend="onnxruntime")
+        reference = load_backend(onnx_path, backend="onnxruntime", pixel_input=False)
         onnx_batch, _, h, w = reference.input_shape
         profile = Profile.parse(batch, onnx_batch)
         if h is None or w is None:

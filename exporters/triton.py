@@ -137,7 +137,7 @@ def export_triton(output: str | Path, weights: str | Path | None = None, max_bat
             shutil.copy(weights, onnx_path)
         else:
             export_onnx(onnx_path, weights=weights, dynamic=max_batch > 0, **onnx_options)
-        backend = load_backend(onnx_path, backend="onnxruntime")
+        backend = load_backend(onnx_path, backend="onnxruntime", pixel_input=False)
         batch, _, h, w = backend.input_shape
         if max_batch > 0 and batch is not None:
             raise YoloxDeployError(f"{Path(weights).name} has a static batch of {batch}: export it with --dynamic, "

@@ -10,12 +10,14 @@ import numpy as np
 
 from ..errors import InvalidInputError, ModelFileError
 from ..metadata import ModelMetadata
+from ..preprocess import pixels_to_tensor
 
 InputShape = tuple[int | None, int, int | None, int | None]  # (batch, 3, height, width); None = dynamic
 
 
 class Backend(abc.ABC):
-    """Loads one model file and turns a float32 NCHW batch into the raw ``[B, N, 5 + C]``.
+    """Loads one model file and turns a letterboxed batch (float32 NCHW, or uint8 NHWC pixels)
+    into the raw ``[B, N, 5 + C]``.
 
     Subclasses set ``name`` (what users pass as ``backend=``), ``suffixes`` (model files
     they load) and ``extra`` (the pip extra that installs their dependencies), and
@@ -28,6 +30,9 @@ class Backend(abc.ABC):
     extra: ClassVar[str]
     export_target: ClassVar[str | None]  # the `yolox-export --to` that makes its files; None: loads .pth
     loads_files: ClassVar[bool] = True  # False: ``path`` names a model on a server (e.g. Triton)
+    # True when the runtime itself casts and transposes uint8 pixels (inside the model), so
+    # infer() is fastest fed uint8 [B, H, W, 3]; False: pixels are converted here first.
+    native_pixels: bool = False
 
     def __init__(self, path: str | Path, device: str = "cpu", **options: Any):
         self.path = Path(path)
@@ -49,10 +54,15 @@ class Backend(abc.ABC):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         """Run a validated batch; return float32 [B, N, 5 + C]."""
 
+    def _run_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Run a validated uint8 [B, H, W, 3] batch; backends with ``native_pixels`` override this."""
+        return self._run(pixels_to_tensor(pixels))
+
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        """float32 [B, 3, H, W] BGR 0-255 letterboxed -> raw float32 [B, N, 5 + C]."""
-        self.check_batch(batch)
-        return self.check_output(batch, self._run(batch))
+        """Letterboxed BGR 0-255 batch, float32 [B, 3, H, W] or uint8 pixels [B, H, W, 3]
+        -> raw float32 [B, N, 5 + C]."""
+        raw = self._run_pixels(batch) if self.check_batch(batch) else self._run(batch)
+        return self.check_output(batch, raw)
 
     def infer_many(self, batches: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Several batches; backends with an asynchronous API override this to overlap them."""
@@ -65,13 +75,18 @@ class Backend(abc.ABC):
                                  "hard-coded batch size? re-export with --dynamic)")
         return raw
 
-    def check_batch(self, batch: np.ndarray) -> None:
-        if not isinstance(batch, np.ndarray) or batch.dtype != np.float32:
-            raise InvalidInputError(f"{self.name}: input batch must be a float32 numpy array, got "
-                                    f"{getattr(batch, 'dtype', type(batch).__name__)}")
-        if batch.ndim != 4 or batch.shape[1] != 3:
-            raise InvalidInputError(f"{self.name}: input batch must be [B, 3, H, W], got shape {batch.shape}")
-        for axis, (want, got) in enumerate(zip(self.input_shape, batch.shape)):
+    def check_batch(self, batch: np.ndarray) -> bool:
+        """Validate an input batch; returns True for uint8 pixels, False for float32 NCHW."""
+        if not isinstance(batch, np.ndarray) or batch.dtype not in (np.float32, np.uint8):
+            raise InvalidInputError(f"{self.name}: input batch must be a float32 [B, 3, H, W] or uint8 [B, H, W, 3] "
+                                    f"numpy array, got {getattr(batch, 'dtype', type(batch).__name__)}")
+        pixels = batch.dtype == np.uint8
+        if batch.ndim != 4 or batch.shape[3 if pixels else 1] != 3:
+            layout = "uint8 pixels must be [B, H, W, 3]" if pixels else "float32 batch must be [B, 3, H, W]"
+            raise InvalidInputError(f"{self.name}: input {layout}, got shape {batch.shape}")
+        nchw = (batch.shape[0], 3, *batch.shape[1:3]) if pixels else batch.shape
+        for axis, (want, got) in enumerate(zip(self.input_shape, nchw)):
             if want is not None and want != got:
                 raise InvalidInputError(f"{self.name}: model {self.path.name} takes input "
-                                        f"{list(self.input_shape)}, got {list(batch.shape)} (axis {axis})")
+                                        f"{list(self.input_shape)} (NCHW), got {list(nchw)} (axis {axis})")
+        return pixels

@@ -1,6 +1,8 @@
 """ONNX Runtime backend (CPU by default; CUDA only when asked, never a silent fallback)."""
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +11,12 @@ import numpy as np
 from .._optional import require
 from ..errors import BackendUnavailableError, ModelFileError
 from ..metadata import ModelMetadata
+from ..onnx_pixels import PIXEL_INPUT, with_pixel_input
 from . import register
 from .base import Backend, InputShape
+
+
+log = logging.getLogger(__name__)
 
 
 def _dim(value: Any) -> int | None:
@@ -25,33 +31,60 @@ class OnnxRuntimeBackend(Backend):
     export_target = "onnx"
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None,
-                 stop_spinning: bool = True, **options: Any):
+                 stop_spinning: bool = True, pixel_input: bool = True, **options: Any):
         """``threads``: intra-op threads (default: one per core). ``stop_spinning``: the intra-op
         threads stop spin-waiting as soon as a run returns (ONNX Runtime's own default keeps
         them spinning on the cores, which halves the speed of the letterbox and decoding
-        that come next on a 2-core machine, for no faster inference)."""
+        that come next on a 2-core machine, for no faster inference). ``pixel_input``: run
+        a copy of the graph that takes uint8 NHWC pixels and casts them itself (bit-identical
+        outputs; the cast runs multi-threaded and the first layer reads a hot input); float
+        batches then go through a float-input session built on first use."""
         super().__init__(path, device)
-        ort = require("onnxruntime", extra=self.extra, purpose="the onnxruntime backend")
-        providers = self._providers(ort, device)
-        session_options = ort.SessionOptions()
+        self._ort = require("onnxruntime", extra=self.extra, purpose="the onnxruntime backend")
+        self._providers = self._providers_for(self._ort, device)
+        self._session_options = self._ort.SessionOptions()
         if threads:
-            session_options.intra_op_num_threads = int(threads)
+            self._session_options.intra_op_num_threads = int(threads)
         if stop_spinning:
-            session_options.add_session_config_entry("session.force_spinning_stop", "1")
-        try:
-            self.session = ort.InferenceSession(str(self.path), session_options, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelFileError(f"{self.path.name} is not a loadable ONNX model ({first[:300]})") from None
-        if providers[0] != "CPUExecutionProvider" and self.session.get_providers()[0] != providers[0]:
-            raise BackendUnavailableError(f"onnxruntime could not create {providers[0]} for {self.path.name}; "
-                                          "check the CUDA/cuDNN installation")
+            self._session_options.add_session_config_entry("session.force_spinning_stop", "1")
+        self.session = self._float_session = self._open_float_session()
         self._input = self._single_input()
         self._output_name = self._single_output()
         self._metadata = ModelMetadata.from_props(self.session.get_modelmeta().custom_metadata_map)
+        self._lock = threading.Lock()
+        pixel_session = self._open_pixel_session() if pixel_input else None
+        if pixel_session is not None:  # the float session is rebuilt only if float batches come
+            self.session, self._float_session, self.native_pixels = pixel_session, None, True
+
+    def _open_float_session(self) -> Any:
+        try:
+            session = self._ort.InferenceSession(str(self.path), self._session_options, providers=self._providers)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelFileError(f"{self.path.name} is not a loadable ONNX model ({first[:300]})") from None
+        if self._providers[0] != "CPUExecutionProvider" and session.get_providers()[0] != self._providers[0]:
+            raise BackendUnavailableError(f"onnxruntime could not create {self._providers[0]} for "
+                                          f"{self.path.name}; check the CUDA/cuDNN installation")
+        return session
+
+    def _open_pixel_session(self) -> Any | None:
+        """A session on the graph with a uint8 pixel input, or None where the edit does not
+        apply (e.g. external weight files); the float input is used then."""
+        if self._input.type != "tensor(float)":
+            return None
+        try:
+            model = with_pixel_input(self.path.read_bytes(), self._input.name, self._input.shape)
+            session = self._ort.InferenceSession(model, self._session_options, providers=self._providers)
+        except Exception as exc:  # anything: the float session is there and correct
+            log.info("onnxruntime: %s keeps its float input (%s)", self.path.name, str(exc).strip()[:200])
+            return None
+        if [i.name for i in session.get_inputs()] != [PIXEL_INPUT] or \
+                [o.name for o in session.get_outputs()] != [self._output_name]:
+            return None
+        return session
 
     @staticmethod
-    def _providers(ort: Any, device: str) -> list[str]:
+    def _providers_for(ort: Any, device: str) -> list[str]:
         if device == "cpu":
             return ["CPUExecutionProvider"]
         if device.startswith("cuda"):
@@ -88,4 +121,16 @@ class OnnxRuntimeBackend(Backend):
         return self._metadata
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run([self._output_name], {self._input.name: batch})[0]
+        return self._float().run([self._output_name], {self._input.name: batch})[0]
+
+    def _run_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        if not self.native_pixels:
+            return super()._run_pixels(pixels)
+        return self.session.run([self._output_name], {PIXEL_INPUT: pixels})[0]
+
+    def _float(self) -> Any:
+        if self._float_session is None:
+            with self._lock:
+                if self._float_session is None:
+                    self._float_session = self._open_float_session()
+        return self._float_session

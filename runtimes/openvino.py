@@ -1,7 +1,9 @@
 """OpenVINO backend (2024+ API): IR files, performance hints, an asynchronous queue."""
 from __future__ import annotations
 
+import logging
 import queue
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,8 @@ from ..metadata import ModelMetadata
 from . import register
 from .base import Backend, InputShape
 
+
+log = logging.getLogger(__name__)
 
 RT_INFO_SECTION = "yolox_deploy"  # where the IR's rt_info keeps our ModelMetadata
 
@@ -34,7 +38,9 @@ class OpenVinoBackend(Backend):
     """``hint``: 'LATENCY' (default) or 'THROUGHPUT'; ``threads``: inference threads;
     ``streams``: parallel streams (THROUGHPUT picks its own when None); ``precision``:
     the CPU plugin's inference precision, 'f32' by default so CPUs with bf16 units do not
-    silently compute in bf16 ('bf16' or 'f16' to allow it)."""
+    silently compute in bf16 ('bf16' or 'f16' to allow it); ``pixel_input``: compile the
+    model with a uint8 NHWC input (OpenVINO's PrePostProcessor does the cast and transpose,
+    bit-identical outputs); float batches then use a float-input compile made on first use."""
 
     name = "openvino"
     suffixes = (".xml",)
@@ -42,7 +48,8 @@ class OpenVinoBackend(Backend):
     export_target = "openvino"
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None,
-                 hint: str = "LATENCY", streams: int | None = None, precision: str = "f32", **options: Any):
+                 hint: str = "LATENCY", streams: int | None = None, precision: str = "f32",
+                 pixel_input: bool = True, **options: Any):
         super().__init__(path, device)
         ov = require("openvino", extra=self.extra, purpose="the openvino backend")
         if not self.path.with_suffix(".bin").is_file():
@@ -73,9 +80,37 @@ class OpenVinoBackend(Backend):
             config["INFERENCE_NUM_THREADS"] = int(threads)
         if streams:
             config["NUM_STREAMS"] = int(streams)
-        self.compiled = core.compile_model(model, device_name, config)
-        self._requests: queue.LifoQueue = queue.LifoQueue()  # idle InferRequests (one is not reentrant)
-        self._ov = ov
+        self._ov, self._core, self._device_name, self._config = ov, core, device_name, config
+        self._lock = threading.Lock()
+        self._compiled: dict[bool, Any] = {}  # pixels? -> CompiledModel
+        self._requests: dict[bool, queue.LifoQueue] = {}  # idle InferRequests (one is not reentrant)
+        if pixel_input:
+            try:
+                self._compiled[True] = core.compile_model(self._with_pixel_input(model), device_name, config)
+                self.native_pixels = True
+            except Exception as exc:  # the float-input compile below is always correct
+                log.info("openvino: %s keeps its float input (%s)", self.path.name, str(exc).strip()[:200])
+        if not self.native_pixels:
+            self._compiled[False] = core.compile_model(model, device_name, config)
+
+    def _with_pixel_input(self, model: Any) -> Any:
+        from openvino.preprocess import PrePostProcessor
+
+        ppp = PrePostProcessor(model)
+        ppp.input().tensor().set_element_type(self._ov.Type.u8).set_layout(self._ov.Layout("NHWC"))
+        ppp.input().model().set_layout(self._ov.Layout("NCHW"))
+        return ppp.build()
+
+    def compiled_for(self, pixels: bool) -> Any:
+        """The CompiledModel for uint8 pixel (True) or float32 NCHW (False) batches."""
+        if pixels and not self.native_pixels:
+            raise ValueError("this model was compiled without a pixel input")
+        if pixels not in self._compiled:
+            with self._lock:
+                if pixels not in self._compiled:
+                    model = self._core.read_model(str(self.path))
+                    self._compiled[pixels] = self._core.compile_model(model, self._device_name, self._config)
+        return self._compiled[pixels]
 
     @property
     def input_shape(self) -> InputShape:
@@ -87,31 +122,44 @@ class OpenVinoBackend(Backend):
         return self._metadata
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self._infer_sync(batch, pixels=False)
+
+    def _run_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        if not self.native_pixels:
+            return super()._run_pixels(pixels)
+        return self._infer_sync(pixels, pixels=True)
+
+    def _infer_sync(self, batch: np.ndarray, pixels: bool) -> np.ndarray:
         """Concurrent callers each get their own InferRequest (created on demand, then reused),
         so threads share one compiled model and run in parallel streams."""
+        compiled = self.compiled_for(pixels)
+        idle = self._requests.setdefault(pixels, queue.LifoQueue())
         try:
-            request = self._requests.get_nowait()
+            request = idle.get_nowait()
         except queue.Empty:
-            request = self.compiled.create_infer_request()
+            request = compiled.create_infer_request()
         try:
             return request.infer({0: batch})[0].copy()
         finally:
-            self._requests.put(request)
+            idle.put(request)
 
     def infer_many(self, batches: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Run batches concurrently through an AsyncInferQueue (as many requests as the
         device finds optimal); results in input order."""
-        for batch in batches:
-            self.check_batch(batch)
-        jobs = max(1, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        kinds = {self.check_batch(batch) for batch in batches}
+        native = kinds == {True} and self.native_pixels or kinds == {False}
+        if not native:  # mixed, or pixels for a float-input compile: one by one
+            return [self.infer(b) for b in batches]
+        compiled = self.compiled_for(kinds.pop())
+        jobs = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         if len(batches) < 2 or jobs == 1:
-            return [self.check_output(b, self._run(b)) for b in batches]
+            return [self.infer(b) for b in batches]
         results: list[np.ndarray | None] = [None] * len(batches)
 
         def done(request: Any, index: int) -> None:
             results[index] = request.get_output_tensor(0).data.copy()
 
-        queue = self._ov.AsyncInferQueue(self.compiled, jobs)
+        queue = self._ov.AsyncInferQueue(compiled, jobs)
         queue.set_callback(done)
         for index, batch in enumerate(batches):
             queue.start_async({0: batch}, index)

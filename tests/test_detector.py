@@ -31,6 +31,16 @@ def test_torch_and_onnxruntime_backends_agree(nano_pth, nano_onnx, coco_images):
         np.testing.assert_allclose(x.scores, y.scores, atol=1e-4)
 
 
+def test_pixel_input_gives_exactly_the_float_input_detections(nano_onnx, coco_images):
+    native, plain = Detector(nano_onnx), Detector(nano_onnx, pixel_input=False)
+    assert native.backend.native_pixels and not plain.backend.native_pixels
+    for a, b in zip(native(coco_images[:6]), plain(coco_images[:6])):
+        assert len(a) > 0
+        np.testing.assert_array_equal(a.xyxy, b.xyxy)
+        np.testing.assert_array_equal(a.scores, b.scores)
+        np.testing.assert_array_equal(a.class_ids, b.class_ids)
+
+
 def test_all_image_forms_give_the_same_detections(nano_onnx, coco_images):
     from PIL import Image
 

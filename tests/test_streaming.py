@@ -27,9 +27,10 @@ def same(a, b) -> bool:
 
 
 @pytest.mark.parametrize("options", [{}, {"batch_size": 3}, {"batch_size": 4, "infer_workers": 2, "workers": 3},
-                                     {"prefetch": 1, "workers": 1}])
+                                     {"prefetch": 1, "workers": 1}, {"pixel_input": False}])
 def test_stream_equals_the_sequential_loop_in_order(tiny_onnx, folder, options):
-    det = Detector(tiny_onnx, conf=0.05)
+    options = dict(options)
+    det = Detector(tiny_onnx, conf=0.05, pixel_input=options.pop("pixel_input", True))
     files = sorted(folder.iterdir())
     want = [det(f) for f in files]
     got = list(det.stream(folder, **options))

@@ -129,7 +129,8 @@ class Detector:
         t0 = time.perf_counter()
         images = [to_bgr(item) for item in items]
         chunks = [images[i:i + self.batch_size] for i in range(0, len(images), self.batch_size)]
-        prepared = [letterbox_batch(chunk, self.input_size, self.batch_size if self._pad_batch else None)
+        pixels = self.backend.native_pixels
+        prepared = [letterbox_batch(chunk, self.input_size, self.batch_size if self._pad_batch else None, pixels)
                     for chunk in chunks]
         t1 = time.perf_counter()
         raws = self.backend.infer_many([batch for batch, _ in prepared])

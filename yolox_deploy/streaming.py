@@ -25,7 +25,7 @@ import numpy as np
 from .detections import Detections
 from .errors import InvalidInputError, YoloxDeployError
 from .images import IMAGE_SUFFIXES, ImageLike, to_bgr
-from .preprocess import letterbox
+from .preprocess import letterbox, letterbox_pixels
 
 if TYPE_CHECKING:
     from .detector import Detector
@@ -146,7 +146,8 @@ class StreamPipeline:
     def _prepare(self, index: int, name: str, item: ImageLike) -> _Item:
         try:
             image = to_bgr(item)
-            tensor, ratio = letterbox(image, self.detector.input_size)
+            prepare = letterbox_pixels if self.detector.backend.native_pixels else letterbox
+            tensor, ratio = prepare(image, self.detector.input_size)
             return _Item(index, name, image, tensor, ratio)
         except YoloxDeployError as exc:
             return _Item(index, name, error=exc)

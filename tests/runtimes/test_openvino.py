@@ -68,6 +68,24 @@ def test_fp32_ir_is_as_close_to_exact_as_onnxruntime(nano_fp32, nano_pth, nano_r
     assert openvino_err <= 1.25 * onnxruntime_err, (openvino_err, onnxruntime_err)
 
 
+def test_pixel_input_is_bit_identical_to_the_float_input(nano_fp32, coco_images):
+    from yolox_deploy.images import read_image
+    from yolox_deploy.preprocess import letterbox_batch
+
+    images = [read_image(p) for p in coco_images[:2]]
+    pixels, _ = letterbox_batch(images, (416, 416), pixels=True)
+    floats, _ = letterbox_batch(images, (416, 416))
+    native, plain = load_backend(nano_fp32.path), load_backend(nano_fp32.path, pixel_input=False)
+    assert native.native_pixels and not plain.native_pixels
+    want = [plain.infer(floats[i:i + 1]) for i in range(2)]
+    for backend in (native, plain):
+        for i in range(2):
+            np.testing.assert_array_equal(backend.infer(pixels[i:i + 1]), want[i])
+    np.testing.assert_array_equal(native.infer(floats[:1]), want[0])  # a float compile, made on demand
+    for got, w in zip(native.infer_many([pixels[i:i + 1] for i in range(2)]), want):
+        np.testing.assert_array_equal(got, w)
+
+
 def test_metadata_travels_in_rt_info(nano_fp32):
     det = Detector(nano_fp32.path)
     assert det.input_size == (416, 416) and det.class_names[0] == "person"
@@ -96,6 +114,10 @@ def test_async_queue_and_throughput_hint_give_the_sequential_results(ir_dir, tin
     got = throughput.infer_many(batches)
     for w, g in zip(want, got):
         np.testing.assert_allclose(g, w, atol=1e-4)
+    pixels = [rng.integers(0, 256, (b, 64, 64, 3), dtype=np.uint8) for b in (2, 1, 3)]
+    from yolox_deploy.preprocess import pixels_to_tensor
+    for p, g in zip(pixels, throughput.infer_many(pixels)):
+        np.testing.assert_allclose(g, latency.infer(pixels_to_tensor(p)), atol=1e-4)
     images = [rng.integers(0, 256, (50, 60, 3), dtype=np.uint8) for _ in range(7)]
     singles = [Detector(report.path, conf=0.01)(im) for im in images]
     batched = Detector(report.path, conf=0.01, batch_size=2, hint="THROUGHPUT")(images)

@@ -38,6 +38,35 @@ def test_onnxruntime_threads_stop_spinning_after_a_run_unless_asked_not_to(tiny_
     np.testing.assert_array_equal(default.infer(x), spinning.infer(x))
 
 
+def test_onnxruntime_takes_pixels_natively_with_bit_identical_outputs(nano_onnx, coco_images):
+    from yolox_deploy.images import read_image
+    from yolox_deploy.preprocess import letterbox_batch
+
+    images = [read_image(p) for p in coco_images[:3]]
+    pixels, _ = letterbox_batch(images, (416, 416), pixels=True)
+    floats, _ = letterbox_batch(images, (416, 416))
+    native, plain = load_backend(nano_onnx), load_backend(nano_onnx, pixel_input=False)
+    assert native.native_pixels and not plain.native_pixels
+    assert native._float_session is None  # built only when a float batch comes
+    want = np.concatenate([plain.infer(floats[i:i + 1]) for i in range(3)])
+    for backend in (native, plain):  # plain converts pixels itself
+        np.testing.assert_array_equal(np.concatenate([backend.infer(pixels[i:i + 1]) for i in range(3)]), want)
+    np.testing.assert_array_equal(native.infer(floats[:1]), want[:1])
+
+
+def test_onnxruntime_keeps_the_float_input_where_the_edit_cannot_apply(tiny_onnx, tmp_path, monkeypatch):
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(str(tiny_onnx))
+    path = tmp_path / "external.onnx"  # weights in a side file: a session from bytes cannot find them
+    onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location="w.bin",
+              size_threshold=1024)
+    monkeypatch.chdir(tmp_path.parent)
+    backend = load_backend(path)
+    assert not backend.native_pixels
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 64, 96, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(backend.infer(pixels), load_backend(tiny_onnx).infer(pixels))
+
+
 def test_torch_backend_is_the_reference_for_onnxruntime(tiny_checkpoint, tiny_onnx):
     x = np.random.default_rng(0).uniform(0, 255, (2, 3, 64, 96)).astype(np.float32)
     ref = load_backend(tiny_checkpoint).infer(x)
@@ -48,6 +77,9 @@ def test_torch_backend_is_the_reference_for_onnxruntime(tiny_checkpoint, tiny_on
     (np.zeros((1, 3, 64, 96), np.float64), "float32"),
     (np.zeros((1, 64, 96, 3), np.float32), r"\[B, 3, H, W\]"),
     (np.zeros((1, 3, 64, 64), np.float32), "takes input"),
+    (np.zeros((1, 3, 64, 96), np.uint8), r"uint8 pixels must be \[B, H, W, 3\]"),
+    (np.zeros((1, 64, 64, 3), np.uint8), r"takes input \[None, 3, 64, 96\] \(NCHW\), got \[1, 3, 64, 64\]"),
+    (np.zeros((64, 96, 3), np.uint8), "uint8 pixels must be"),
 ])
 def test_infer_checks_the_batch(tiny_onnx, bad, message):
     with pytest.raises(InvalidInputError, match=message):
