@@ -83,7 +83,8 @@ class OpenVinoBackend(Backend):
         self._ov, self._core, self._device_name, self._config = ov, core, device_name, config
         self._lock = threading.Lock()
         self._compiled: dict[bool, Any] = {}  # pixels? -> CompiledModel
-        self._requests: dict[bool, queue.LifoQueue] = {}  # idle InferRequests (one is not reentrant)
+        # idle InferRequests per input kind (one request is not reentrant)
+        self._requests: dict[bool, queue.LifoQueue] = {True: queue.LifoQueue(), False: queue.LifoQueue()}
         if pixel_input:
             try:
                 self._compiled[True] = core.compile_model(self._with_pixel_input(model), device_name, config)
@@ -101,10 +102,9 @@ class OpenVinoBackend(Backend):
         ppp.input().model().set_layout(self._ov.Layout("NCHW"))
         return ppp.build()
 
-    def compiled_for(self, pixels: bool) -> Any:
-        """The CompiledModel for uint8 pixel (True) or float32 NCHW (False) batches."""
-        if pixels and not self.native_pixels:
-            raise ValueError("this model was compiled without a pixel input")
+    def _compiled_for(self, pixels: bool) -> Any:
+        """The CompiledModel for uint8 pixel (True, only with ``native_pixels``) or float32
+        NCHW (False) batches; the float one is compiled on first use."""
         if pixels not in self._compiled:
             with self._lock:
                 if pixels not in self._compiled:
@@ -132,8 +132,8 @@ class OpenVinoBackend(Backend):
     def _infer_sync(self, batch: np.ndarray, pixels: bool) -> np.ndarray:
         """Concurrent callers each get their own InferRequest (created on demand, then reused),
         so threads share one compiled model and run in parallel streams."""
-        compiled = self.compiled_for(pixels)
-        idle = self._requests.setdefault(pixels, queue.LifoQueue())
+        compiled = self._compiled_for(pixels)
+        idle = self._requests[pixels]
         try:
             request = idle.get_nowait()
         except queue.Empty:
@@ -147,10 +147,9 @@ class OpenVinoBackend(Backend):
         """Run batches concurrently through an AsyncInferQueue (as many requests as the
         device finds optimal); results in input order."""
         kinds = {self.check_batch(batch) for batch in batches}
-        native = kinds == {True} and self.native_pixels or kinds == {False}
-        if not native:  # mixed, or pixels for a float-input compile: one by one
+        if len(kinds) != 1 or kinds == {True} and not self.native_pixels:  # mixed, or pixels to convert
             return [self.infer(b) for b in batches]
-        compiled = self.compiled_for(kinds.pop())
+        compiled = self._compiled_for(kinds.pop())
         jobs = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         if len(batches) < 2 or jobs == 1:
             return [self.infer(b) for b in batches]

@@ -34,11 +34,15 @@ def letterbox_ratio(image_hw: tuple[int, int], input_hw: tuple[int, int]) -> flo
     return min(input_hw[0] / image_hw[0], input_hw[1] / image_hw[1])
 
 
+def _resized_size(image_hw: tuple[int, int], input_hw: tuple[int, int]) -> tuple[float, int, int]:
+    """(ratio, resized width, resized height) of an image letterboxed into ``input_hw``."""
+    r = letterbox_ratio(image_hw, input_hw)
+    return r, max(1, int(image_hw[1] * r)), max(1, int(image_hw[0] * r))
+
+
 def letterbox_into(image: np.ndarray, input_hw: tuple[int, int], out: np.ndarray) -> float:
     """Letterbox one BGR uint8 HxWx3 image into ``out`` (float32 3xHxW); returns the ratio."""
-    h, w = image.shape[:2]
-    r = letterbox_ratio((h, w), input_hw)
-    new_w, new_h = max(1, int(w * r)), max(1, int(h * r))
+    r, new_w, new_h = _resized_size(image.shape[:2], input_hw)
     resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     # Per-channel casts straight into the output (no uint8 canvas, no strided HWC->CHW copy);
     # only the padding is filled with 114.
@@ -51,9 +55,7 @@ def letterbox_into(image: np.ndarray, input_hw: tuple[int, int], out: np.ndarray
 
 def letterbox_pixels_into(image: np.ndarray, input_hw: tuple[int, int], out: np.ndarray) -> float:
     """Letterbox one BGR uint8 HxWx3 image into ``out`` (uint8 HxWx3 canvas); returns the ratio."""
-    h, w = image.shape[:2]
-    r = letterbox_ratio((h, w), input_hw)
-    new_w, new_h = max(1, int(w * r)), max(1, int(h * r))
+    r, new_w, new_h = _resized_size(image.shape[:2], input_hw)
     target = out[:new_h, :new_w]
     resized = cv2.resize(image, (new_w, new_h), dst=target if target.flags.c_contiguous else None,
                          interpolation=cv2.INTER_LINEAR)
