@@ -28,10 +28,16 @@ from ..detector import Detector
 from ..errors import YoloxDeployError
 from ..evaluation import evaluate_coco
 from ..images import IMAGE_SUFFIXES, read_image
-from ..runtimes import get_backend_class
+from ..precision import cpu_features
+from ..runtimes import backends_offering, get_backend_class
 from .official_demo import demo_postprocess, demo_preproc
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")
+# bench precision -> (the artifact exported for it, the arithmetic the runtime is asked for). fp16 and
+# int8 are stored in the model file and run with FP32 arithmetic elsewhere; bf16 is arithmetic on
+# the FP32 model (OpenVINO on CPUs with bf16 units).
+ARTIFACT_AND_ARITHMETIC = {"fp32": ("fp32", "fp32"), "fp16": ("fp16", "fp32"), "int8": ("int8", "fp32"),
+                           "bf16": ("fp32", "bf16")}
 STAGES = ("preprocess", "inference", "postprocess", "end_to_end")
 BASELINE = "official demo (onnxruntime)"
 VERSIONED_PACKAGES = ("yolox-deploy", "numpy", "opencv-python-headless", "onnxruntime", "openvino", "torch",
@@ -75,6 +81,7 @@ class Row:
     backend_name: str = ""  # the runtime that loads model_file
     input_size: tuple[int, int] | None = None
     model_input: str = ""  # "u8 NHWC": the runtime casts pixels inside the model (in "inference"); "f32 NCHW"
+    arithmetic: str = "fp32"  # what the runtime was asked to compute in (fp16/int8 rows: stored in the model)
     ms: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)  # stage -> mean/p50/p90/p99 per batch
     images_per_s: float | None = None
     mAP50_95: float | None = None
@@ -113,8 +120,21 @@ def machine_info() -> dict[str, Any]:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             versions[package] = "not installed"
-    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu, "os": platform.platform(),
+    return {"cpu": cpu, "cores": os.cpu_count(), "cpu_features": list(cpu_features()),
+            "openvino_cpu_capabilities": openvino_cpu_capabilities(), "gpu": gpu, "os": platform.platform(),
             "python": platform.python_version(), "versions": versions}
+
+
+def openvino_cpu_capabilities() -> list[str]:
+    """OpenVINO's OPTIMIZATION_CAPABILITIES for the CPU (which precisions it runs natively)."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return []
+    try:
+        return [str(c) for c in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")]
+    except RuntimeError:
+        return []
 
 
 def summarize(values_ms: Sequence[float]) -> dict[str, float]:
@@ -164,7 +184,12 @@ class ModelCache:
         return path
 
     def model_for(self, backend: str, precision: str) -> Path:
+        """The model file of a (backend, bench precision) row, exported on first use."""
         cls = get_backend_class(backend)
+        precision, arithmetic = ARTIFACT_AND_ARITHMETIC[precision]
+        if arithmetic not in cls.precisions:
+            raise Skip(f"{backend} does not compute in {arithmetic}; {', '.join(backends_offering(arithmetic))} "
+                       "does")
         target = cls.export_target
         if target is None or target == "onnx":
             if precision != "fp32":
@@ -248,7 +273,7 @@ def fill_timings(row: Row, samples: list[tuple[float, float, float]]) -> None:
 def open_row(cfg: BenchConfig, cache: ModelCache, backend: str, precision: str, batch: int) -> tuple[Row, Call | None]:
     row = Row(backend, precision, batch)
     return row, _guarded(row, lambda: open_model(cfg, row, cache.model_for(backend, precision), backend,
-                                                 cache.input_size))
+                                                 cache.input_size, ARTIFACT_AND_ARITHMETIC[precision][1]))
 
 
 def open_file_row(cfg: BenchConfig, path: Path, batch: int) -> tuple[Row, Call | None]:
@@ -274,13 +299,16 @@ def _guarded(row: Row, open_it: Callable[[], Call]) -> Call | None:
         return None
 
 
-def open_model(cfg: BenchConfig, row: Row, path: Path, backend: str, input_size: tuple[int, int] | None) -> Call:
-    """A Detector on ``path`` and the call that times ``row.batch`` images through it."""
+def open_model(cfg: BenchConfig, row: Row, path: Path, backend: str, input_size: tuple[int, int] | None,
+               arithmetic: str = "fp32") -> Call:
+    """A Detector on ``path`` computing in ``arithmetic``, and the call that times
+    ``row.batch`` images through it."""
     row.model_file = str(path)
     row.backend_name = backend
+    row.arithmetic = arithmetic
     dynamic_hw = backend == "torch"
     det = Detector(path, backend=backend, input_size=input_size if dynamic_hw else None, conf=cfg.conf,
-                   iou=cfg.iou, batch_size=row.batch, threads=cfg.threads,
+                   iou=cfg.iou, batch_size=row.batch, threads=cfg.threads, precision=arithmetic,
                    model_name=cfg.model_name if dynamic_hw else None)
     if det.batch_size != row.batch:
         raise Skip(f"{Path(path).name} has a static batch of {det.batch_size}")
@@ -301,13 +329,15 @@ def add_map(cfg: BenchConfig, row: Row) -> None:
     if cfg.ann is None or not row.ok or row.batch != min(cfg.batches) or row.backend == BASELINE:
         return
     try:
-        row.mAP50_95, row.mAP50 = coco_map(cfg, Path(row.model_file), row.backend_name, row.input_size)
+        row.mAP50_95, row.mAP50 = coco_map(cfg, Path(row.model_file), row.backend_name, row.input_size,
+                                           row.arithmetic)
     except (YoloxDeployError, ImportError, OSError, RuntimeError) as exc:
         row.status = f"timed; mAP failed: {str(exc).splitlines()[0]}"
 
 
-def coco_map(cfg: BenchConfig, path: Path, backend: str, input_size: tuple[int, int]) -> tuple[float, float]:
-    det = Detector(path, backend=backend, conf=0.01, iou=0.65, max_det=None, clip_boxes=False,
+def coco_map(cfg: BenchConfig, path: Path, backend: str, input_size: tuple[int, int],
+             arithmetic: str = "fp32") -> tuple[float, float]:
+    det = Detector(path, backend=backend, conf=0.01, iou=0.65, max_det=None, clip_boxes=False, precision=arithmetic,
                    input_size=input_size if backend == "torch" else None,
                    model_name=cfg.model_name if backend == "torch" else None, threads=cfg.threads)
     result = evaluate_coco(det, cfg.data, cfg.ann, progress=cfg.progress)
@@ -327,10 +357,10 @@ def open_baseline(cfg: BenchConfig, onnx_path, input_size: tuple[int, int] | Non
         if path is None:
             raise Skip("needs an .onnx among --model files")
         row.model_file, row.model_input = str(path), "f32 NCHW"
-        options = ort.SessionOptions()
-        if cfg.threads:
-            options.intra_op_num_threads = cfg.threads
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        from ..runtimes.onnxruntime import fp32_session_options
+
+        session = ort.InferenceSession(str(path), fp32_session_options(ort, cfg.threads),
+                                       providers=["CPUExecutionProvider"])
         image = bench_images(cfg, 1)[0]
         shape = session.get_inputs()[0].shape
         hw = tuple(shape[2:]) if all(isinstance(d, int) for d in shape[2:]) else input_size
@@ -447,7 +477,11 @@ def markdown_table(result: dict[str, Any]) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v != "not installed")
     c = result["config"]
     size = "x".join(map(str, c["input_size"])) if c["input_size"] else "as stored in the model"
+    features = " ".join(m.get("cpu_features", [])) or "unknown"
+    capabilities = ", ".join(m.get("openvino_cpu_capabilities", [])) or "openvino not installed"
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, GPU: {m['gpu']}; {m['os']}; Python {m['python']}; {versions}",
+             f"CPU features: {features}; OpenVINO CPU capabilities: {capabilities}; every row computes in "
+             "FP32 unless its precision is bf16 (fp16/int8 rows: FP16/INT8 model files, FP32 arithmetic elsewhere)",
              f"Model: {c['model_name']} ({c['source']}), "
              f"input {size}, conf {c['conf']}, iou {c['iou']}; e2e columns are per batch (ms), stage "
              "columns per image (p50); input u8 NHWC: the runtime casts the letterboxed pixels to float "

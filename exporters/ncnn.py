@@ -27,6 +27,7 @@ from ..runtimes.ncnn import NcnnBackend, unsupported_layers, write_ncnn_sidecar
 from ..sidecar import sidecar_path
 from . import register
 from .onnx import resolve_model
+from .staging import staged_into
 
 FP32_TOLERANCE = 1e-3  # ncnn vs PyTorch, random 0-255 input; float32 reordering stays far below
 INPUT_BLOB, OUTPUT_BLOB = "in0", "out0"  # the names pnnx gives a one-input, one-output graph
@@ -145,32 +146,35 @@ def export_ncnn(output: str | Path, weights: str | Path | None = None, model_nam
     names = tuple(class_names) if class_names else default_class_names(model.head.num_classes)
     if len(names) != model.head.num_classes:
         raise YoloxDeployError(f"{len(names)} class names for a head with {model.head.num_classes} classes")
-    param = Path(output).with_suffix(".param").resolve()  # pnnx runs in a temporary folder
-    bin_path = param.with_suffix(".bin")
-    param.parent.mkdir(parents=True, exist_ok=True)
-
+    final = Path(output).with_suffix(".param").resolve()  # pnnx runs in a temporary folder
     x = torch.from_numpy(np.random.default_rng(seed).uniform(0, 255, (1, 3, h, w)).astype(np.float32))
     rewritten = ncnn_compatible(model)
     check_rewrite_is_exact(model, rewritten, x)
+    with staged_into(final.parent) as stage:
+        param = stage / final.name
+        convert_with_pnnx(torch, pnnx, rewritten, param, (h, w), half)
+        unknown = unsupported_layers(ncnn, param)
+        if unknown:
+            raise YoloxDeployError(f"pnnx produced layers ncnn does not have: {', '.join(unknown)}; please report it")
+        metadata = ModelMetadata(model_name=spec.name, input_size=(h, w), class_names=names)
+        write_ncnn_sidecar(param, metadata, INPUT_BLOB, OUTPUT_BLOB, weights_fp16=half,
+                           converter=f"pnnx {getattr(pnnx, '__version__', 'unknown')}")
+        with torch.inference_mode():
+            want = model(x).numpy()
+        got = NcnnBackend(param, precision="fp32").infer(x.numpy())  # FP32 arithmetic whatever the CPU has
+        diff = float(np.abs(got - want).max())
+        if not half and not diff <= FP32_TOLERANCE:
+            raise YoloxDeployError(f"the ncnn model differs from PyTorch by {diff:.3e}; please report it")
+        layers = ncnn_layer_count(param)
+    return NcnnExportReport(final, "FP16" if half else "FP32", (h, w), layers, diff)
+
+
+def convert_with_pnnx(torch: Any, pnnx: Any, model: Any, param: Path, input_hw: tuple[int, int], half: bool) -> None:
+    """Trace ``model`` and convert it to ``param`` + its ``.bin`` with pnnx."""
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # pnnx reads TorchScript; trace it is
-            traced = torch.jit.trace(rewritten, (torch.zeros(1, 3, h, w),), check_trace=False)
+            traced = torch.jit.trace(model, (torch.zeros(1, 3, *input_hw),), check_trace=False)
         traced.save(str(workdir / "model.pt"))
-        run_pnnx(pnnx, workdir / "model.pt", (1, 3, h, w), param, bin_path, half, workdir)
-    unknown = unsupported_layers(ncnn, param)
-    if unknown:
-        raise YoloxDeployError(f"pnnx produced layers ncnn does not have: {', '.join(unknown)}; please report it")
-    metadata = ModelMetadata(model_name=spec.name, input_size=(h, w), class_names=names)
-    write_ncnn_sidecar(param, metadata, INPUT_BLOB, OUTPUT_BLOB, weights_fp16=half,
-                       converter=f"pnnx {getattr(pnnx, '__version__', 'unknown')}")
-
-    with torch.inference_mode():
-        want = model(x).numpy()
-    got = NcnnBackend(param).infer(x.numpy())
-    diff = float(np.abs(got - want).max())
-    if not half and not diff <= FP32_TOLERANCE:
-        raise YoloxDeployError(f"the ncnn model differs from PyTorch by {diff:.3e}; please report it")
-    return NcnnExportReport(param, "FP16" if half else "FP32", (h, w), ncnn_layer_count(param), diff)
-
+        run_pnnx(pnnx, workdir / "model.pt", (1, 3, *input_hw), param, param.with_suffix(".bin"), half, workdir)

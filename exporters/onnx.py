@@ -14,7 +14,9 @@ from ..coco import default_class_names
 from ..errors import YoloxDeployError
 from ..metadata import ModelMetadata
 from ..preprocess import check_input_size
+from ..runtimes.onnxruntime import fp32_session_options
 from . import register
+from .staging import staged_into
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 11
@@ -41,7 +43,9 @@ def resolve_model(weights: str | Path | None, model_name: str | None, depth: flo
                   seed: int = 0) -> tuple[Any, Any]:
     """(model, spec) from a checkpoint, or seeded random weights when ``weights`` is None."""
     from ..models import ModelSpec, get_spec, load_model, seeded_model
+    from ..runtimes.torch import pin_ieee_fp32
 
+    pin_ieee_fp32(require("torch", extra="export", purpose="the export"), on_cuda=False)  # the exports' reference
     spec = None
     if depth is not None or width is not None:
         if depth is None or width is None:
@@ -82,7 +86,7 @@ def verify_onnx(path: Path, torch_model: Any, input_shape: Sequence[int], seed: 
     import torch
 
     x = np.random.default_rng(seed).uniform(0, 255, size=tuple(input_shape)).astype(np.float32)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), fp32_session_options(ort), providers=["CPUExecutionProvider"])
     got = session.run(None, {"images": x})[0]
     with torch.inference_mode():
         want = torch_model(torch.from_numpy(x)).numpy()
@@ -106,8 +110,8 @@ def export_onnx(output: str | Path, weights: str | Path | None = None, model_nam
     """
     if half or int8:
         raise YoloxDeployError("the ONNX export is FP32; FP16/INT8 are options of --to openvino (and trt)")
-    torch = require("torch", extra="export", purpose="ONNX export")
-    onnx = require("onnx", extra="export", purpose="ONNX export")
+    require("torch", extra="export", purpose="ONNX export")
+    require("onnx", extra="export", purpose="ONNX export")
     if not MIN_OPSET <= opset <= 20:
         raise YoloxDeployError(f"opset {opset} is not supported; use {MIN_OPSET}..20 (default {DEFAULT_OPSET})")
     if batch < 1:
@@ -118,26 +122,37 @@ def export_onnx(output: str | Path, weights: str | Path | None = None, model_nam
     if len(names) != model.head.num_classes:
         raise YoloxDeployError(f"{len(names)} class names for a head with {model.head.num_classes} classes")
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    with staged_into(output.parent) as stage:
+        staged = stage / output.name
+        simplified, diff = _write_checked_onnx(staged, model, spec.name, (batch, 3, h, w), names, opset,
+                                               _dynamic_axes(dynamic, dynamic_hw), simplify, verify, seed)
+    return OnnxExportReport(output, spec.name, (h, w), opset, simplified, diff)
 
-    dummy = torch.zeros(batch, 3, h, w)
+
+def _write_checked_onnx(path: Path, model: Any, model_name: str, shape: tuple[int, int, int, int],
+                        names: Sequence[str], opset: int, dynamic_axes: dict | None, simplify: bool,
+                        verify: bool, seed: int) -> tuple[bool, float]:
+    """Trace ``model`` to ``path``, check, simplify, add metadata. Returns (simplified, the ONNX
+    Runtime vs PyTorch max abs difference: NaN when ``verify`` is off, refused above the
+    parity tolerance)."""
+    import onnx
+    import torch
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript exporter deprecation chatter
-        torch.onnx.export(model, (dummy,), str(output), input_names=["images"], output_names=["output"],
-                          opset_version=opset, dynamic_axes=_dynamic_axes(dynamic, dynamic_hw),
-                          do_constant_folding=True, dynamo=False)
-    onnx_model = onnx.load(str(output))
+        torch.onnx.export(model, (torch.zeros(*shape),), str(path), input_names=["images"], output_names=["output"],
+                          opset_version=opset, dynamic_axes=dynamic_axes, do_constant_folding=True, dynamo=False)
+    onnx_model = onnx.load(str(path))
     onnx.checker.check_model(onnx_model)
     simplified = False
     if simplify:
         onnx_model, simplified = _simplify(onnx_model)
-    metadata = ModelMetadata(model_name=spec.name, input_size=(h, w), class_names=names)
+    metadata = ModelMetadata(model_name=model_name, input_size=shape[2:], class_names=tuple(names))
     onnx.helper.set_model_props(onnx_model, metadata.to_props())
     onnx.checker.check_model(onnx_model)
-    onnx.save(onnx_model, str(output))
-
-    diff = verify_onnx(output, model, (batch, 3, h, w), seed) if verify else float("nan")
+    onnx.save(onnx_model, str(path))
+    diff = verify_onnx(path, model, shape, seed) if verify else float("nan")
     if verify and not diff <= PARITY_TOLERANCE:
         raise YoloxDeployError(f"exported ONNX differs from PyTorch by {diff:.3e} (> {PARITY_TOLERANCE}); "
                                "the export is wrong, please report it")
-    return OnnxExportReport(output, spec.name, (h, w), opset, simplified, diff)
+    return simplified, diff

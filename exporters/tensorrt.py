@@ -22,6 +22,7 @@ from ..metadata import ModelMetadata
 from ..sidecar import read_sidecar, sidecar_path, write_sidecar
 from . import register
 from .onnx import export_onnx
+from .staging import staged_into
 
 SIDECAR_FORMAT = "yolox_deploy.tensorrt/1"
 DEFAULT_WORKSPACE_GIB = 4.0
@@ -192,11 +193,12 @@ def export_tensorrt(output: str | Path, weights: str | Path | None = None, half:
         precision = "INT8" if int8 else "FP16" if half else "FP32"
         engine = build_engine(trt, onnx_path, profile, (h, w), half, int8, calib, calib_size, workspace_gib,
                               Path(timing_cache) if timing_cache else None, output.with_suffix(".calib"))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_bytes(engine)
-    write_engine_sidecar(output, reference.metadata if reference.metadata.input_size else
-                  dataclasses.replace(reference.metadata, input_size=(h, w)), trt.__version__, precision, profile,
-                  "images", "output", device)
+    with staged_into(output.parent) as stage:  # the engine and its sidecar land together or not at all
+        staged = stage / output.name
+        staged.write_bytes(engine)
+        write_engine_sidecar(staged, reference.metadata if reference.metadata.input_size else
+                             dataclasses.replace(reference.metadata, input_size=(h, w)), trt.__version__, precision,
+                             profile, "images", "output", device)
     return TensorRTExportReport(output, precision, profile, trt.__version__, device)
 
 

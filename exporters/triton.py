@@ -20,6 +20,7 @@ from ..integrations.triton import (ENSEMBLE_OUTPUTS, MODEL_PY, PARAM_PREFIX,
                                    PostprocessSettings)
 from . import register
 from .onnx import export_onnx
+from .staging import staged_into
 
 INSTANCE_KINDS = {"cpu": "KIND_CPU", "gpu": "KIND_GPU", "auto": "KIND_AUTO"}
 
@@ -131,7 +132,8 @@ def export_triton(output: str | Path, weights: str | Path | None = None, max_bat
     for key in ("dynamic", "batch"):  # the batch dimension follows max_batch
         onnx_options.pop(key, None)
     raw_name, post_name = f"{name}_onnx", f"{name}_postprocess"
-    with tempfile.TemporaryDirectory() as tmp:
+    # the three model folders replace their namesakes in the repository only once all are written
+    with staged_into(repo) as stage, tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "model.onnx"
         if weights is not None and Path(weights).suffix.lower() == ".onnx":
             shutil.copy(weights, onnx_path)
@@ -150,13 +152,13 @@ def export_triton(output: str | Path, weights: str | Path | None = None, max_bat
         settings = PostprocessSettings((h, w), tuple(metadata.strides), float(conf), float(iou), int(max_det),
                                        bool(class_agnostic))
         props = metadata.to_props()
-        write_config(repo / raw_name, onnx_config(mc, raw_name, max_batch, (h, w), anchors, columns, instances,
-                                                  instance_kind, props))
-        shutil.copy(onnx_path, repo / raw_name / "1" / "model.onnx")
-    write_config(repo / post_name, postprocess_config(mc, post_name, max_batch, anchors, columns, instances,
-                                                      settings))
-    (repo / post_name / "1" / "model.py").write_text(MODEL_PY, encoding="utf-8")
-    write_config(repo / name, ensemble_config(mc, name, raw_name, post_name, max_batch, (h, w), max_det, props))
+        write_config(stage / raw_name, onnx_config(mc, raw_name, max_batch, (h, w), anchors, columns, instances,
+                                                   instance_kind, props))
+        shutil.copy(onnx_path, stage / raw_name / "1" / "model.onnx")
+        write_config(stage / post_name, postprocess_config(mc, post_name, max_batch, anchors, columns, instances,
+                                                           settings))
+        (stage / post_name / "1" / "model.py").write_text(MODEL_PY, encoding="utf-8")
+        write_config(stage / name, ensemble_config(mc, name, raw_name, post_name, max_batch, (h, w), max_det, props))
     return TritonExportReport(repo, (name, raw_name, post_name), max_batch)
 
 

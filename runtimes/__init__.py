@@ -38,6 +38,12 @@ def backend_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def backends_offering(precision: str) -> list[str]:
+    """Names of the backends that can be asked to compute in ``precision`` ('bf16' ...)."""
+    _discover()
+    return sorted(name for name, cls in _REGISTRY.items() if precision in cls.precisions)
+
+
 def get_backend_class(name: str) -> type[Backend]:
     _discover()
     if name not in _REGISTRY:
@@ -64,5 +70,5 @@ def load_backend(model: str | Path, backend: str | None = None, device: str = "c
     return get_backend_class(name)(model, device=device, **options)
 
 
-__all__ = ["Backend", "InputShape", "backend_for_path", "backend_names", "get_backend_class",
+__all__ = ["Backend", "InputShape", "backend_for_path", "backend_names", "backends_offering", "get_backend_class",
            "load_backend", "register"]

@@ -8,8 +8,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import InvalidInputError, ModelFileError
+from ..errors import BackendUnavailableError, InvalidInputError, ModelFileError
 from ..metadata import ModelMetadata
+from ..precision import normalize_precision
 from ..preprocess import pixels_to_tensor
 
 InputShape = tuple[int | None, int, int | None, int | None]  # (batch, 3, height, width); None = dynamic
@@ -22,7 +23,9 @@ class Backend(abc.ABC):
     Subclasses set ``name`` (what users pass as ``backend=``), ``suffixes`` (model files
     they load) and ``extra`` (the pip extra that installs their dependencies), and
     ``export_target`` (the ``yolox-export --to`` format it loads, None for checkpoints),
-    and register themselves with :func:`yolox_deploy.runtimes.register`.
+    and register themselves with :func:`yolox_deploy.runtimes.register`. ``precisions`` lists
+    the arithmetic precisions the runtime can be asked for; every backend computes in FP32
+    unless ``precision=`` asks otherwise, whatever the runtime's own default on this CPU.
     """
 
     name: ClassVar[str]
@@ -33,12 +36,24 @@ class Backend(abc.ABC):
     # True when the runtime itself casts and transposes uint8 pixels (inside the model), so
     # infer() is fastest fed uint8 [B, H, W, 3]; False: pixels are converted here first.
     native_pixels: bool = False
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
 
-    def __init__(self, path: str | Path, device: str = "cpu", **options: Any):
+    def __init__(self, path: str | Path, device: str = "cpu", precision: str = "fp32", **options: Any):
         self.path = Path(path)
         self.device = device
+        self.precision = self._checked_precision(precision)
         if self.loads_files and not self.path.is_file():
             raise ModelFileError(f"model file not found: {self.path}")
+
+    def _checked_precision(self, precision: str) -> str:
+        name = normalize_precision(precision)
+        if name not in self.precisions:
+            from . import backends_offering  # the registry imports this module
+
+            raise BackendUnavailableError(
+                f"the {self.name} backend computes in {', '.join(self.precisions)}, not {name}; use "
+                f"precision='fp32', or a backend that offers {name}: {', '.join(backends_offering(name)) or 'none'}")
+        return name
 
     @property
     @abc.abstractmethod

@@ -67,8 +67,10 @@ def check_files_match(param: Path, sidecar: dict[str, Any]) -> None:
 
 @register
 class NcnnBackend(Backend):
-    """``threads``: CPU threads (default: ncnn's, all cores); ``fp16``: FP16 storage and
-    arithmetic where the CPU has them (off by default, so results match the FP32 reference);
+    """``threads``: CPU threads (default: ncnn's, all cores); ``precision``: 'fp32' (default)
+    or 'fp16' (FP16 storage and arithmetic where the CPU has them; ``fp16=True`` says the
+    same). ncnn's own Option defaults turn FP16 storage, packing and arithmetic on wherever
+    the CPU (e.g. ARMv8.2) or GPU has them; every precision switch is set here explicitly;
     ``light_mode``: recycle intermediate blobs (less memory); ``device='vulkan'`` runs on a
     Vulkan GPU when this ncnn build has one."""
 
@@ -76,10 +78,15 @@ class NcnnBackend(Backend):
     suffixes = (".param",)
     extra = "ncnn"
     export_target = "ncnn"
+    precisions = ("fp32", "fp16")
+    # Option switches that lower the arithmetic or storage below FP32 where the hardware has them
+    LOW_PRECISION_SWITCHES = ("use_fp16_storage", "use_fp16_packed", "use_fp16_arithmetic",
+                              "use_bf16_storage", "use_bf16_packed")
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None,
-                 fp16: bool = False, light_mode: bool = True, **options: Any):
-        super().__init__(path, device)
+                 fp16: bool = False, light_mode: bool = True, precision: str = "fp32", **options: Any):
+        super().__init__(path, device, precision="fp16" if fp16 else precision)
+        fp16 = self.precision == "fp16"
         ncnn = require("ncnn", extra=self.extra, purpose="the ncnn backend")
         weights = self.path.with_suffix(".bin")
         if not weights.is_file():
@@ -105,9 +112,9 @@ class NcnnBackend(Backend):
         opt.lightmode = bool(light_mode)
         if threads:
             opt.num_threads = int(threads)
-        for flag in ("use_fp16_storage", "use_fp16_packed", "use_fp16_arithmetic"):
-            setattr(opt, flag, bool(fp16))
-        opt.use_bf16_storage = False
+        for flag in self.LOW_PRECISION_SWITCHES:
+            if hasattr(opt, flag):  # use_bf16_packed is newer than some ncnn builds
+                setattr(opt, flag, bool(fp16) and "fp16" in flag)
         if device in ("vulkan", "gpu"):
             if ncnn.get_gpu_count() < 1:
                 raise BackendUnavailableError("device='vulkan' asked for, but ncnn finds no Vulkan GPU here; "

@@ -19,6 +19,21 @@ from .base import Backend, InputShape
 log = logging.getLogger(__name__)
 
 
+# ONNX Runtime's CPU provider computes in FP32 on every CPU; the one CPU-dependent switch that
+# would lower it (bf16 fast-math GEMMs on ARM64) is set off explicitly rather than left to a default.
+FP32_SESSION_CONFIG = {"mlas.enable_gemm_fastmath_arm64_bfloat16": "0"}
+
+
+def fp32_session_options(ort: Any, threads: int | None = None) -> Any:
+    """SessionOptions that state FP32 arithmetic (and ``threads`` intra-op threads if given)."""
+    options = ort.SessionOptions()
+    for key, value in FP32_SESSION_CONFIG.items():
+        options.add_session_config_entry(key, value)
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    return options
+
+
 def _dim(value: Any) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
@@ -39,12 +54,10 @@ class OnnxRuntimeBackend(Backend):
         a copy of the graph that takes uint8 NHWC pixels and casts them itself (bit-identical
         outputs; the cast runs multi-threaded and the first layer reads a hot input); float
         batches then go through a float-input session built on first use."""
-        super().__init__(path, device)
+        super().__init__(path, device, **options)
         self._ort = require("onnxruntime", extra=self.extra, purpose="the onnxruntime backend")
         self._providers = self._providers_for(self._ort, device)
-        self._session_options = self._ort.SessionOptions()
-        if threads:
-            self._session_options.intra_op_num_threads = int(threads)
+        self._session_options = fp32_session_options(self._ort, threads)
         if stop_spinning:
             self._session_options.add_session_config_entry("session.force_spinning_stop", "1")
         self.session = self._float_session = self._open_float_session()

@@ -20,6 +20,45 @@ from .base import Backend, InputShape
 log = logging.getLogger(__name__)
 
 RT_INFO_SECTION = "yolox_deploy"  # where the IR's rt_info keeps our ModelMetadata
+PRECISION_HINT = "INFERENCE_PRECISION_HINT"
+OV_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}  # ours -> OpenVINO's element type names
+CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}  # the OPTIMIZATION_CAPABILITIES entry each needs
+CPU_NEEDS = {"bf16": "avx512_bf16 or AMX", "fp16": "avx512_fp16 or AMX-FP16 (x86), or FP16 arithmetic (ARM)"}
+
+
+def compile_config(precision: str = "fp32", hint: str | None = None, threads: int | None = None,
+                   streams: int | None = None) -> dict[str, Any]:
+    """The properties every compile of ours passes: the inference precision always stated."""
+    config: dict[str, Any] = {PRECISION_HINT: OV_PRECISIONS[precision]}
+    if hint:
+        config["PERFORMANCE_HINT"] = hint
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = int(threads)
+    if streams:
+        config["NUM_STREAMS"] = int(streams)
+    return config
+
+
+def check_device_precision(core: Any, device_name: str, precision: str) -> None:
+    """Refuse a precision the device cannot run natively (OpenVINO would silently run f32)."""
+    if precision == "fp32":
+        return
+    devices = core.available_devices if device_name == "AUTO" else [device_name]
+    for device in devices:
+        capabilities = [str(c) for c in core.get_property(device, "OPTIMIZATION_CAPABILITIES")]
+        if CAPABILITY[precision] not in capabilities:
+            raise BackendUnavailableError(
+                f"precision='{precision}' needs {CAPABILITY[precision]} support, but OpenVINO's {device} lists "
+                f"only {', '.join(capabilities)} (a CPU needs {CPU_NEEDS[precision]}); use precision='fp32'")
+
+
+def compiled_precision(compiled: Any) -> str:
+    """The inference precision a CompiledModel reports ('f32', 'bf16' ...), '' if it has none."""
+    try:
+        value = compiled.get_property(PRECISION_HINT)
+    except Exception:  # devices without the property (e.g. some AUTO set-ups)
+        return ""
+    return value.get_type_name() if hasattr(value, "get_type_name") else str(value)
 
 
 def write_metadata(model: Any, metadata: ModelMetadata) -> None:
@@ -36,21 +75,24 @@ def read_metadata(model: Any) -> ModelMetadata:
 @register
 class OpenVinoBackend(Backend):
     """``hint``: 'LATENCY' (default) or 'THROUGHPUT'; ``threads``: inference threads;
-    ``streams``: parallel streams (THROUGHPUT picks its own when None); ``precision``:
-    the CPU plugin's inference precision, 'f32' by default so CPUs with bf16 units do not
-    silently compute in bf16 ('bf16' or 'f16' to allow it); ``pixel_input``: compile the
-    model with a uint8 NHWC input (OpenVINO's PrePostProcessor does the cast and transpose,
-    bit-identical outputs); float batches then use a float-input compile made on first use."""
+    ``streams``: parallel streams (THROUGHPUT picks its own when None); ``precision``: the
+    arithmetic, stated to the plugin as INFERENCE_PRECISION_HINT on every compile: 'fp32'
+    (default; the CPU plugin's own default is bf16 on CPUs with bf16 units), 'bf16' (refused
+    on CPUs whose OPTIMIZATION_CAPABILITIES lack BF16) or 'fp16'; ``pixel_input``: compile
+    the model with a uint8 NHWC input (OpenVINO's PrePostProcessor does the cast and
+    transpose, bit-identical outputs); float batches then use a float-input compile made on
+    first use."""
 
     name = "openvino"
     suffixes = (".xml",)
     extra = "openvino"
     export_target = "openvino"
+    precisions = ("fp32", "bf16", "fp16")
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None,
-                 hint: str = "LATENCY", streams: int | None = None, precision: str = "f32",
+                 hint: str = "LATENCY", streams: int | None = None, precision: str = "fp32",
                  pixel_input: bool = True, **options: Any):
-        super().__init__(path, device)
+        super().__init__(path, device, precision=precision)
         ov = require("openvino", extra=self.extra, purpose="the openvino backend")
         if not self.path.with_suffix(".bin").is_file():
             raise ModelFileError(f"{self.path.name} has no weights file: expected "
@@ -73,13 +115,8 @@ class OpenVinoBackend(Backend):
         if device_name not in core.available_devices and device_name != "AUTO":
             raise BackendUnavailableError(f"OpenVINO device {device_name!r} is not available here "
                                           f"(available: {', '.join(core.available_devices)})")
-        config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
-        if device_name == "CPU":
-            config["INFERENCE_PRECISION_HINT"] = precision
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = int(threads)
-        if streams:
-            config["NUM_STREAMS"] = int(streams)
+        check_device_precision(core, device_name, self.precision)
+        config = compile_config(self.precision, hint, threads, streams)
         self._ov, self._core, self._device_name, self._config = ov, core, device_name, config
         self._lock = threading.Lock()
         self._compiled: dict[bool, Any] = {}  # pixels? -> CompiledModel
@@ -93,6 +130,13 @@ class OpenVinoBackend(Backend):
                 log.info("openvino: %s keeps its float input (%s)", self.path.name, str(exc).strip()[:200])
         if not self.native_pixels:
             self._compiled[False] = core.compile_model(model, device_name, config)
+        self._check_compiled_precision(next(iter(self._compiled.values())))
+
+    def _check_compiled_precision(self, compiled: Any) -> None:
+        got, want = compiled_precision(compiled), OV_PRECISIONS[self.precision]
+        if got and got != want:
+            raise BackendUnavailableError(f"OpenVINO compiled {self.path.name} for {got} arithmetic although "
+                                          f"{want} was asked for; use precision='fp32'")
 
     def _with_pixel_input(self, model: Any) -> Any:
         from openvino.preprocess import PrePostProcessor

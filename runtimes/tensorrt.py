@@ -27,7 +27,7 @@ class TensorRTBackend(Backend):
     export_target = "trt"
 
     def __init__(self, path: str | Path, device: str = "cuda", **options: Any):
-        super().__init__(path, device)
+        super().__init__(path, device, **options)
         from ..exporters.tensorrt import cuda_device_name, read_engine_sidecar
 
         sidecar = read_engine_sidecar(self.path)

@@ -1,6 +1,7 @@
 """PyTorch backend: the reference, loading official-format ``.pth`` checkpoints."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,41 @@ from ..metadata import ModelMetadata
 from . import register
 from .base import Backend, InputShape
 
+log = logging.getLogger(__name__)
+
+
+def pin_ieee_fp32(torch: Any, on_cuda: bool) -> dict[str, str]:
+    """Make this process's FP32 convolutions and matmuls IEEE FP32 and return what changed.
+
+    PyTorch's own defaults: cuDNN convolutions run in TF32 on Ampere and later GPUs, and any
+    code in the process may have lowered CPU (oneDNN) or CUDA FP32 math to bf16/TF32 (e.g.
+    ``torch.set_float32_matmul_precision("medium")``). These switches are process-wide."""
+    backends = torch.backends
+    if hasattr(getattr(backends.mkldnn, "conv", None), "fp32_precision"):  # torch >= 2.9: per-op API
+        leaves = {"mkldnn.conv": backends.mkldnn.conv, "mkldnn.matmul": backends.mkldnn.matmul}
+        if on_cuda:
+            leaves.update({"cudnn.conv": backends.cudnn.conv, "cuda.matmul": backends.cuda.matmul})
+        changed = {name: leaf.fp32_precision for name, leaf in leaves.items() if leaf.fp32_precision != "ieee"}
+        for leaf in leaves.values():
+            leaf.fp32_precision = "ieee"
+        return changed
+    changed = {}  # older torch: the legacy switches (mixing both APIs is an error in new torch)
+    if torch.get_float32_matmul_precision() != "highest":
+        changed["float32_matmul_precision"] = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision("highest")
+    if on_cuda:
+        for name, owner in (("cudnn.allow_tf32", backends.cudnn), ("cuda.matmul.allow_tf32", backends.cuda.matmul)):
+            if owner.allow_tf32:
+                changed[name] = "True"
+                owner.allow_tf32 = False
+    return changed
+
 
 @register
 class TorchBackend(Backend):
-    """The PyTorch reference. On ``device="cuda"``: ``half`` runs FP16, ``channels_last``
+    """The PyTorch reference, in IEEE FP32 (TF32 and bf16 FP32 math switched off for the
+    process, see :func:`pin_ieee_fp32`). On ``device="cuda"``: ``precision="fp16"`` (or
+    ``half=True``) runs FP16, ``channels_last``
     uses the NHWC memory format (faster convolutions on tensor cores), ``cuda_graph``
     captures one CUDA graph per input shape and replays it (less launch overhead; shapes
     repeat when batches are fixed)."""
@@ -25,11 +57,13 @@ class TorchBackend(Backend):
     suffixes = (".pth", ".pt")
     extra = "torch"
     export_target = None
+    precisions = ("fp32", "fp16")
 
     def __init__(self, path: str | Path, device: str = "cpu", model_name: str | None = None,
                  threads: int | None = None, half: bool = False, channels_last: bool = False,
-                 cuda_graph: bool = False, **options: Any):
-        super().__init__(path, device)
+                 cuda_graph: bool = False, precision: str = "fp32", **options: Any):
+        super().__init__(path, device, precision="fp16" if half else precision)
+        half = self.precision == "fp16"
         self._torch = require("torch", extra=self.extra, purpose="the torch backend")
         from ..models import load_model
 
@@ -38,8 +72,12 @@ class TorchBackend(Backend):
             raise BackendUnavailableError("device='cuda' asked for, but this PyTorch has no CUDA device; "
                                           "install a CUDA build of torch or use device='cpu'")
         if (half or cuda_graph) and not on_cuda:
-            raise BackendUnavailableError("half=True and cuda_graph=True need device='cuda' (FP16 convolutions "
-                                          "and CUDA graphs are GPU features)")
+            raise BackendUnavailableError("precision='fp16' (half=True) and cuda_graph=True need device='cuda' "
+                                          "(FP16 convolutions and CUDA graphs are GPU features)")
+        if not half:
+            changed = pin_ieee_fp32(self._torch, on_cuda)
+            if changed:
+                log.info("torch backend: FP32 math set to IEEE for this process (was %s)", changed)
         if threads:
             self._torch.set_num_threads(int(threads))
         model, spec = load_model(self.path, model_name=model_name)

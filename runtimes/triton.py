@@ -38,7 +38,7 @@ class TritonBackend(Backend):
 
     def __init__(self, path: str | Path, device: str = "cpu", url: str = "localhost:8000",
                  timeout_s: float = 60.0, **options: Any):
-        super().__init__(path, device)
+        super().__init__(path, device, **options)
         self.url = url
         self._http, self.client = connect(url, timeout_s)
         config = fetch_config(self.client, str(path), url)

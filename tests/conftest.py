@@ -1,9 +1,12 @@
-"""Shared fixtures: the shared assets (fail loudly in CI when missing) and small models."""
+"""Shared fixtures: the shared assets (fail loudly in CI when missing), small models, and a
+guard that fails any test in which OpenVINO compiled a model without stating its precision."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,6 +17,55 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 # Raw output of the official YOLOX-Nano ONNX on the shared COCO images is cached per session.
 NANO_INPUT = (416, 416)
+
+# --- OpenVINO precision guard -------------------------------------------------------------
+# The CPU plugin computes in bf16 by default on CPUs with bf16 units, so a compile that does not
+# state INFERENCE_PRECISION_HINT gives CPU-dependent results. Every compile made during the tests
+# (our exporter, backend, bench, NNCF's calibration engine) is recorded here, on any CPU.
+OPENVINO_COMPILES: list[dict[str, Any]] = []
+
+
+def states_precision(config: dict[Any, Any] | None) -> bool:
+    return any(str(key) == "INFERENCE_PRECISION_HINT" for key in (config or {}))
+
+
+def _record_openvino_compiles() -> None:
+    try:
+        import openvino
+    except ImportError:
+        return
+    original = openvino.Core.compile_model
+
+    @functools.wraps(original)
+    def compile_model(self, model, device_name=None, config=None, *args, **kwargs):
+        OPENVINO_COMPILES.append({"device": str(device_name), "config": dict(config or {})})
+        return original(self, model, device_name, config, *args, **kwargs)
+
+    openvino.Core.compile_model = compile_model
+
+
+_record_openvino_compiles()
+
+
+@pytest.fixture
+def openvino_compiles() -> list[dict[str, Any]]:
+    """Every OpenVINO compile of the session so far: {"device", "config"} (append-only)."""
+    return OPENVINO_COMPILES
+
+
+_CHECKED_UP_TO = [0]  # compiles before this index were judged (fixtures' compiles count for the next test)
+
+
+@pytest.fixture(autouse=True)
+def openvino_compiles_state_their_precision(request):
+    yield
+    start, _CHECKED_UP_TO[0] = _CHECKED_UP_TO[0], len(OPENVINO_COMPILES)
+    if request.node.get_closest_marker("unstated_precision_ok"):
+        return
+    unstated = [c["device"] for c in OPENVINO_COMPILES[start:] if not states_precision(c["config"])]
+    if unstated:
+        pytest.fail(f"OpenVINO compiled {len(unstated)} model(s) for {sorted(set(unstated))} without "
+                    "INFERENCE_PRECISION_HINT: the result depends on the CPU (bf16 on CPUs with bf16 units)")
 
 
 def _require_assets() -> Path:

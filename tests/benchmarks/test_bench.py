@@ -90,8 +90,12 @@ def test_rows_time_every_stage_and_keep_failures_with_reasons(tiny_result):
 
 
 def test_writers(tiny_result, tmp_path):
+    from yolox_deploy.precision import cpu_features
+
     table = markdown_table(tiny_result)
     assert "| onnxruntime | fp32 | 2 |" in table and "unknown backend" in table and "Machine:" in table
+    assert tiny_result["machine"]["cpu_features"] == list(cpu_features())
+    assert f"CPU features: {' '.join(cpu_features()) or 'unknown'};" in table  # which precisions could run
     write_json(tiny_result, tmp_path / "r.json")
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["machine"]["cores"] >= 1 and data["config"]["input_size"] == [64, 64]
@@ -103,6 +107,19 @@ def test_writers(tiny_result, tmp_path):
     pytest.importorskip("matplotlib")
     write_plot(tiny_result, tmp_path / "r.png")
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bf16_row_runs_the_fp32_model_in_bf16_where_the_cpu_has_it(tmp_path, tiny_checkpoint):
+    ov = pytest.importorskip("openvino")
+    cfg = BenchConfig(backends=["openvino", "torch"], weights=tiny_checkpoint, precisions=["bf16"], batches=[1],
+                      input_size=(64, 64), warmup=0, iters=1, cache_dir=tmp_path, progress=False, baseline=False)
+    openvino_row, torch_row = run_bench(cfg)["rows"]
+    assert torch_row.status == "torch does not compute in bf16; openvino does"
+    if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        assert openvino_row.ok and openvino_row.arithmetic == "bf16"
+        assert openvino_row.model_file.endswith("model-fp32.xml")
+    else:
+        assert "needs BF16 support" in openvino_row.status
 
 
 def test_export_failure_becomes_a_row(tmp_path, tiny_checkpoint):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -19,6 +20,37 @@ def local_cluster():
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield
     ray.shutdown()
+
+
+def test_the_local_cluster_listens_on_loopback_only(local_cluster):
+    """Every node, the GCS and every listening socket of the processes Ray started are on
+    127.0.0.1 (Ray's default would be the machine's interface address)."""
+    assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
+    assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
+    psutil = pytest.importorskip("psutil")
+    listening = set()
+    for process in psutil.Process().children(recursive=True):
+        try:
+            listening |= {(process.name(), c.laddr.ip) for c in process.net_connections(kind="inet")
+                          if c.status == psutil.CONN_LISTEN}
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    assert {name for name, _ in listening} >= {"gcs_server", "raylet"}
+    assert {ip for _, ip in listening} <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, listening
+
+
+def test_a_cluster_address_is_used_as_given(monkeypatch):
+    """--ray-address / $RAY_ADDRESS join a real cluster unchanged: no loopback switch is set."""
+    import yolox_deploy.integrations.ray as ray_integration
+
+    calls = []
+    fake = type("FakeRay", (), {"is_initialized": staticmethod(lambda: False),
+                                "init": staticmethod(lambda **kw: calls.append(kw))})
+    monkeypatch.setattr(ray_integration, "require", lambda *a, **k: fake)
+    monkeypatch.delenv(ray_integration.LOOPBACK_SWITCH, raising=False)
+    ray_integration.init_ray(address="ray://head:10001")
+    assert calls == [{"address": "ray://head:10001", "log_to_driver": False}]
+    assert ray_integration.LOOPBACK_SWITCH not in os.environ
 
 
 def test_two_workers_give_exactly_the_single_process_detections(local_cluster, coco_dir, nano_onnx):

@@ -30,6 +30,7 @@ def tiny_repo(tmp_path_factory, tiny_checkpoint):
 @pytest.fixture(scope="module")
 def tiny_server(tiny_repo):
     url, server = StandInTriton(tiny_repo).serve()
+    assert server.server_address[0] == "127.0.0.1" and url.startswith("127.0.0.1:")  # loopback only
     yield url
     server.shutdown()
 

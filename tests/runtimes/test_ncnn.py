@@ -129,3 +129,28 @@ def test_ncnn_not_installed_names_the_extra(tiny_ncnn, monkeypatch):
     monkeypatch.setitem(sys.modules, "ncnn", None)
     with pytest.raises(BackendNotInstalledError, match=r"pip install 'yolox-deploy\[ncnn\]'"):
         load_backend(tiny_ncnn)
+
+
+def test_every_low_precision_switch_is_set_whatever_ncnn_defaults_to(tiny_ncnn):
+    """ncnn's Option turns FP16 storage/packing/arithmetic on by default (used wherever the CPU has
+    them, e.g. ARMv8.2): an FP32 backend must set each switch off itself, on any CPU."""
+    assert ncnn.Option().use_fp16_arithmetic  # the default this guards against
+    fp32 = load_backend(tiny_ncnn)
+    fp16 = load_backend(tiny_ncnn, precision="fp16")
+    switches = [s for s in fp32.LOW_PRECISION_SWITCHES if hasattr(fp32.net.opt, s)]
+    assert {"use_fp16_storage", "use_fp16_packed", "use_fp16_arithmetic", "use_bf16_storage"} <= set(switches)
+    assert not any(getattr(fp32.net.opt, s) for s in switches)
+    assert {s: getattr(fp16.net.opt, s) for s in switches} == {s: "fp16" in s for s in switches}
+    assert fp32.precision == "fp32" and fp16.precision == "fp16"
+    assert load_backend(tiny_ncnn, fp16=True).net.opt.use_fp16_arithmetic  # the older spelling
+    with pytest.raises(BackendUnavailableError, match="the ncnn backend computes in fp32, fp16, not bf16; .*openvino"):
+        load_backend(tiny_ncnn, precision="bf16")
+
+
+def test_a_failed_export_leaves_nothing_behind(tmp_path, tiny_checkpoint, monkeypatch):
+    import yolox_deploy.exporters.ncnn as ncnn_export
+
+    monkeypatch.setattr(ncnn_export, "FP32_TOLERANCE", -1.0)
+    with pytest.raises(Exception, match="the ncnn model differs from PyTorch"):
+        export_ncnn(tmp_path / "t.param", weights=tiny_checkpoint, input_size=(64, 96))
+    assert list(tmp_path.iterdir()) == []  # no .param, .bin, .json or staging folder

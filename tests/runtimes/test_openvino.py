@@ -149,3 +149,117 @@ def test_errors(ir_dir, nano_fp32, nano_onnx, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)
     with pytest.raises(BackendNotInstalledError, match=r"pip install 'yolox-deploy\[openvino\]'"):
         load_backend(nano_fp32.path)
+
+
+# --- precision: stated on every compile, bf16 only when asked for and only where it runs -------
+
+def _stated_precision(compile_call) -> str | None:
+    """The INFERENCE_PRECISION_HINT a recorded compile passed ('f32', 'bf16' ...), None if none."""
+    value = next((v for k, v in compile_call["config"].items() if str(k) == "INFERENCE_PRECISION_HINT"), None)
+    return value.get_type_name() if hasattr(value, "get_type_name") else value
+
+
+@pytest.mark.unstated_precision_ok
+def test_the_guard_records_a_compile_that_states_no_precision(tiny_onnx, openvino_compiles):
+    """The conftest guard (which fails any test whose OpenVINO compiles state no precision) sees
+    every compile, on any CPU: ours, NNCF's and ov.compile_model's."""
+    start = len(openvino_compiles)
+    ov.Core().compile_model(str(tiny_onnx), "CPU")
+    ov.compile_model(str(tiny_onnx), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    assert [_stated_precision(c) for c in openvino_compiles[start:]] == [None, "f32"]
+
+
+def test_every_compile_of_ours_states_fp32(tmp_path, tiny_checkpoint, tiny_onnx, coco_dir, openvino_compiles):
+    """Exporter check, backend (pixel and float compiles), NNCF calibration and a bench row all
+    compile with INFERENCE_PRECISION_HINT f32 unless bf16 is asked for."""
+    from yolox_deploy.benchmarks.bench import BenchConfig, run_bench
+
+    start = len(openvino_compiles)
+    fp32 = export_openvino(tmp_path / "t.xml", weights=tiny_onnx)
+    int8 = export_openvino(tmp_path / "q.xml", weights=tiny_onnx, int8=True, calib=coco_dir / "images", calib_size=4)
+    backend = load_backend(fp32.path)
+    backend.infer(np.zeros((1, 3, 64, 96), np.float32))  # the float-input compile, made on demand
+    load_backend(int8.path).infer(np.zeros((1, 64, 96, 3), np.uint8))
+    cfg = BenchConfig(backends=["openvino"], weights=tiny_checkpoint, precisions=["fp32"], batches=[1],
+                      input_size=(64, 64), warmup=0, iters=1, cache_dir=tmp_path / "cache", progress=False,
+                      baseline=False)
+    assert run_bench(cfg)["rows"][0].ok
+    stated = [_stated_precision(c) for c in openvino_compiles[start:]]
+    assert len(stated) >= 7 and set(stated) == {"f32"}, stated
+
+
+def _without_bf16_units(monkeypatch):
+    """Make OpenVINO report a CPU without BF16 (as on CPUs lacking avx512_bf16/AMX)."""
+    original = ov.Core.get_property
+
+    def get_property(self, *args):
+        value = original(self, *args)
+        if args[-1] == "OPTIMIZATION_CAPABILITIES":
+            return [c for c in value if c not in ("BF16", "FP16")]
+        return value
+
+    monkeypatch.setattr(ov.Core, "get_property", get_property)
+
+
+def test_bf16_is_refused_in_one_line_where_the_cpu_has_no_bf16(nano_fp32, monkeypatch, capsys, coco_dir):
+    from yolox_deploy.cli import detect, eval as eval_cli
+    from yolox_deploy.errors import BackendUnavailableError
+
+    _without_bf16_units(monkeypatch)
+    with pytest.raises(BackendUnavailableError, match=r"precision='bf16' needs BF16 support, but OpenVINO's CPU "
+                                                      r"lists only .*use precision='fp32'"):
+        Detector(nano_fp32.path, precision="bf16")
+    image = str(coco_dir / "images" / "000000005001.jpg")
+    assert detect.main([image, "--model", str(nano_fp32.path), "--precision", "bf16", "--no-save"]) == 2
+    assert eval_cli.main(["--model", str(nano_fp32.path), "--precision", "bf16", "--images",
+                          str(coco_dir / "images"), "--ann", str(coco_dir / "instances_val2017.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("needs BF16 support" in line for line in err), err
+
+
+def test_bf16_bench_row_says_why_it_cannot_run(tmp_path, tiny_checkpoint, monkeypatch):
+    from yolox_deploy.benchmarks.bench import BenchConfig, markdown_table, run_bench
+
+    _without_bf16_units(monkeypatch)
+    cfg = BenchConfig(backends=["openvino", "onnxruntime"], weights=tiny_checkpoint, precisions=["bf16"],
+                      batches=[1], input_size=(64, 64), warmup=0, iters=1, cache_dir=tmp_path / "cache",
+                      progress=False, baseline=False)
+    result = run_bench(cfg)
+    statuses = {r.backend: r.status for r in result["rows"]}
+    assert "needs BF16 support" in statuses["openvino"] and "\n" not in statuses["openvino"]
+    assert statuses["onnxruntime"] == "onnxruntime does not compute in bf16; openvino does"
+    assert "OpenVINO CPU capabilities: " in markdown_table(result)
+
+
+def test_unknown_precision_is_a_one_line_error(nano_fp32):
+    with pytest.raises(InvalidInputError, match="unknown precision 'int4'; use one of fp32, bf16, fp16"):
+        Detector(nano_fp32.path, precision="int4")
+
+
+bf16_cpu = pytest.mark.skipif("BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"),
+                              reason="this CPU has no bf16 units (OpenVINO lists no BF16 capability)")
+
+
+@bf16_cpu
+def test_bf16_runs_bf16_when_asked_and_costs_little_map(nano_fp32, coco_dir):
+    from yolox_deploy.runtimes.openvino import compiled_precision
+
+    det = Detector(nano_fp32.path, precision="bf16", conf=0.01, iou=0.65, max_det=None, clip_boxes=False)
+    assert det.backend.precision == "bf16"
+    assert {compiled_precision(c) for c in det.backend._compiled.values()} == {"bf16"}
+    bf16_map = evaluate_coco(det, coco_dir / "images", coco_dir / "instances_val2017.json",
+                             progress=False)["mAP50_95"]
+    assert abs(bf16_map - ORT_MAP50_95) < 0.01, bf16_map  # measured: see README, exactness table
+    assert bf16_map != ORT_MAP50_95  # it really ran in bf16
+
+
+def test_a_failed_export_leaves_nothing_behind(tmp_path, tiny_onnx, monkeypatch):
+    import yolox_deploy.exporters.openvino as ov_export
+
+    (tmp_path / "keep.xml").write_text("an older export")
+    monkeypatch.setattr(ov_export, "FP32_TOLERANCE", -1.0)  # every parity check fails
+    for name in ("new.xml", "keep.xml"):
+        with pytest.raises(YoloxDeployError, match="OpenVINO IR differs from ONNX Runtime"):
+            export_openvino(tmp_path / name, weights=tiny_onnx)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.xml"]  # no .bin, no staging folder
+    assert (tmp_path / "keep.xml").read_text() == "an older export"

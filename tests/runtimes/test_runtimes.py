@@ -151,3 +151,38 @@ def test_torch_cuda_fp16_and_cuda_graph_match_fp32(tiny_checkpoint):  # pragma: 
     for options in ({}, {"half": True, "channels_last": True}, {"cuda_graph": True}):
         got = load_backend(tiny_checkpoint, device="cuda", **options).infer(x)
         assert np.abs(got[..., 4:] - want[..., 4:]).max() < (2e-2 if options.get("half") else 1e-3)
+
+
+def test_onnxruntime_states_fp32_arithmetic(tiny_onnx):
+    """ONNX Runtime's CPU provider is FP32 everywhere; the one CPU-dependent switch (bf16
+    fast-math GEMMs on ARM64) is set off explicitly in every session we open."""
+    backend = load_backend(tiny_onnx)
+    options = backend.session.get_session_options()
+    assert options.get_session_config_entry("mlas.enable_gemm_fastmath_arm64_bfloat16") == "0"
+    assert backend.precision == "fp32"
+    with pytest.raises(BackendUnavailableError, match="the onnxruntime backend computes in fp32, not bf16; use "
+                                                      "precision='fp32', or a backend that offers bf16: openvino"):
+        load_backend(tiny_onnx, precision="bf16")
+
+
+def test_torch_reference_is_ieee_fp32_even_if_the_process_lowered_it(tiny_checkpoint):
+    torch = pytest.importorskip("torch")
+    from yolox_deploy.runtimes.torch import pin_ieee_fp32
+
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 64, 96)).astype(np.float32)
+    want = load_backend(tiny_checkpoint).infer(x)
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")  # lets oneDNN/cuBLAS use bf16/TF32 for FP32 matmuls
+    if hasattr(torch.backends.mkldnn, "conv"):
+        torch.backends.mkldnn.conv.fp32_precision = "bf16"
+    try:
+        backend = load_backend(tiny_checkpoint)
+        if hasattr(torch.backends.mkldnn, "conv"):
+            assert torch.backends.mkldnn.conv.fp32_precision == "ieee"
+            assert torch.backends.mkldnn.matmul.fp32_precision == "ieee"
+        else:
+            assert torch.get_float32_matmul_precision() == "highest"
+        np.testing.assert_array_equal(backend.infer(x), want)
+        assert pin_ieee_fp32(torch, on_cuda=False) == {}  # already pinned: nothing changes
+    finally:
+        torch.set_float32_matmul_precision(before)

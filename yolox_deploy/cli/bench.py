@@ -37,7 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     local = [name for name in backend_names() if get_backend_class(name).loads_files]
     p.add_argument("--backends", default=",".join(local),
                    help="comma-separated (default: every backend that runs a local model file)")
-    p.add_argument("--precisions", default="fp32", help=f"comma-separated of {', '.join(PRECISIONS)}")
+    p.add_argument("--precisions", default="fp32",
+                   help=f"comma-separated of {', '.join(PRECISIONS)}: fp16/int8 export FP16/INT8 model files "
+                        "(run with FP32 arithmetic); bf16 runs the FP32 model in bf16 (openvino, CPUs with "
+                        "avx512_bf16/AMX; elsewhere the row says why not)")
     p.add_argument("--batch", default="1", help="comma-separated batch sizes, e.g. 1,8")
     p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None)
     p.add_argument("--warmup", type=_at_least(0), default=10)

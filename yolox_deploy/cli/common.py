@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ..errors import YoloxDeployError
+from ..precision import RUNTIME_PRECISIONS
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -18,10 +19,13 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                         help="network input size for models with dynamic height/width")
     parser.add_argument("--threads", type=int, default=None, help="inference threads (backend default if unset)")
     parser.add_argument("--impl", choices=("auto", "cpp", "numpy"), default="auto", help="postprocess implementation")
+    parser.add_argument("--precision", choices=RUNTIME_PRECISIONS, default="fp32",
+                        help="arithmetic the backend computes in (default fp32 on every backend and CPU); bf16: "
+                             "openvino on CPUs with avx512_bf16/AMX; fp16: openvino, ncnn, torch on CUDA")
 
 
 def backend_options(args: argparse.Namespace) -> dict:
-    options = {"threads": args.threads}
+    options = {"threads": args.threads, "precision": args.precision}
     if args.model_name:
         options["model_name"] = args.model_name
     return options

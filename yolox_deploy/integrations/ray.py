@@ -14,6 +14,8 @@ single-process Detector's.
 """
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -113,12 +115,48 @@ def write_detections(dataset: Any, output: str | Path, fmt: str = "parquet") -> 
         raise YoloxDeployError(f"unknown output format {fmt!r}; use parquet or jsonl")
 
 
-def init_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
-    """Connect to the cluster at ``address`` or start a local one (no dashboard, quiet)."""
+LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's loopback-only local mode (as on macOS/Windows)
+LOOPBACK_ADDRESSES = ("127.0.0.1", "localhost", "::1")
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None, loopback: bool = True) -> Any:
+    """Connect to the cluster at ``address`` (or ``$RAY_ADDRESS``), or start a local one.
+
+    A local cluster binds its GCS, raylet, object manager and workers to 127.0.0.1 only
+    (``loopback=False`` gives Ray's default, the machine's interface address): nothing off
+    this machine needs to reach it, and Ray's ports have no authentication. A real cluster
+    is joined by its address, which is the machine's network address, unchanged."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address is None and loopback:
+        _use_loopback_only()
     ray = require("ray", extra="ray", purpose="yolox-detect --ray")
     if not ray.is_initialized():
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+            if loopback:
+                check_loopback_only(ray)
     return ray
+
+
+def _use_loopback_only() -> None:
+    """Ray's local mode that binds every listener to 127.0.0.1. Ray reads the switch when it is
+    first imported (and its raylet and workers from the environment they inherit); if it was
+    imported already, its constant is set to what the switch would have given."""
+    os.environ[LOOPBACK_SWITCH] = "0"
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None and hasattr(constants, "ENABLE_RAY_CLUSTER"):
+        constants.ENABLE_RAY_CLUSTER = False
+
+
+def check_loopback_only(ray: Any) -> None:
+    """Refuse (and stop) a local cluster whose nodes or GCS are not on 127.0.0.1."""
+    addresses = {node["NodeManagerAddress"] for node in ray.nodes()}
+    gcs_host = ray.get_runtime_context().gcs_address.rsplit(":", 1)[0]
+    outside = sorted(a for a in addresses | {gcs_host} if a not in LOOPBACK_ADDRESSES)
+    if outside:
+        ray.shutdown()
+        raise YoloxDeployError(f"the local Ray cluster came up on {', '.join(outside)}, not 127.0.0.1 (this Ray "
+                               f"ignores {LOOPBACK_SWITCH}=0); start one with `ray start --head "
+                               "--node-ip-address=127.0.0.1` and pass its address")

@@ -1,0 +1,60 @@
+"""Exports land whole or not at all: nothing of a failed export is left where a user or a cache
+would pick it up, and an earlier export at the same path stays as it was."""
+from __future__ import annotations
+
+import pytest
+
+from yolox_deploy.errors import YoloxDeployError
+from yolox_deploy.exporters.staging import staged_into
+
+
+def test_files_move_into_place_only_when_the_block_succeeds(tmp_path):
+    (tmp_path / "m.param").write_text("old")
+    (tmp_path / "other.txt").write_text("untouched")
+    with staged_into(tmp_path) as stage:
+        (stage / "m.param").write_text("new")
+        (stage / "m.bin").write_bytes(b"\0")
+        (stage / "model_dir" / "1").mkdir(parents=True)
+        assert not (tmp_path / "m.bin").exists()  # nothing visible before the end
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.param", "model_dir", "other.txt"]
+    assert (tmp_path / "m.param").read_text() == "new" and (tmp_path / "model_dir" / "1").is_dir()
+    with staged_into(tmp_path) as stage:  # a folder replaces its namesake whole
+        (stage / "model_dir").mkdir()
+        (stage / "model_dir" / "config.pbtxt").write_text("x")
+    assert [p.name for p in (tmp_path / "model_dir").iterdir()] == ["config.pbtxt"]
+
+
+def test_a_failing_block_leaves_the_destination_as_it_was(tmp_path):
+    (tmp_path / "m.param").write_text("old")
+    with pytest.raises(YoloxDeployError, match="check failed"):
+        with staged_into(tmp_path) as stage:
+            (stage / "m.param").write_text("half-written")
+            (stage / "m.bin").write_bytes(b"\0")
+            raise YoloxDeployError("check failed")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.param"] and (tmp_path / "m.param").read_text() == "old"
+
+
+def test_a_failed_onnx_export_leaves_nothing_behind(tmp_path, tiny_checkpoint, monkeypatch):
+    pytest.importorskip("torch")
+    import yolox_deploy.exporters.onnx as onnx_export
+
+    monkeypatch.setattr(onnx_export, "PARITY_TOLERANCE", -1.0)
+    with pytest.raises(YoloxDeployError, match="exported ONNX differs from PyTorch"):
+        onnx_export.export_onnx(tmp_path / "t.onnx", weights=tiny_checkpoint, input_size=(64, 96))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_triton_export_leaves_the_repository_as_it_was(tmp_path, tiny_onnx, monkeypatch):
+    pytest.importorskip("tritonclient.grpc")
+    import yolox_deploy.exporters.triton as triton_export
+
+    repo = tmp_path / "repo"
+    (repo / "someone_elses_model" / "1").mkdir(parents=True)
+
+    def broken(*args, **kwargs):
+        raise YoloxDeployError("ensemble config failed")
+
+    monkeypatch.setattr(triton_export, "ensemble_config", broken)  # fails after two of three models are written
+    with pytest.raises(YoloxDeployError, match="ensemble config failed"):
+        triton_export.export_triton(repo, weights=tiny_onnx, max_batch=4)
+    assert [p.name for p in repo.iterdir()] == ["someone_elses_model"]
