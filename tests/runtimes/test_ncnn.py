@@ -59,7 +59,7 @@ def test_map_fp32_and_fp16_weights(nano_ncnn, nano_pth, coco_dir, ncnn_dir):
     fp16 = export_ncnn(ncnn_dir / "nano_fp16.param", weights=nano_pth, half=True)
     fp16_map = coco_map(fp16.path, coco_dir)
     print(f"ncnn FP16-weight mAP50-95 {fp16_map:.4f} (FP32 {ORT_MAP50_95:.4f})")
-    assert ORT_MAP50_95 - 0.03 < fp16_map < ORT_MAP50_95 + 0.005  # measured 0.2912: -1.4 AP, see README
+    assert ORT_MAP50_95 - 0.03 < fp16_map < ORT_MAP50_95 + 0.005  # measured 0.2912: -1.4 AP, docs/exactness.md
 
 
 def test_sidecar_metadata_means_no_other_argument(nano_ncnn):
