@@ -63,7 +63,7 @@ setup(
         "bench": ["matplotlib>=3.5"],
         "all": EXPORT + EVAL + OPENVINO_INT8 + NCNN_EXPORT + RAY + TRITON,
         "test": EXPORT + EVAL + OPENVINO_INT8 + NCNN_EXPORT + RAY + TRITON
-        + ["matplotlib>=3.5", "pytest>=7", "hypothesis>=6", "pillow>=9"],
+        + ["matplotlib>=3.5", "pytest>=7", "pytest-timeout>=2.1", "hypothesis>=6", "pillow>=9"],
     },
     entry_points={"console_scripts": [
         "yolox-export=yolox_deploy.cli.export:main",

@@ -30,12 +30,21 @@ class OnnxExportReport:
     input_size: tuple[int, int]
     opset: int
     simplified: bool
-    max_abs_diff: float  # ONNX Runtime vs PyTorch raw output on a random 0-255 input
+    max_abs_diff: float  # FP32: ONNX Runtime vs PyTorch raw output on a random 0-255 input
+    precision: str = "FP32"
+    # FP16/INT8: vs the FP32 ONNX on calibration (INT8) or random (FP16) inputs, scores / box offsets
+    score_diff: float | None = None
+    calibration: str = ""
 
     def summary(self) -> str:
-        return (f"exported {self.model_name} to {self.path} (opset {self.opset}, input "
-                f"{self.input_size[0]}x{self.input_size[1]}, simplified={self.simplified}); "
-                f"ONNX Runtime vs PyTorch max abs diff {self.max_abs_diff:.2e}")
+        if self.precision == "FP32":
+            return (f"exported {self.model_name} to {self.path} (opset {self.opset}, input "
+                    f"{self.input_size[0]}x{self.input_size[1]}, simplified={self.simplified}); "
+                    f"ONNX Runtime vs PyTorch max abs diff {self.max_abs_diff:.2e}")
+        return (f"exported {self.model_name} as {self.precision} ONNX to {self.path} (opset {self.opset}, input "
+                f"{self.input_size[0]}x{self.input_size[1]}{'; ' + self.calibration if self.calibration else ''}); "
+                f"vs FP32 in ONNX Runtime: scores max abs diff {self.score_diff:.3f}, box offsets "
+                f"{self.max_abs_diff:.3f} (measure accuracy with yolox-eval)")
 
 
 def resolve_model(weights: str | Path | None, model_name: str | None, depth: float | None = None,
@@ -102,14 +111,23 @@ def export_onnx(output: str | Path, weights: str | Path | None = None, model_nam
                 class_names: Sequence[str] | None = None, depth: float | None = None,
                 width: float | None = None, depthwise: bool = False, num_classes: int | None = None,
                 seed: int = 0, verify: bool = True, half: bool = False, int8: bool = False,
-                **_: Any) -> OnnxExportReport:
+                calib: str | Path | None = None, calib_size: int = 300, **_: Any) -> OnnxExportReport:
     """Export a checkpoint (or a seeded random variant) to ONNX.
 
     Input ``images`` float32 [B, 3, H, W] BGR 0-255 letterboxed; output ``output`` raw
     [B, N, 5 + C]. ``dynamic`` makes the batch dynamic, ``dynamic_hw`` height and width.
+    ``half`` writes an FP16 ONNX (float32 input and output), ``int8`` a Q/DQ INT8 ONNX
+    calibrated on up to ``calib_size`` images of ``calib`` (a sample drawn with ``seed``);
+    both also convert an FP32 ``.onnx`` given as ``weights``.
     """
     if half or int8:
-        raise YoloxDeployError("the ONNX export is FP32; FP16/INT8 are options of --to openvino (and trt)")
+        return export_low_precision_onnx(output, weights, half=half, int8=int8, calib=calib, calib_size=calib_size,
+                                         seed=seed, model_name=model_name, input_size=input_size, batch=batch,
+                                         dynamic=dynamic, dynamic_hw=dynamic_hw, opset=opset, simplify=simplify,
+                                         class_names=class_names, depth=depth, width=width, depthwise=depthwise,
+                                         num_classes=num_classes)
+    if weights is not None and Path(weights).suffix.lower() == ".onnx":
+        raise YoloxDeployError(f"{Path(weights).name} is already ONNX: pass a .pth, or --half/--int8 to convert it")
     require("torch", extra="export", purpose="ONNX export")
     require("onnx", extra="export", purpose="ONNX export")
     if not MIN_OPSET <= opset <= 20:
@@ -156,3 +174,93 @@ def _write_checked_onnx(path: Path, model: Any, model_name: str, shape: tuple[in
         raise YoloxDeployError(f"exported ONNX differs from PyTorch by {diff:.3e} (> {PARITY_TOLERANCE}); "
                                "the export is wrong, please report it")
     return simplified, diff
+
+
+def export_low_precision_onnx(output: str | Path, weights: str | Path | None, half: bool, int8: bool,
+                              calib: str | Path | None, calib_size: int, seed: int,
+                              **fp32_options: Any) -> OnnxExportReport:
+    """FP16 or Q/DQ INT8 ONNX from an FP32 ``.onnx`` or from a checkpoint (exported first)."""
+    import tempfile
+
+    import onnx
+
+    from ..calibration import calibration_set
+    from .quantize import (QuantizationSettings, convert_onnx_fp16, quantization_record, quantize_onnx_int8,
+                           set_metadata)
+
+    if half and int8:
+        raise YoloxDeployError("choose --half or --int8, not both")
+    if int8 and calib is None:
+        raise YoloxDeployError("--int8 needs --calib DIR (a folder of typical images)")
+    if calib_size < 1:
+        raise YoloxDeployError(f"--calib-size must be >= 1, got {calib_size}")
+    output = Path(output)
+    with tempfile.TemporaryDirectory() as tmp:
+        if weights is not None and Path(weights).suffix.lower() == ".onnx":
+            source = Path(weights)
+        else:
+            source = Path(tmp) / "fp32.onnx"
+            export_onnx(source, weights=weights, seed=seed, **fp32_options)
+        model = onnx.load(str(source))
+        name = Path(weights).name if weights is not None else source.name
+        metadata, input_hw = _source_metadata(model, name, fp32_options.get("input_size"))
+        with staged_into(output.parent) as stage:
+            staged = stage / output.name
+            if int8:
+                calibration = calibration_set(calib, input_hw, limit=calib_size, seed=seed)
+                settings = QuantizationSettings()
+                keep_float = quantize_onnx_int8(model, staged, calibration, input_hw, name, settings)
+                result = onnx.load(str(staged))
+                metadata = dataclasses.replace(metadata, precision="int8", quantization=quantization_record(
+                    settings, calibration, keep_float, str(calib)))
+                probes = calibration.batches[:8]
+                described = (f"calibrated on {len(calibration.files)} images of {Path(calib).name}"
+                             f"{f' (seed {calibration.seed})' if calibration.seed is not None else ''}"
+                             f"{f', {len(calibration.skipped)} unreadable skipped' if calibration.skipped else ''}; "
+                             f"{len(keep_float)} sensitive convs kept float")
+            else:
+                result = convert_onnx_fp16(model, name)
+                metadata = dataclasses.replace(metadata, precision="fp16")
+                rng = np.random.default_rng(seed)
+                probes = [rng.uniform(0, 255, (1, 3, *input_hw)).astype(np.float32) for _ in range(2)]
+                described = ""
+            set_metadata(result, metadata)
+            onnx.checker.check_model(result)
+            onnx.save(result, str(staged))
+            score_diff, box_diff = _low_precision_diffs(source, staged, probes)
+            opset = next((o.version for o in result.opset_import if o.domain in ("", "ai.onnx")), 0)
+    return OnnxExportReport(output, metadata.model_name, input_hw, opset, False, box_diff,
+                            precision="INT8" if int8 else "FP16", score_diff=score_diff, calibration=described)
+
+
+def _source_metadata(model: Any, name: str, input_size: Sequence[int] | None) -> tuple[ModelMetadata, tuple[int, int]]:
+    """The source ONNX's metadata (defaults for files from other tools) and its input size."""
+    metadata = ModelMetadata.from_props({p.key: p.value for p in model.metadata_props})
+    dims = [d.dim_value or None for d in model.graph.input[0].type.tensor_type.shape.dim]
+    static = tuple(dims[2:4]) if len(dims) == 4 and all(dims[2:4]) else None
+    hw = static or (tuple(input_size) if input_size else None) or metadata.input_size
+    if hw is None:
+        raise YoloxDeployError(f"{name} has a dynamic input size and none in its metadata: pass --input-size H W")
+    hw = check_input_size(hw)
+    if metadata.input_size is None:
+        metadata = dataclasses.replace(metadata, input_size=hw)
+    if metadata.class_names is None:
+        outputs = model.graph.output[0].type.tensor_type.shape.dim
+        if len(outputs) == 3 and outputs[2].dim_value > 5:
+            metadata = dataclasses.replace(metadata, class_names=default_class_names(outputs[2].dim_value - 5))
+    return metadata, hw
+
+
+def _low_precision_diffs(fp32: Path, reduced: Path, probes: Sequence[np.ndarray]) -> tuple[float, float]:
+    """Max abs difference of scores (objectness, classes) and of box offsets, reduced vs FP32 ONNX."""
+    import onnxruntime as ort
+
+    sessions = [ort.InferenceSession(str(p), fp32_session_options(ort), providers=["CPUExecutionProvider"])
+                for p in (fp32, reduced)]
+    try:
+        ref, got = ([s.run(None, {s.get_inputs()[0].name: x})[0] for x in probes] for s in sessions)
+    except Exception as exc:  # onnxruntime's own error types
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise YoloxDeployError(f"ONNX Runtime cannot run the converted model ({first}); please report it") from None
+    diff = np.abs(np.concatenate(got) - np.concatenate(ref))
+    return float(diff[..., 4:].max()), float(diff[..., :4].max())

@@ -24,7 +24,7 @@ class OpenVinoExportReport:
     path: Path
     precision: str
     input_shape: str
-    max_abs_diff: float  # vs ONNX Runtime on the source ONNX, random 0-255 input, FP32 arithmetic on both
+    max_abs_diff: float  # vs ONNX Runtime on the source ONNX (same precision), random 0-255 input, FP32 arithmetic
 
     def summary(self) -> str:
         return (f"exported OpenVINO IR ({self.precision}) to {self.path} (+ {self.path.with_suffix('.bin').name}), "
@@ -78,14 +78,23 @@ def export_openvino(output: str | Path, weights: str | Path | None = None, half:
             raise YoloxDeployError("the ONNX input size is dynamic and not in its metadata; export with --input-size")
         if metadata.input_size is None:
             metadata = dataclasses.replace(metadata, input_size=input_hw)
-        model = ov.convert_model(str(onnx_path))
+        source_precision = metadata.precision
+        if source_precision != "fp32" and (int8 or half):
+            raise YoloxDeployError(f"{onnx_path.name} is already {source_precision.upper()}: drop --int8/--half "
+                                   "(the IR keeps the ONNX's precision)")
+        model = ov.convert_model(str(onnx_path))  # a Q/DQ ONNX becomes an INT8 IR (FakeQuantize), no NNCF
         if int8:
             model = quantize_int8(model, calib, input_hw, calib_size)
+            metadata = dataclasses.replace(metadata, precision="int8", quantization={
+                "quantizer": "nncf", "preset": "mixed", "calibration": {"folder": Path(calib).name, "images": calib_size}})
+        elif half:
+            metadata = dataclasses.replace(metadata, precision="fp16")
         write_metadata(model, metadata)
         staged = stage / output.name
         ov.save_model(model, str(staged), compress_to_fp16=half)
         diff = _max_abs_diff_fp32(staged, reference, input_hw, seed)
-        precision = "INT8" if int8 else "FP16" if half else "FP32"
+        precision = ("INT8 (NNCF)" if int8 else "FP16" if half else
+                     {"int8": "INT8 (Q/DQ ONNX)", "fp16": "FP16 (ONNX)"}.get(source_precision, "FP32"))
         if precision == "FP32" and not diff <= FP32_TOLERANCE:
             raise YoloxDeployError(f"OpenVINO IR differs from ONNX Runtime by {diff:.3e} with FP32 arithmetic on "
                                    "both; please report it")

@@ -1,4 +1,4 @@
-"""OpenVINO backend (2024+ API): IR files, performance hints, an asynchronous queue."""
+"""OpenVINO backend (2024+ API): IR files, performance hints, concurrent infer requests."""
 from __future__ import annotations
 
 import logging
@@ -176,35 +176,54 @@ class OpenVinoBackend(Backend):
     def _infer_sync(self, batch: np.ndarray, pixels: bool) -> np.ndarray:
         """Concurrent callers each get their own InferRequest (created on demand, then reused),
         so threads share one compiled model and run in parallel streams."""
-        compiled = self._compiled_for(pixels)
-        idle = self._requests[pixels]
-        try:
-            request = idle.get_nowait()
-        except queue.Empty:
-            request = compiled.create_infer_request()
+        request = self._idle_request(pixels, self._compiled_for(pixels))
         try:
             return request.infer({0: batch})[0].copy()
         finally:
-            idle.put(request)
+            self._requests[pixels].put(request)
 
     def infer_many(self, batches: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Run batches concurrently through an AsyncInferQueue (as many requests as the
-        device finds optimal); results in input order."""
+        """Run batches concurrently on as many infer requests as the device finds optimal;
+        results in input order.
+
+        No Python callback is given to OpenVINO (no AsyncInferQueue): its stream threads then
+        never take the GIL, which a CompiledModel's destructor (run holding the GIL) would wait
+        for forever; that hang was seen with AsyncInferQueue callbacks."""
         kinds = {self.check_batch(batch) for batch in batches}
         if len(kinds) != 1 or kinds == {True} and not self.native_pixels:  # mixed, or pixels to convert
             return [self.infer(b) for b in batches]
-        compiled = self._compiled_for(kinds.pop())
-        jobs = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-        if len(batches) < 2 or jobs == 1:
+        pixels = kinds.pop()
+        compiled = self._compiled_for(pixels)
+        jobs = min(len(batches), max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))))
+        if jobs < 2:
             return [self.infer(b) for b in batches]
+        requests = [self._idle_request(pixels, compiled) for _ in range(jobs)]
         results: list[np.ndarray | None] = [None] * len(batches)
-
-        def done(request: Any, index: int) -> None:
-            results[index] = request.get_output_tensor(0).data.copy()
-
-        queue = self._ov.AsyncInferQueue(compiled, jobs)
-        queue.set_callback(done)
-        for index, batch in enumerate(batches):
-            queue.start_async({0: batch}, index)
-        queue.wait_all()
+        running: dict[int, int] = {}  # request slot -> batch index
+        try:
+            for index, batch in enumerate(batches):
+                slot = index % jobs
+                if slot in running:
+                    results[running.pop(slot)] = self._finish(requests[slot])
+                requests[slot].start_async({0: batch})
+                running[slot] = index
+            for slot, index in sorted(running.items(), key=lambda item: item[1]):
+                results[index] = self._finish(requests[slot])
+            running.clear()
+        finally:
+            for slot, request in enumerate(requests):
+                if slot in running:  # an error above: let it finish before reuse
+                    request.wait()
+                self._requests[pixels].put(request)
         return [self.check_output(b, r) for b, r in zip(batches, results)]
+
+    def _idle_request(self, pixels: bool, compiled: Any) -> Any:
+        try:
+            return self._requests[pixels].get_nowait()
+        except queue.Empty:
+            return compiled.create_infer_request()
+
+    @staticmethod
+    def _finish(request: Any) -> np.ndarray:
+        request.wait()
+        return request.get_output_tensor(0).data.copy()

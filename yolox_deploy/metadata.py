@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
+from typing import Any
 
 from ._version import __version__
 from .grids import DEFAULT_STRIDES
@@ -22,6 +23,8 @@ class ModelMetadata:
     class_names: tuple[str, ...] | None = None
     output_layout: str = OUTPUT_LAYOUT
     sdk_version: str = __version__
+    precision: str = "fp32"  # what the model file stores: fp32, fp16 (weights and math), int8 (Q/DQ)
+    quantization: Mapping[str, Any] | None = None  # how an int8 file was made: quantizer, calibration, float nodes
 
     def to_props(self) -> dict[str, str]:
         """String key/values (JSON-encoded where not plain strings)."""
@@ -32,6 +35,8 @@ class ModelMetadata:
             "class_names": json.dumps(list(self.class_names) if self.class_names else None),
             "output_layout": self.output_layout,
             "sdk_version": self.sdk_version,
+            "precision": self.precision,
+            "quantization": json.dumps(dict(self.quantization) if self.quantization else None),
         }
 
     @classmethod
@@ -46,6 +51,7 @@ class ModelMetadata:
         input_size = load("input_size")
         strides = load("strides")
         names = load("class_names")
+        quantization = load("quantization")
         return cls(
             model_name=props.get("model_name", "yolox"),
             input_size=tuple(int(v) for v in input_size) if input_size else None,
@@ -53,4 +59,6 @@ class ModelMetadata:
             class_names=tuple(str(n) for n in names) if names else None,
             output_layout=props.get("output_layout", OUTPUT_LAYOUT),
             sdk_version=props.get("sdk_version", "unknown"),
+            precision=props.get("precision", "fp32"),
+            quantization=quantization if isinstance(quantization, dict) else None,
         )

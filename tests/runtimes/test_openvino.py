@@ -99,7 +99,7 @@ def test_map_fp32_fp16_int8(nano_fp32, nano_pth, nano_onnx, coco_dir, ir_dir):
     assert coco_map(fp16.path, coco_dir) == pytest.approx(ORT_MAP50_95, abs=1e-2)
     int8 = export_openvino(ir_dir / "nano_int8.xml", weights=nano_onnx, int8=True, calib=coco_dir / "images",
                            calib_size=80)
-    assert int8.precision == "INT8"
+    assert int8.precision == "INT8 (NNCF)"
     assert ORT_MAP50_95 - coco_map(int8.path, coco_dir) < 0.01  # within 1.0 AP of FP32
 
 

@@ -31,13 +31,16 @@ def _main(argv: Sequence[str] | None) -> int:
                         class_agnostic=args.agnostic, input_size=args.input_size, max_det=None, clip_boxes=False,
                         postprocess_impl=args.impl, **backend_options(args))
     result = evaluate_coco(detector, args.images, args.ann, progress=not args.json)
-    result.update(backend=detector.backend.name, precision=detector.backend.precision, model=str(args.model),
+    result.update(backend=detector.backend.name, precision=detector.backend.precision,
+                  model_precision=detector.backend.metadata.precision, model=str(args.model),
                   input_size=list(detector.input_size), conf=args.conf, iou=args.iou)
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "summary"}))
     else:
         print(result["summary"])
-        print(f"{detector.backend.name} ({detector.backend.precision}): mAP50-95 {result['mAP50_95']:.4f}  mAP50 {result['mAP50']:.4f}  "
+        stored, arithmetic = detector.backend.metadata.precision, detector.backend.precision
+        label = arithmetic if stored == arithmetic else f"{stored} model, {arithmetic} arithmetic"
+        print(f"{detector.backend.name} ({label}): mAP50-95 {result['mAP50_95']:.4f}  mAP50 {result['mAP50']:.4f}  "
               f"({result['num_images']} images, {result['num_detections']} detections)")
     return 0
 
