@@ -32,11 +32,14 @@ from ..precision import cpu_features
 from ..runtimes import backends_offering, get_backend_class
 from .official_demo import demo_postprocess, demo_preproc
 
-PRECISIONS = ("fp32", "fp16", "int8", "bf16")
+PRECISIONS = ("fp32", "fp16", "int8", "int8-all", "int8-nncf", "bf16")
 # bench precision -> (the artifact exported for it, the arithmetic the runtime is asked for). fp16 and
-# int8 are stored in the model file and run with FP32 arithmetic elsewhere; bf16 is arithmetic on
-# the FP32 model (OpenVINO on CPUs with bf16 units).
+# int8 are stored in the model file (int8: the Q/DQ ONNX, run by ONNX Runtime and converted by
+# OpenVINO; int8-all: the same with every conv quantized; int8-nncf: OpenVINO's NNCF IR) and run
+# with FP32 arithmetic elsewhere; bf16 is
+# arithmetic on the FP32 model (OpenVINO on CPUs with bf16 units).
 ARTIFACT_AND_ARITHMETIC = {"fp32": ("fp32", "fp32"), "fp16": ("fp16", "fp32"), "int8": ("int8", "fp32"),
+                           "int8-all": ("int8-all", "fp32"), "int8-nncf": ("int8-nncf", "fp32"),
                            "bf16": ("fp32", "bf16")}
 STAGES = ("preprocess", "inference", "postprocess", "end_to_end")
 BASELINE = "official demo (onnxruntime)"
@@ -183,6 +186,20 @@ class ModelCache:
                                  input_size=self.input_size, dynamic=True)
         return path
 
+    def reduced_onnx(self, precision: str) -> Path:
+        """The FP16 or Q/DQ INT8 ONNX made from :meth:`onnx` (INT8 calibrated on ``--data``;
+        int8-all: every conv quantized)."""
+        path = self.dir / f"model-{precision}.onnx"
+        if not path.exists():
+            from ..exporters import get_exporter
+
+            if precision.startswith("int8") and self.cfg.data is None:
+                raise Skip("int8 needs --data DIR for calibration images")
+            get_exporter("onnx")(path, weights=self.onnx(), input_size=self.input_size, half=precision == "fp16",
+                                 int8=precision.startswith("int8"), calib=self.cfg.data, calib_size=300,
+                                 int8_keep_float="none" if precision == "int8-all" else "sensitive")
+        return path
+
     def model_for(self, backend: str, precision: str) -> Path:
         """The model file of a (backend, bench precision) row, exported on first use."""
         cls = get_backend_class(backend)
@@ -191,22 +208,28 @@ class ModelCache:
             raise Skip(f"{backend} does not compute in {arithmetic}; {', '.join(backends_offering(arithmetic))} "
                        "does")
         target = cls.export_target
-        if target is None or target == "onnx":
+        if target is None:
             if precision != "fp32":
-                raise Skip(f"{backend} runs the FP32 {'checkpoint' if target is None else 'ONNX'} on the CPU; "
-                           f"{precision} is not offered")
-            return self.checkpoint() if target is None else self.onnx()
+                raise Skip(f"{backend} runs the FP32 checkpoint; {precision} is not offered")
+            return self.checkpoint()
+        if target == "onnx":
+            if precision == "int8-nncf":
+                raise Skip("int8-nncf is OpenVINO's NNCF IR; onnxruntime runs the int8 (Q/DQ) ONNX")
+            return self.onnx() if precision == "fp32" else self.reduced_onnx(precision)
         path = self.dir / target / f"model-{precision}{cls.suffixes[0]}"  # a folder per format: .bin is
         if not path.exists():                                                # both OpenVINO's and ncnn's
             path.parent.mkdir(exist_ok=True)
             from ..exporters import exporter_source, get_exporter
 
-            if precision == "int8" and self.cfg.data is None:
+            if precision.startswith("int8") and self.cfg.data is None:
                 raise Skip("int8 needs --data DIR for calibration images")
+            if target == "openvino" and precision in ("int8", "int8-all"):  # it converts the Q/DQ ONNX as it is
+                get_exporter(target)(path, weights=self.reduced_onnx(precision))
+                return path
             source = self.onnx() if exporter_source(target) == "onnx" else self.checkpoint()
             get_exporter(target)(path, weights=source, model_name=self.cfg.model_name,
                                  input_size=self.input_size, dynamic=True, half=precision == "fp16",
-                                 int8=precision == "int8", calib=self.cfg.data, calib_size=300)
+                                 int8=precision.startswith("int8"), calib=self.cfg.data, calib_size=300)
         return path
 
 

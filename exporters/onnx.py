@@ -111,18 +111,20 @@ def export_onnx(output: str | Path, weights: str | Path | None = None, model_nam
                 class_names: Sequence[str] | None = None, depth: float | None = None,
                 width: float | None = None, depthwise: bool = False, num_classes: int | None = None,
                 seed: int = 0, verify: bool = True, half: bool = False, int8: bool = False,
-                calib: str | Path | None = None, calib_size: int = 300, **_: Any) -> OnnxExportReport:
+                calib: str | Path | None = None, calib_size: int = 300, int8_keep_float: str = "sensitive",
+                **_: Any) -> OnnxExportReport:
     """Export a checkpoint (or a seeded random variant) to ONNX.
 
     Input ``images`` float32 [B, 3, H, W] BGR 0-255 letterboxed; output ``output`` raw
     [B, N, 5 + C]. ``dynamic`` makes the batch dynamic, ``dynamic_hw`` height and width.
     ``half`` writes an FP16 ONNX (float32 input and output), ``int8`` a Q/DQ INT8 ONNX
-    calibrated on up to ``calib_size`` images of ``calib`` (a sample drawn with ``seed``);
+    calibrated on up to ``calib_size`` images of ``calib`` (a sample drawn with ``seed``), with
+    the sensitive convs in float unless ``int8_keep_float="none"`` (faster, less accurate);
     both also convert an FP32 ``.onnx`` given as ``weights``.
     """
     if half or int8:
         return export_low_precision_onnx(output, weights, half=half, int8=int8, calib=calib, calib_size=calib_size,
-                                         seed=seed, model_name=model_name, input_size=input_size, batch=batch,
+                                         seed=seed, keep_float=int8_keep_float, model_name=model_name, input_size=input_size, batch=batch,
                                          dynamic=dynamic, dynamic_hw=dynamic_hw, opset=opset, simplify=simplify,
                                          class_names=class_names, depth=depth, width=width, depthwise=depthwise,
                                          num_classes=num_classes)
@@ -177,7 +179,7 @@ def _write_checked_onnx(path: Path, model: Any, model_name: str, shape: tuple[in
 
 
 def export_low_precision_onnx(output: str | Path, weights: str | Path | None, half: bool, int8: bool,
-                              calib: str | Path | None, calib_size: int, seed: int,
+                              calib: str | Path | None, calib_size: int, seed: int, keep_float: str = "sensitive",
                               **fp32_options: Any) -> OnnxExportReport:
     """FP16 or Q/DQ INT8 ONNX from an FP32 ``.onnx`` or from a checkpoint (exported first)."""
     import tempfile
@@ -194,6 +196,8 @@ def export_low_precision_onnx(output: str | Path, weights: str | Path | None, ha
         raise YoloxDeployError("--int8 needs --calib DIR (a folder of typical images)")
     if calib_size < 1:
         raise YoloxDeployError(f"--calib-size must be >= 1, got {calib_size}")
+    if keep_float not in ("sensitive", "none"):
+        raise YoloxDeployError(f"--int8-keep-float must be 'sensitive' or 'none', got {keep_float!r}")
     output = Path(output)
     with tempfile.TemporaryDirectory() as tmp:
         if weights is not None and Path(weights).suffix.lower() == ".onnx":
@@ -208,16 +212,16 @@ def export_low_precision_onnx(output: str | Path, weights: str | Path | None, ha
             staged = stage / output.name
             if int8:
                 calibration = calibration_set(calib, input_hw, limit=calib_size, seed=seed)
-                settings = QuantizationSettings()
-                keep_float = quantize_onnx_int8(model, staged, calibration, input_hw, name, settings)
+                settings = QuantizationSettings(keep_float=keep_float)
+                floats = quantize_onnx_int8(model, staged, calibration, input_hw, name, settings)
                 result = onnx.load(str(staged))
                 metadata = dataclasses.replace(metadata, precision="int8", quantization=quantization_record(
-                    settings, calibration, keep_float, str(calib)))
+                    settings, calibration, floats, str(calib)))
                 probes = calibration.batches[:8]
                 described = (f"calibrated on {len(calibration.files)} images of {Path(calib).name}"
                              f"{f' (seed {calibration.seed})' if calibration.seed is not None else ''}"
                              f"{f', {len(calibration.skipped)} unreadable skipped' if calibration.skipped else ''}; "
-                             f"{len(keep_float)} sensitive convs kept float")
+                             + (f"{len(floats)} sensitive convs kept float" if floats else "every conv quantized"))
             else:
                 result = convert_onnx_fp16(model, name)
                 metadata = dataclasses.replace(metadata, precision="fp16")

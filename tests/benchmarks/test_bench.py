@@ -81,7 +81,9 @@ def test_rows_time_every_stage_and_keep_failures_with_reasons(tiny_result):
     assert ok.ok and set(ok.ms) == {"preprocess", "inference", "postprocess", "end_to_end"}
     e2e = ok.ms["end_to_end"]
     assert 0 < e2e["p50"] <= e2e["p90"] <= e2e["p99"] and ok.images_per_s > 0
-    assert "fp16 is not offered" in rows_by(tiny_result, "onnxruntime", "fp16", 1).status
+    fp16_onnx = rows_by(tiny_result, "onnxruntime", "fp16", 1)  # the FP16 ONNX, run by ONNX Runtime
+    assert fp16_onnx.ok and fp16_onnx.model_file.endswith("model-fp16.onnx")
+    assert rows_by(tiny_result, "onnxruntime", "int8", 1).status == "int8 needs --data DIR for calibration images"
     assert "fp16 is not offered" in rows_by(tiny_result, "torch", "fp16", 1).status
     assert "unknown backend 'no-such-backend'" in rows_by(tiny_result, "no-such-backend", "fp32", 1).status
     baseline = rows_by(tiny_result, BASELINE, "fp32", 1)

@@ -14,8 +14,9 @@ from .common import run
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="yolox-export", description="Export a YOLOX checkpoint.")
     p.add_argument("--to", required=True, help=f"target format: {', '.join(export_targets())}")
-    p.add_argument("--weights", default=None, help="official-format .pth ({'model': state_dict}), or an .onnx "
-                                                   "for --to openvino; omit for seeded random weights")
+    p.add_argument("--weights", default=None, help="official-format .pth ({'model': state_dict}), or an FP32 .onnx "
+                                                   "(--to openvino/trt/triton, --to onnx --half/--int8); omit for "
+                                                   "seeded random weights")
     p.add_argument("--model-name", default=None, help="yolox-nano, yolox-tiny, yolox-s/m/l/x, yolox-darknet53 "
                                                       "(default: inferred from --weights)")
     p.add_argument("-o", "--output", default=None, help="output file (default: MODEL_NAME + the format's suffix)")
@@ -31,11 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depthwise", action="store_true", help="custom model with depthwise convs")
     p.add_argument("--num-classes", type=int, default=None, help="classes of a random-weight model (default 80)")
     p.add_argument("--class-names", default=None, help="text file with one class name per line")
-    p.add_argument("--seed", type=int, default=0, help="seed of random weights and of the parity check input")
-    p.add_argument("--half", action="store_true", help="FP16 weights (openvino, ncnn)")
-    p.add_argument("--int8", action="store_true", help="INT8 post-training quantization (needs --calib)")
+    p.add_argument("--seed", type=int, default=0, help="seed of random weights, the parity check input and the calibration sample")
+    p.add_argument("--half", action="store_true", help="FP16 (onnx: FP16 ONNX; openvino, ncnn: FP16 weights)")
+    p.add_argument("--int8", action="store_true", help="INT8 post-training quantization (needs --calib); onnx: a "
+                                                       "Q/DQ ONNX, openvino: NNCF")
     p.add_argument("--calib", default=None, help="folder of calibration images for --int8")
     p.add_argument("--calib-size", type=int, default=300, help="calibration images used (default 300)")
+    p.add_argument("--int8-keep-float", choices=("sensitive", "none"), default="sensitive",
+                   help="--to onnx --int8: keep the measured-sensitive convs in float (default), or quantize "
+                        "every conv (faster, less accurate)")
     trt = p.add_argument_group("--to trt (TensorRT engine; needs an NVIDIA GPU)")
     trt.add_argument("--workspace", type=float, default=None, help="builder workspace in GiB (default 4)")
     trt.add_argument("--timing-cache", default=None, help="timing cache file, read and updated (faster rebuilds)")
@@ -75,7 +80,7 @@ def _main(argv: Sequence[str] | None) -> int:
         raise YoloxDeployError("--batch takes one size (or MIN OPT MAX with --to trt)")
     batch = args.batch[0] if len(args.batch) == 1 else tuple(args.batch)
     if args.int8:
-        precision.update(calib=args.calib, calib_size=args.calib_size)
+        precision.update(calib=args.calib, calib_size=args.calib_size, int8_keep_float=args.int8_keep_float)
     report = exporter(output=args.repo or args.output or f"{name}{suffix}", weights=args.weights, model_name=args.model_name,
                       input_size=args.input_size, batch=batch, dynamic=args.dynamic, dynamic_hw=args.dynamic_hw,
                       opset=args.opset, simplify=not args.no_simplify, class_names=class_names, depth=args.depth,
