@@ -224,7 +224,7 @@ class ModelCache:
             if precision.startswith("int8") and self.cfg.data is None:
                 raise Skip("int8 needs --data DIR for calibration images")
             if target == "openvino" and precision in ("int8", "int8-all"):  # it converts the Q/DQ ONNX as it is
-                get_exporter(target)(path, weights=self.reduced_onnx(precision))
+                get_exporter(target)(path, weights=self.reduced_onnx(precision), dynamic=True)
                 return path
             source = self.onnx() if exporter_source(target) == "onnx" else self.checkpoint()
             get_exporter(target)(path, weights=source, model_name=self.cfg.model_name,
