@@ -104,6 +104,21 @@ def coco_images(coco_dir: Path) -> list[Path]:
     return [coco_dir / "images" / im["file_name"] for im in sorted(ann["images"], key=lambda i: i["id"])]
 
 
+@pytest.fixture
+def image_folder(tmp_path: Path, coco_images: list[Path]):
+    """make(name, count, extra={file name: bytes}): a folder holding the first ``count`` shared
+    images and the extra files."""
+    def make(name: str, count: int, extra: dict[str, bytes] | None = None) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        for path in coco_images[:count]:
+            (folder / path.name).write_bytes(path.read_bytes())
+        for file_name, data in (extra or {}).items():
+            (folder / file_name).write_bytes(data)
+        return folder
+    return make
+
+
 @pytest.fixture(scope="session")
 def nano_raw_outputs(nano_onnx: Path, coco_images: list[Path]):
     """(raw [80, 3549, 85] from the official ONNX, ratios, image shapes) on the shared images."""

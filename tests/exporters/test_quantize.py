@@ -78,12 +78,8 @@ def test_sensitive_convs_are_the_early_stages_and_the_predictions(nano_onnx):
     assert set(keep) == {n for n, s in strides.items() if s <= 4} | set(predictions)
 
 
-def test_int8_from_a_checkpoint_is_reproducible_and_counts_unreadable_images(tmp_path, tiny_checkpoint, coco_images):
-    calib = tmp_path / "calib"
-    calib.mkdir()
-    for path in coco_images[:6]:
-        (calib / path.name).write_bytes(path.read_bytes())
-    (calib / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+def test_int8_from_a_checkpoint_is_reproducible_and_counts_unreadable_images(tmp_path, tiny_checkpoint, image_folder):
+    calib = image_folder("calib", 6, {"broken.jpg": b"\xff\xd8 not a jpeg"})
     a = export_onnx(tmp_path / "a.onnx", weights=tiny_checkpoint, input_size=(64, 96), int8=True, calib=calib,
                     calib_size=4, seed=3, dynamic=True)
     b = export_onnx(tmp_path / "b.onnx", weights=tiny_checkpoint, input_size=(64, 96), int8=True, calib=calib,
@@ -100,18 +96,9 @@ def test_int8_from_a_checkpoint_is_reproducible_and_counts_unreadable_images(tmp
     assert load_backend(a.path).infer(x).shape == (2, 126, 8)  # the dynamic batch survives
 
 
-def test_bad_input_is_one_line_and_leaves_nothing_behind(tmp_path, tiny_onnx, nano_int8, coco_images, monkeypatch):
-    good = tmp_path / "good"
-    good.mkdir()
-    (good / coco_images[0].name).write_bytes(coco_images[0].read_bytes())
-    out = tmp_path / "out"
-    out.mkdir()
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    junk = tmp_path / "junk"
-    junk.mkdir()
-    (junk / "a.jpg").write_bytes(b"")
-    (junk / "b.png").write_bytes(b"not a png")
+def test_bad_input_is_one_line_and_leaves_nothing_behind(tmp_path, tiny_onnx, nano_int8, image_folder, monkeypatch):
+    good, out, empty = image_folder("good", 1), image_folder("out", 0), image_folder("empty", 0)
+    junk = image_folder("junk", 0, {"a.jpg": b"", "b.png": b"not a png"})
     cases = [
         (dict(int8=True), YoloxDeployError, "--int8 needs --calib DIR"),
         (dict(int8=True, calib=empty), InvalidInputError, "has no readable images"),
@@ -138,13 +125,10 @@ def test_bad_input_is_one_line_and_leaves_nothing_behind(tmp_path, tiny_onnx, na
     assert list(out.iterdir()) == []
 
 
-def test_cli_int8_from_onnx_prints_the_calibration(tmp_path, tiny_onnx, coco_images, capsys):
+def test_cli_int8_from_onnx_prints_the_calibration(tmp_path, tiny_onnx, image_folder, capsys):
     from yolox_deploy.cli import export
 
-    calib = tmp_path / "calib"
-    calib.mkdir()
-    for path in coco_images[:3]:
-        (calib / path.name).write_bytes(path.read_bytes())
+    calib = image_folder("calib", 3)
     assert export.main(["--to", "onnx", "--weights", str(tiny_onnx), "--int8", "--calib", str(calib),
                         "-o", str(tmp_path / "q.onnx")]) == 0
     out = capsys.readouterr().out
