@@ -83,6 +83,9 @@ class Backend(abc.ABC):
         """Several batches; backends with an asynchronous API override this to overlap them."""
         return [self.infer(batch) for batch in batches]
 
+    def close(self) -> None:
+        """Release connections or devices; backends that hold some override this."""
+
     def check_output(self, batch: np.ndarray, raw: np.ndarray) -> np.ndarray:
         if raw.ndim != 3 or raw.shape[0] != batch.shape[0]:
             raise ModelFileError(f"{self.path.name} returned shape {list(raw.shape)} for a batch of "

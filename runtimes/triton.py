@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, ModelFileError
-from ..integrations.triton import PARAM_PREFIX, connect, fetch_config, metadata_from_parameters
+from ..errors import BackendUnavailableError, ModelFileError, YoloxDeployError
+from ..integrations.triton import PARAM_PREFIX, ClientPerThread, fetch_config, metadata_from_parameters
 from ..metadata import ModelMetadata
 from . import register
 from .base import Backend, InputShape
@@ -28,7 +28,8 @@ def _first_line(exc: BaseException) -> str:
 @register
 class TritonBackend(Backend):
     """``path``: the model name on the server (the ensemble or its raw ONNX model);
-    ``url``: host:port of Triton's HTTP endpoint; ``timeout_s``: network timeout."""
+    ``url``: host:port of Triton's HTTP endpoint; ``timeout_s``: network timeout. Safe to
+    share between threads (a connection per thread); ``close()`` releases them."""
 
     name = "triton"
     suffixes = ()
@@ -40,8 +41,9 @@ class TritonBackend(Backend):
                  timeout_s: float = 60.0, **options: Any):
         super().__init__(path, device, **options)
         self.url = url
-        self._http, self.client = connect(url, timeout_s)
-        config = fetch_config(self.client, str(path), url)
+        self._clients = ClientPerThread(url, timeout_s)
+        self._http = self._clients.http
+        config = fetch_config(self._clients.get(), str(path), url)
         params = config.get("parameters", {})
         self._metadata = metadata_from_parameters(params)
         if config.get("platform") == "ensemble":
@@ -49,7 +51,7 @@ class TritonBackend(Backend):
             if not raw:
                 raise ModelFileError(f"Triton ensemble {path!r} does not name its raw model (parameter "
                                      f"{PARAM_PREFIX}raw_model); pass the raw ONNX model's name instead")
-            config = fetch_config(self.client, raw, url)
+            config = fetch_config(self._clients.get(), raw, url)
         self.model_name = config["name"]
         self._check_io(config)
 
@@ -66,6 +68,9 @@ class TritonBackend(Backend):
             raise ModelFileError(f"Triton model {config['name']!r} takes {dims}; expected [3, H, W]")
         self._shape = tuple(None if d is None or d < 0 else d for d in shape)
 
+    def close(self) -> None:
+        self._clients.close()
+
     @property
     def input_shape(self) -> InputShape:
         b, _, h, w = self._shape
@@ -79,8 +84,10 @@ class TritonBackend(Backend):
         tensor = self._http.InferInput(self._input, list(batch.shape), "FP32")
         tensor.set_data_from_numpy(batch, binary_data=True)
         try:
-            result = self.client.infer(self.model_name, [tensor],
-                                       outputs=[self._http.InferRequestedOutput(self._output, binary_data=True)])
+            result = self._clients.get().infer(
+                self.model_name, [tensor], outputs=[self._http.InferRequestedOutput(self._output, binary_data=True)])
+        except YoloxDeployError:
+            raise
         except Exception as exc:
             raise BackendUnavailableError(f"Triton inference on {self.model_name!r} at {self.url} failed: "
                                           f"{_first_line(exc)}") from None

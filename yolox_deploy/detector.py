@@ -74,6 +74,16 @@ class Detector:
         self._pad_batch = static_batch is not None
         self.timings = StageTimings()
 
+    def close(self) -> None:
+        """Release what the backend holds (e.g. Triton connections); also on leaving ``with``."""
+        self.backend.close()
+
+    def __enter__(self) -> "Detector":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _resolve_input_size(self, requested: Sequence[int] | None) -> tuple[int, int]:
         _, _, h, w = self.backend.input_shape
         if h is not None and w is not None:

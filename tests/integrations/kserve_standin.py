@@ -99,6 +99,8 @@ class StandInTriton:
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive connections, as the real server: clients reuse them
+
             def log_message(self, *args):
                 pass
 

@@ -112,3 +112,33 @@ def test_triton_errors(tiny_server, tiny_checkpoint, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tritonclient.http", None)
     with pytest.raises(BackendNotInstalledError, match=r"pip install 'yolox-deploy\[triton\]'"):
         Detector("yolox", backend="triton", url=tiny_server)
+
+
+def test_one_detector_and_one_ensemble_client_serve_many_threads(tiny_repo, tiny_server):
+    """tritonclient's HTTP client may only be used from the thread that made it ('Cannot switch to
+    a different thread' once the server keeps connections alive, as the stand-in now does):
+    both clients keep one per thread, so sharing them across threads and streaming work."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(2)
+    images = [rng.integers(0, 256, (60, 70 + 5 * i, 3), dtype=np.uint8) for i in range(4)]
+    local = Detector(tiny_repo / "yolox_onnx" / "1" / "model.onnx", conf=0.05, max_det=20)
+    want = [local(image) for image in images]
+    with Detector("yolox", backend="triton", url=tiny_server, conf=0.05, max_det=20) as remote, \
+            TritonDetectionClient(tiny_server, "yolox") as ensemble:
+        def calls(worker: int) -> list[tuple[int, object, object]]:
+            return [(k % 4, remote(images[k % 4]), ensemble([images[k % 4]])[0]) for k in range(worker, worker + 25)]
+
+        with ThreadPoolExecutor(8) as pool:
+            results = [r for batch in pool.map(calls, range(8)) for r in batch]
+        assert len(results) == 200
+        for index, from_raw, from_ensemble in results:
+            for got in (from_raw, from_ensemble):
+                np.testing.assert_array_equal(got.xyxy, want[index].xyxy)
+                np.testing.assert_array_equal(got.class_ids, want[index].class_ids)
+        streamed = list(remote.stream(images, workers=2, infer_workers=2))
+        assert [r.index for r in streamed] == [0, 1, 2, 3]
+        for result, w in zip(streamed, want):
+            np.testing.assert_array_equal(result.detections.xyxy, w.xyxy)
+    with pytest.raises(BackendUnavailableError, match="is closed"):
+        remote(images[0])

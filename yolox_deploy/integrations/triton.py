@@ -12,6 +12,7 @@ The ensemble's outputs have a fixed size per image (``max_det`` rows, padded; th
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from .._optional import require
 from ..detections import Detections
-from ..errors import BackendUnavailableError, InvalidInputError
+from ..errors import BackendUnavailableError, InvalidInputError, YoloxDeployError
 from ..metadata import ModelMetadata
 from ..postprocess import postprocess
 from ..preprocess import letterbox
@@ -108,10 +109,43 @@ class TritonPythonModel:
 '''
 
 
-def connect(url: str, timeout_s: float) -> tuple[Any, Any]:
-    """(tritonclient.http module, an InferenceServerClient for ``url``)."""
-    http = require("tritonclient.http", extra="triton", purpose="the Triton client")
-    return http, http.InferenceServerClient(url, network_timeout=timeout_s, connection_timeout=timeout_s)
+class ClientPerThread:
+    """tritonclient HTTP clients for ``url``, one per calling thread: tritonclient's HTTP client
+    (gevent) may only be used from the thread that made it ("Cannot switch to a different
+    thread" once the server keeps the connection alive, as Triton does). ``close()`` closes
+    every client made; each call has ``timeout_s`` for connecting and for the network."""
+
+    def __init__(self, url: str, timeout_s: float):
+        self.http = require("tritonclient.http", extra="triton", purpose="the Triton client")
+        self.url, self.timeout_s = url, timeout_s
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._made: list[Any] = []
+        self._closed = False
+
+    def get(self) -> Any:
+        """This thread's client (made on first use)."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            with self._lock:
+                if self._closed:
+                    raise BackendUnavailableError(f"the Triton client for {self.url} is closed")
+                client = self.http.InferenceServerClient(self.url, network_timeout=self.timeout_s,
+                                                         connection_timeout=self.timeout_s)
+                self._made.append(client)
+            self._local.client = client
+        elif self._closed:
+            raise BackendUnavailableError(f"the Triton client for {self.url} is closed")
+        return client
+
+    def close(self) -> None:
+        with self._lock:
+            made, self._made, self._closed = self._made, [], True
+        for client in made:
+            try:
+                client.close()
+            except Exception:  # a client made by another thread may refuse to close from this one
+                pass
 
 
 def fetch_config(client: Any, model: str, url: str) -> dict[str, Any]:
@@ -135,12 +169,23 @@ def metadata_from_parameters(params: dict[str, Any]) -> ModelMetadata:
 class TritonDetectionClient:
     """Detections from the ensemble (server-side postprocess) over HTTP/REST (KServe v2):
     images are letterboxed here, sent as a batch with their ratios and sizes, and the padded
-    outputs turned back into :class:`Detections`."""
+    outputs turned back into :class:`Detections`. Safe to share between threads (a connection
+    per thread); ``close()`` or ``with`` releases the connections."""
+
+    def close(self) -> None:
+        self._clients.close()
+
+    def __enter__(self) -> "TritonDetectionClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __init__(self, url: str = "localhost:8000", model: str = "yolox", timeout_s: float = 60.0):
-        self._http, self.client = connect(url, timeout_s)
+        self._clients = ClientPerThread(url, timeout_s)
+        self._http = self._clients.http
         self.model = model
-        config = fetch_config(self.client, model, url)
+        config = fetch_config(self._clients.get(), model, url)
         self.metadata = metadata_from_parameters(config.get("parameters", {}))
         dims = [int(d) for d in config["input"][0]["dims"]]
         self.input_hw = (dims[-2], dims[-1])
@@ -163,7 +208,14 @@ class TritonDetectionClient:
             tensor.set_data_from_numpy(arrays[name], binary_data=True)
             inputs.append(tensor)
         outputs = [self._http.InferRequestedOutput(name, binary_data=True) for name in ENSEMBLE_OUTPUTS]
-        result = self.client.infer(self.model, inputs, outputs=outputs)
+        try:
+            result = self._clients.get().infer(self.model, inputs, outputs=outputs)
+        except YoloxDeployError:
+            raise
+        except Exception as exc:  # tritonclient's InferenceServerException, or socket errors
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise BackendUnavailableError(f"Triton inference on {self.model!r} at {self._clients.url} failed: "
+                                          f"{first}") from None
         got = {name: result.as_numpy(name) for name in ENSEMBLE_OUTPUTS}
         names = self.metadata.class_names or tuple(str(i) for i in range(int(got["class_ids"].max(initial=0)) + 1))
         out = []
