@@ -5,6 +5,10 @@ It reads each ``config.pbtxt`` as Triton's ModelConfig, runs ``onnxruntime_onnx`
 with ONNX Runtime, ``python`` models by loading their ``model.py`` with a minimal
 ``triton_python_backend_utils`` (the documented calls only), and ensembles step by step.
 No dynamic batching across requests: each request runs as sent.
+
+Kept beside the real server (tests/integrations/test_triton_server.py) only for what that
+cannot cover: client tests that run without the server's own environment (a developer's
+`pytest` without `.ci/triton-env`), and fast checks of the repository's Python model. CI runs both.
 """
 from __future__ import annotations
 
