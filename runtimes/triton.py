@@ -13,22 +13,18 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, ModelFileError, YoloxDeployError
-from ..integrations.triton import PARAM_PREFIX, ClientPerThread, fetch_config, metadata_from_parameters
+from ..errors import ModelFileError
+from ..integrations.triton import PARAM_PREFIX, TritonConnection, metadata_from_parameters
 from ..metadata import ModelMetadata
 from . import register
 from .base import Backend, InputShape
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
-
-
 @register
 class TritonBackend(Backend):
     """``path``: the model name on the server (the ensemble or its raw ONNX model);
-    ``url``: host:port of Triton's HTTP endpoint; ``timeout_s``: network timeout. Safe to
+    ``url``: host:port of Triton's HTTP (``protocol="http"``, port 8000) or gRPC
+    (``protocol="grpc"``, port 8001) endpoint; ``timeout_s``: bound of every call. Safe to
     share between threads (a connection per thread); ``close()`` releases them."""
 
     name = "triton"
@@ -38,12 +34,11 @@ class TritonBackend(Backend):
     loads_files = False
 
     def __init__(self, path: str | Path, device: str = "cpu", url: str = "localhost:8000",
-                 timeout_s: float = 60.0, **options: Any):
+                 timeout_s: float = 60.0, protocol: str = "http", **options: Any):
         super().__init__(path, device, **options)
         self.url = url
-        self._clients = ClientPerThread(url, timeout_s)
-        self._http = self._clients.http
-        config = fetch_config(self._clients.get(), str(path), url)
+        self._connection = TritonConnection(url, timeout_s, protocol)
+        config = self._connection.model_config(str(path))
         params = config.get("parameters", {})
         self._metadata = metadata_from_parameters(params)
         if config.get("platform") == "ensemble":
@@ -51,7 +46,7 @@ class TritonBackend(Backend):
             if not raw:
                 raise ModelFileError(f"Triton ensemble {path!r} does not name its raw model (parameter "
                                      f"{PARAM_PREFIX}raw_model); pass the raw ONNX model's name instead")
-            config = fetch_config(self._clients.get(), raw, url)
+            config = self._connection.model_config(raw)
         self.model_name = config["name"]
         self._check_io(config)
 
@@ -69,7 +64,7 @@ class TritonBackend(Backend):
         self._shape = tuple(None if d is None or d < 0 else d for d in shape)
 
     def close(self) -> None:
-        self._clients.close()
+        self._connection.close()
 
     @property
     def input_shape(self) -> InputShape:
@@ -81,14 +76,4 @@ class TritonBackend(Backend):
         return self._metadata
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        tensor = self._http.InferInput(self._input, list(batch.shape), "FP32")
-        tensor.set_data_from_numpy(batch, binary_data=True)
-        try:
-            result = self._clients.get().infer(
-                self.model_name, [tensor], outputs=[self._http.InferRequestedOutput(self._output, binary_data=True)])
-        except YoloxDeployError:
-            raise
-        except Exception as exc:
-            raise BackendUnavailableError(f"Triton inference on {self.model_name!r} at {self.url} failed: "
-                                          f"{_first_line(exc)}") from None
-        return result.as_numpy(self._output)
+        return self._connection.infer(self.model_name, {self._input: batch}, [self._output])[self._output]

@@ -15,7 +15,7 @@ pytest.importorskip("torch")
 from triton_server import TritonServer, missing_reason, server_env  # noqa: E402
 
 from yolox_deploy import Detector  # noqa: E402
-from yolox_deploy.errors import BackendUnavailableError, InvalidInputError  # noqa: E402
+from yolox_deploy.errors import BackendUnavailableError, InvalidInputError, YoloxDeployError  # noqa: E402
 from yolox_deploy.exporters.triton import export_triton  # noqa: E402
 from yolox_deploy.images import read_image  # noqa: E402
 from yolox_deploy.integrations.triton import TritonDetectionClient  # noqa: E402
@@ -65,10 +65,16 @@ def assert_same(got, want) -> None:
     np.testing.assert_array_equal(got.class_ids, want.class_ids)
 
 
-def test_both_clients_give_the_local_detections_on_the_80_images(triton, local, images):
+def endpoint(server: TritonServer, protocol: str) -> str:
+    return server.url if protocol == "http" else f"127.0.0.1:{server.grpc_port}"
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_both_clients_give_the_local_detections_on_the_80_images(triton, local, images, protocol):
     want = local(images)
-    with Detector("yolox", backend="triton", url=triton.url, batch_size=8, max_det=MAX_DET) as remote, \
-            TritonDetectionClient(triton.url, "yolox") as ensemble:
+    url = endpoint(triton, protocol)
+    with Detector("yolox", backend="triton", url=url, protocol=protocol, batch_size=8, max_det=MAX_DET) as remote, \
+            TritonDetectionClient(url, "yolox", protocol=protocol) as ensemble:
         raw = remote(images)
         served = [d for start in range(0, len(images), 8) for d in ensemble(images[start:start + 8])]
     assert sum(len(w) for w in want) > 300
@@ -108,15 +114,21 @@ def test_one_detector_serves_8_threads_and_a_stream(triton, local, images):
         assert_same(result.detections, w)
 
 
-def test_errors_are_one_line_and_bounded(triton, nano_repo, tmp_path, images):
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_unknown_model_and_no_server_are_one_line_and_bounded(triton, protocol):
     from triton_server import free_port
 
     with pytest.raises(BackendUnavailableError, match="cannot get model 'nope' from Triton at"):
-        Detector("nope", backend="triton", url=triton.url)
+        Detector("nope", backend="triton", url=endpoint(triton, protocol), protocol=protocol)
     start = time.monotonic()
     with pytest.raises(BackendUnavailableError, match="cannot get model 'yolox' from Triton at 127.0.0.1:"):
-        Detector("yolox", backend="triton", url=f"127.0.0.1:{free_port()}", timeout_s=3)
+        Detector("yolox", backend="triton", url=f"127.0.0.1:{free_port()}", protocol=protocol, timeout_s=3)
     assert time.monotonic() - start < 15
+    with pytest.raises(YoloxDeployError, match="Triton protocol must be one of http, grpc, got 'udp'"):
+        Detector("yolox", backend="triton", url=triton.url, protocol="udp")
+
+
+def test_wrong_input_and_a_server_gone_mid_stream_are_one_line(triton, nano_repo, tmp_path, images):
     with Detector("yolox", backend="triton", url=triton.url) as remote:
         with pytest.raises(InvalidInputError, match=r"takes input \[None, 3, 416, 416\]"):
             remote.backend.infer(np.zeros((1, 3, 320, 320), np.float32))

@@ -109,34 +109,78 @@ class TritonPythonModel:
 '''
 
 
-class ClientPerThread:
-    """tritonclient HTTP clients for ``url``, one per calling thread: tritonclient's HTTP client
-    (gevent) may only be used from the thread that made it ("Cannot switch to a different
-    thread" once the server keeps the connection alive, as Triton does). ``close()`` closes
-    every client made; each call has ``timeout_s`` for connecting and for the network."""
+PROTOCOLS = ("http", "grpc")
+_DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.int32): "INT32"}
 
-    def __init__(self, url: str, timeout_s: float):
-        self.http = require("tritonclient.http", extra="triton", purpose="the Triton client")
-        self.url, self.timeout_s = url, timeout_s
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+class TritonConnection:
+    """Triton clients for ``url`` over ``protocol`` ("http": KServe v2 REST, e.g. port 8000;
+    "grpc": e.g. port 8001), one per calling thread: tritonclient's HTTP client (gevent) may
+    only be used from the thread that made it ("Cannot switch to a different thread" once the
+    server keeps the connection alive, as Triton does). Every call is bounded by ``timeout_s``
+    and fails with a one-line error; ``close()`` closes every client made."""
+
+    def __init__(self, url: str, timeout_s: float = 60.0, protocol: str = "http"):
+        if protocol not in PROTOCOLS:
+            raise YoloxDeployError(f"Triton protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        self.module = require(f"tritonclient.{protocol}", extra="triton", purpose="the Triton client")
+        self.url, self.timeout_s, self.protocol = url, timeout_s, protocol
         self._local = threading.local()
         self._lock = threading.Lock()
         self._made: list[Any] = []
         self._closed = False
 
-    def get(self) -> Any:
+    def client(self) -> Any:
         """This thread's client (made on first use)."""
         client = getattr(self._local, "client", None)
-        if client is None:
-            with self._lock:
-                if self._closed:
-                    raise BackendUnavailableError(f"the Triton client for {self.url} is closed")
-                client = self.http.InferenceServerClient(self.url, network_timeout=self.timeout_s,
-                                                         connection_timeout=self.timeout_s)
+        with self._lock:
+            if self._closed:
+                raise BackendUnavailableError(f"the Triton client for {self.url} is closed")
+            if client is None:
+                client = (self.module.InferenceServerClient(self.url, network_timeout=self.timeout_s,
+                                                            connection_timeout=self.timeout_s)
+                          if self.protocol == "http" else self.module.InferenceServerClient(self.url))
                 self._made.append(client)
-            self._local.client = client
-        elif self._closed:
-            raise BackendUnavailableError(f"the Triton client for {self.url} is closed")
+        self._local.client = client
         return client
+
+    def _timeout(self) -> dict[str, float]:
+        return {} if self.protocol == "http" else {"client_timeout": self.timeout_s}
+
+    def model_config(self, model: str) -> dict[str, Any]:
+        """The model's configuration (JSON form), or a one-line error naming the server."""
+        try:
+            if self.protocol == "http":
+                return self.client().get_model_config(model)
+            return self.client().get_model_config(model, as_json=True, **self._timeout())["config"]
+        except YoloxDeployError:
+            raise
+        except Exception as exc:  # tritonclient's InferenceServerException, or socket/gRPC errors
+            raise BackendUnavailableError(f"cannot get model {model!r} from Triton at {self.url}: "
+                                          f"{_first_line(exc)}") from None
+
+    def infer(self, model: str, arrays: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+        """Named float32/int32 inputs -> the named outputs, or a one-line error."""
+        binary = {"binary_data": True} if self.protocol == "http" else {}
+        inputs = []
+        for name, array in arrays.items():
+            tensor = self.module.InferInput(name, list(array.shape), _DATATYPES[array.dtype])
+            tensor.set_data_from_numpy(array, **binary)
+            inputs.append(tensor)
+        requested = [self.module.InferRequestedOutput(name, **binary) for name in outputs]
+        try:
+            result = self.client().infer(model, inputs, outputs=requested, **self._timeout())
+        except YoloxDeployError:
+            raise
+        except Exception as exc:
+            raise BackendUnavailableError(f"Triton inference on {model!r} at {self.url} failed: "
+                                          f"{_first_line(exc)}") from None
+        return {name: result.as_numpy(name) for name in outputs}
 
     def close(self) -> None:
         with self._lock:
@@ -146,15 +190,6 @@ class ClientPerThread:
                 client.close()
             except Exception:  # a client made by another thread may refuse to close from this one
                 pass
-
-
-def fetch_config(client: Any, model: str, url: str) -> dict[str, Any]:
-    """The model's configuration (JSON form), or a one-line error naming the server."""
-    try:
-        return client.get_model_config(model)
-    except Exception as exc:  # tritonclient's InferenceServerException, or socket errors
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise BackendUnavailableError(f"cannot get model {model!r} from Triton at {url}: {first}") from None
 
 
 def metadata_from_parameters(params: dict[str, Any]) -> ModelMetadata:
@@ -167,13 +202,13 @@ def metadata_from_parameters(params: dict[str, Any]) -> ModelMetadata:
 
 
 class TritonDetectionClient:
-    """Detections from the ensemble (server-side postprocess) over HTTP/REST (KServe v2):
+    """Detections from the ensemble (server-side postprocess) over HTTP/REST (KServe v2) or gRPC:
     images are letterboxed here, sent as a batch with their ratios and sizes, and the padded
     outputs turned back into :class:`Detections`. Safe to share between threads (a connection
     per thread); ``close()`` or ``with`` releases the connections."""
 
     def close(self) -> None:
-        self._clients.close()
+        self._connection.close()
 
     def __enter__(self) -> "TritonDetectionClient":
         return self
@@ -181,11 +216,11 @@ class TritonDetectionClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __init__(self, url: str = "localhost:8000", model: str = "yolox", timeout_s: float = 60.0):
-        self._clients = ClientPerThread(url, timeout_s)
-        self._http = self._clients.http
+    def __init__(self, url: str = "localhost:8000", model: str = "yolox", timeout_s: float = 60.0,
+                 protocol: str = "http"):
+        self._connection = TritonConnection(url, timeout_s, protocol)
         self.model = model
-        config = fetch_config(self._clients.get(), model, url)
+        config = self._connection.model_config(model)
         self.metadata = metadata_from_parameters(config.get("parameters", {}))
         dims = [int(d) for d in config["input"][0]["dims"]]
         self.input_hw = (dims[-2], dims[-1])
@@ -202,21 +237,7 @@ class TritonDetectionClient:
         arrays = {"images": np.stack([x for x, _ in prepared]),
                   "ratio": np.array([[r] for _, r in prepared], np.float32),
                   "image_hw": np.array([image.shape[:2] for image in images], np.int32)}
-        inputs = []
-        for name in ENSEMBLE_INPUTS:
-            tensor = self._http.InferInput(name, list(arrays[name].shape), "FP32" if name != "image_hw" else "INT32")
-            tensor.set_data_from_numpy(arrays[name], binary_data=True)
-            inputs.append(tensor)
-        outputs = [self._http.InferRequestedOutput(name, binary_data=True) for name in ENSEMBLE_OUTPUTS]
-        try:
-            result = self._clients.get().infer(self.model, inputs, outputs=outputs)
-        except YoloxDeployError:
-            raise
-        except Exception as exc:  # tritonclient's InferenceServerException, or socket errors
-            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-            raise BackendUnavailableError(f"Triton inference on {self.model!r} at {self._clients.url} failed: "
-                                          f"{first}") from None
-        got = {name: result.as_numpy(name) for name in ENSEMBLE_OUTPUTS}
+        got = self._connection.infer(self.model, {name: arrays[name] for name in ENSEMBLE_INPUTS}, ENSEMBLE_OUTPUTS)
         names = self.metadata.class_names or tuple(str(i) for i in range(int(got["class_ids"].max(initial=0)) + 1))
         out = []
         for i, image in enumerate(images):
