@@ -97,7 +97,7 @@ def test_dynamic_batching_merges_concurrent_requests(triton, images):
     assert inferences == 64 and executions < inferences, (inferences, executions)
 
 
-def test_one_detector_serves_8_threads_and_a_stream(triton, local, images):
+def test_one_detector_serves_8_threads_and_a_folder_stream(triton, local, images, coco_dir):
     want = [local(image) for image in images[:8]]
     with Detector("yolox", backend="triton", url=triton.url, max_det=MAX_DET) as remote:
         def calls(worker: int):
@@ -108,10 +108,10 @@ def test_one_detector_serves_8_threads_and_a_stream(triton, local, images):
         assert len(results) == 400
         for index, got in results:
             assert_same(got, want[index])
-        streamed = list(remote.stream(images[:8], workers=2, infer_workers=2))
-    assert [r.index for r in streamed] == list(range(8))
-    for result, w in zip(streamed, want):
-        assert_same(result.detections, w)
+        streamed = list(remote.stream(coco_dir / "images", workers=2, infer_workers=2))
+    assert len(streamed) == 80 and [r.index for r in streamed] == list(range(80))
+    for result in streamed:
+        assert_same(result.detections, local(coco_dir / "images" / result.name))
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
