@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..detector import Detector
-from ..errors import YoloxDeployError
+from ..errors import YoloxDeployError, first_line
 from ..evaluation import evaluate_coco
 from ..images import IMAGE_SUFFIXES, read_image
 from ..precision import cpu_features
@@ -318,7 +318,7 @@ def _guarded(row: Row, open_it: Callable[[], Call]) -> Call | None:
     try:
         return open_it()
     except (YoloxDeployError, ImportError, OSError, RuntimeError) as exc:
-        row.status = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        row.status = first_line(exc)
         return None
 
 
@@ -355,7 +355,7 @@ def add_map(cfg: BenchConfig, row: Row) -> None:
         row.mAP50_95, row.mAP50 = coco_map(cfg, Path(row.model_file), row.backend_name, row.input_size,
                                            row.arithmetic)
     except (YoloxDeployError, ImportError, OSError, RuntimeError) as exc:
-        row.status = f"timed; mAP failed: {str(exc).splitlines()[0]}"
+        row.status = f"timed; mAP failed: {first_line(exc)}"
 
 
 def coco_map(cfg: BenchConfig, path: Path, backend: str, input_size: tuple[int, int],

@@ -11,7 +11,7 @@ import numpy as np
 
 from .._optional import require
 from ..coco import default_class_names
-from ..errors import YoloxDeployError
+from ..errors import YoloxDeployError, first_line
 from ..metadata import ModelMetadata
 from ..preprocess import check_input_size
 from ..runtimes.onnxruntime import fp32_session_options
@@ -264,7 +264,7 @@ def _low_precision_diffs(fp32: Path, reduced: Path, probes: Sequence[np.ndarray]
     try:
         ref, got = ([s.run(None, {s.get_inputs()[0].name: x})[0] for x in probes] for s in sessions)
     except Exception as exc:  # onnxruntime's own error types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise YoloxDeployError(f"ONNX Runtime cannot run the converted model ({first}); please report it") from None
+        raise YoloxDeployError(f"ONNX Runtime cannot run the converted model ({first_line(exc, 200)}); please report "
+                               "it") from None
     diff = np.abs(np.concatenate(got) - np.concatenate(ref))
     return float(diff[..., 4:].max()), float(diff[..., :4].max())

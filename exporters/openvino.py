@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
-from ..calibration import calibration_images
+from ..calibration import calibration_set
 from ..errors import YoloxDeployError
 from ..runtimes.openvino import write_metadata
 from . import register
@@ -31,11 +31,15 @@ class OpenVinoExportReport:
                 f"input {self.input_shape}; max abs diff vs ONNX Runtime {self.max_abs_diff:.2e}")
 
 
-def quantize_int8(model: Any, calib_dir: str | Path, input_hw: tuple[int, int], calib_size: int) -> Any:
-    # NNCF collects its statistics with FP32 arithmetic (its OVNativeEngine states f32 on compile)
+def quantize_int8(model: Any, calib_dir: str | Path, input_hw: tuple[int, int], calib_size: int) -> tuple[Any, dict]:
+    """The model quantized by NNCF, and what its metadata records of the quantization. NNCF
+    collects its statistics with FP32 arithmetic (its OVNativeEngine states f32 on compile)."""
     nncf = require("nncf", extra="openvino-int8", purpose="INT8 quantization")
-    data = calibration_images(calib_dir, input_hw, limit=calib_size)
-    return nncf.quantize(model, nncf.Dataset(data), subset_size=len(data), preset=nncf.QuantizationPreset.MIXED)
+    calib = calibration_set(calib_dir, input_hw, limit=calib_size, seed=None)
+    quantized = nncf.quantize(model, nncf.Dataset(calib.batches), subset_size=len(calib.batches),
+                              preset=nncf.QuantizationPreset.MIXED)
+    return quantized, {"quantizer": f"nncf {getattr(nncf, '__version__', 'unknown')}", "preset": "mixed",
+                       "calibration": {"folder": Path(calib_dir).name, **calib.describe()}}
 
 
 def _source_onnx(workdir: Path, weights: str | Path | None, dynamic: bool, **onnx_options: Any) -> Path:
@@ -88,9 +92,8 @@ def export_openvino(output: str | Path, weights: str | Path | None = None, half:
             # (0.2939 vs 0.3039 mAP50-95) on OpenVINO's CPU plugin; a dynamic graph is valid at batch 1
             model.reshape({model.inputs[0]: [1, 3, *input_hw]})
         if int8:
-            model = quantize_int8(model, calib, input_hw, calib_size)
-            metadata = dataclasses.replace(metadata, precision="int8", quantization={
-                "quantizer": "nncf", "preset": "mixed", "calibration": {"folder": Path(calib).name, "images": calib_size}})
+            model, record = quantize_int8(model, calib, input_hw, calib_size)
+            metadata = dataclasses.replace(metadata, precision="int8", quantization=record)
         elif half:
             metadata = dataclasses.replace(metadata, precision="fp16")
         write_metadata(model, metadata)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
-from ..errors import BackendUnavailableError, ModelFileError
+from ..errors import BackendUnavailableError, ModelFileError, first_line
 from ..metadata import ModelMetadata
 from ..onnx_pixels import PIXEL_INPUT, with_pixel_input
 from . import register
@@ -73,8 +73,7 @@ class OnnxRuntimeBackend(Backend):
         try:
             session = self._ort.InferenceSession(str(self.path), self._session_options, providers=self._providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelFileError(f"{self.path.name} is not a loadable ONNX model ({first[:300]})") from None
+            raise ModelFileError(f"{self.path.name} is not a loadable ONNX model ({first_line(exc)})") from None
         if self._providers[0] != "CPUExecutionProvider" and session.get_providers()[0] != self._providers[0]:
             raise BackendUnavailableError(f"onnxruntime could not create {self._providers[0]} for "
                                           f"{self.path.name}; check the CUDA/cuDNN installation")

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
-from ..errors import BackendUnavailableError, ModelFileError
+from ..errors import BackendUnavailableError, ModelFileError, first_line
 from ..metadata import ModelMetadata
 from . import register
 from .base import Backend, InputShape
@@ -104,8 +104,7 @@ class OpenVinoBackend(Backend):
         try:
             model = core.read_model(str(self.path))
         except Exception as exc:  # OpenVINO raises RuntimeError with multi-line details
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelFileError(f"{self.path.name} is not a loadable OpenVINO IR ({first[:300]})") from None
+            raise ModelFileError(f"{self.path.name} is not a loadable OpenVINO IR ({first_line(exc)})") from None
         if len(model.inputs) != 1 or len(model.outputs) != 1 or model.inputs[0].partial_shape.rank.get_length() != 4:
             raise ModelFileError(f"{self.path.name} is not a YOLOX detector: expected one [B, 3, H, W] input "
                                  "and one [B, N, 5+C] output")

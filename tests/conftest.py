@@ -126,8 +126,9 @@ def nano_raw_outputs(nano_onnx: Path, coco_images: list[Path]):
 
     from yolox_deploy.images import read_image
     from yolox_deploy.preprocess import letterbox
+    from yolox_deploy.runtimes.onnxruntime import fp32_session_options
 
-    session = ort.InferenceSession(str(nano_onnx), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(nano_onnx), fp32_session_options(ort), providers=["CPUExecutionProvider"])
     raws, ratios, shapes = [], [], []
     for path in coco_images:
         image = read_image(path)

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from yolox_deploy.onnx_pixels import PIXEL_INPUT, _read_varint, _varint, with_pixel_input
+from yolox_deploy.runtimes.onnxruntime import fp32_session_options
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -24,7 +25,7 @@ def _float_input(session):
 
 
 def test_edited_model_is_valid_onnx_with_a_uint8_nhwc_input(tiny_onnx):
-    session = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(tiny_onnx), fp32_session_options(ort), providers=["CPUExecutionProvider"])
     name, shape = _float_input(session)
     model = onnx.load_from_string(with_pixel_input(tiny_onnx.read_bytes(), name, shape))
     onnx.checker.check_model(model, full_check=True)
@@ -37,10 +38,10 @@ def test_edited_model_is_valid_onnx_with_a_uint8_nhwc_input(tiny_onnx):
 
 
 def test_outputs_are_bit_identical_to_the_float_input(nano_onnx):
-    session = ort.InferenceSession(str(nano_onnx), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(nano_onnx), fp32_session_options(ort), providers=["CPUExecutionProvider"])
     name, shape = _float_input(session)
     pixels = np.random.default_rng(0).integers(0, 256, (1, 416, 416, 3), dtype=np.uint8)
-    edited = ort.InferenceSession(with_pixel_input(nano_onnx.read_bytes(), name, shape),
+    edited = ort.InferenceSession(with_pixel_input(nano_onnx.read_bytes(), name, shape), fp32_session_options(ort),
                                   providers=["CPUExecutionProvider"])
     want = session.run(None, {name: np.ascontiguousarray(pixels.transpose(0, 3, 1, 2), np.float32)})[0]
     np.testing.assert_array_equal(edited.run(None, {PIXEL_INPUT: pixels})[0], want)

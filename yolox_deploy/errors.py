@@ -11,6 +11,12 @@ class YoloxDeployError(Exception):
     """Base class of every error this SDK raises on purpose."""
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of ``exc``'s message (runtimes raise multi-line text), or its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 class InvalidInputError(YoloxDeployError, ValueError):
     """An image or array the SDK cannot use (unreadable, wrong dtype/shape/channels)."""
 

@@ -13,10 +13,11 @@ from yolox_deploy.exporters import export_targets, get_exporter  # noqa: E402
 from yolox_deploy.exporters.onnx import export_onnx  # noqa: E402
 from yolox_deploy.metadata import ModelMetadata  # noqa: E402
 from yolox_deploy.models import MODEL_ZOO  # noqa: E402
+from yolox_deploy.runtimes.onnxruntime import fp32_session_options  # noqa: E402
 
 
 def run(path, x):
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), fp32_session_options(ort), providers=["CPUExecutionProvider"])
     return session.run(None, {"images": x})[0]
 
 
@@ -29,7 +30,7 @@ def test_our_export_of_the_official_checkpoint_matches_the_official_onnx(tmp_pat
     assert report.model_name == "yolox-nano" and report.opset == 17 and report.simplified
     assert report.max_abs_diff < 1e-4
     raw_official = nano_raw_outputs[0]
-    session = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(report.path), fp32_session_options(ort), providers=["CPUExecutionProvider"])
     worst = 0.0
     for i, path in enumerate(coco_images[:16]):
         x, _ = letterbox(read_image(path), (416, 416))

@@ -56,6 +56,8 @@ def _pb_utils() -> types.ModuleType:
 class StandInTriton:
     def __init__(self, repo: Path):
         import onnxruntime as ort
+
+        from yolox_deploy.runtimes.onnxruntime import fp32_session_options
         import tritonclient.grpc.model_config_pb2 as mc
         from google.protobuf import json_format, text_format
 
@@ -66,7 +68,7 @@ class StandInTriton:
             as_json = json_format.MessageToDict(config, preserving_proto_field_name=True)
             self.configs[config.name] = as_json
             if config.platform == "onnxruntime_onnx":
-                session = ort.InferenceSession(str(folder / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+                session = ort.InferenceSession(str(folder / "1" / "model.onnx"), fp32_session_options(ort), providers=["CPUExecutionProvider"])
                 self.runners[config.name] = lambda inputs, s=session: dict(
                     zip([o.name for o in s.get_outputs()], s.run(None, inputs)))
             elif config.backend == "python":

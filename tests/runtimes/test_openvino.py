@@ -100,6 +100,8 @@ def test_map_fp32_fp16_int8(nano_fp32, nano_pth, nano_onnx, coco_dir, ir_dir):
     int8 = export_openvino(ir_dir / "nano_int8.xml", weights=nano_onnx, int8=True, calib=coco_dir / "images",
                            calib_size=80)
     assert int8.precision == "INT8 (NNCF)"
+    record = load_backend(int8.path).metadata.quantization  # the calibration actually used
+    assert record["quantizer"].startswith("nncf") and record["calibration"]["images"] == 80
     assert ORT_MAP50_95 - coco_map(int8.path, coco_dir) < 0.01  # within 1.0 AP of FP32
 
 
@@ -164,7 +166,7 @@ def test_the_guard_records_a_compile_that_states_no_precision(tiny_onnx, openvin
     """The conftest guard (which fails any test whose OpenVINO compiles state no precision) sees
     every compile, on any CPU: ours, NNCF's and ov.compile_model's."""
     start = len(openvino_compiles)
-    ov.Core().compile_model(str(tiny_onnx), "CPU")
+    ov.Core().compile_model(str(tiny_onnx), "CPU")  # no precision, on purpose: the guard's negative control
     ov.compile_model(str(tiny_onnx), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     assert [_stated_precision(c) for c in openvino_compiles[start:]] == [None, "f32"]
 

@@ -127,13 +127,13 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, loopback: 
     this machine needs to reach it, and Ray's ports have no authentication. A real cluster
     is joined by its address, which is the machine's network address, unchanged."""
     address = address or os.environ.get("RAY_ADDRESS") or None
-    if address is None and loopback:
-        _use_loopback_only()
     ray = require("ray", extra="ray", purpose="yolox-detect --ray")
     if not ray.is_initialized():
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
+            if loopback:
+                _use_loopback_only()
             ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
             if loopback:
                 check_loopback_only(ray)
@@ -141,9 +141,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, loopback: 
 
 
 def _use_loopback_only() -> None:
-    """Ray's local mode that binds every listener to 127.0.0.1. Ray reads the switch when it is
-    first imported (and its raylet and workers from the environment they inherit); if it was
-    imported already, its constant is set to what the switch would have given."""
+    """Ray's local mode that binds every listener to 127.0.0.1: the switch in the environment
+    for the raylet and workers Ray starts, and the constant Ray derived from it at import (a
+    private name; check_loopback_only refuses the cluster if a Ray version ignores it)."""
     os.environ[LOOPBACK_SWITCH] = "0"
     constants = sys.modules.get("ray._private.ray_constants")
     if constants is not None and hasattr(constants, "ENABLE_RAY_CLUSTER"):

@@ -20,7 +20,7 @@ import numpy as np
 
 from .._optional import require
 from ..detections import Detections
-from ..errors import BackendUnavailableError, InvalidInputError, YoloxDeployError
+from ..errors import BackendUnavailableError, InvalidInputError, YoloxDeployError, first_line
 from ..metadata import ModelMetadata
 from ..postprocess import postprocess
 from ..preprocess import letterbox
@@ -113,11 +113,6 @@ PROTOCOLS = ("http", "grpc")
 _DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.int32): "INT32"}
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
-
-
 class TritonConnection:
     """Triton clients for ``url`` over ``protocol`` ("http": KServe v2 REST, e.g. port 8000;
     "grpc": e.g. port 8001), one per calling thread: tritonclient's HTTP client (gevent) may
@@ -162,7 +157,7 @@ class TritonConnection:
             raise
         except Exception as exc:  # tritonclient's InferenceServerException, or socket/gRPC errors
             raise BackendUnavailableError(f"cannot get model {model!r} from Triton at {self.url}: "
-                                          f"{_first_line(exc)}") from None
+                                          f"{first_line(exc)}") from None
 
     def infer(self, model: str, arrays: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
         """Named float32/int32 inputs -> the named outputs, or a one-line error."""
@@ -179,7 +174,7 @@ class TritonConnection:
             raise
         except Exception as exc:
             raise BackendUnavailableError(f"Triton inference on {model!r} at {self.url} failed: "
-                                          f"{_first_line(exc)}") from None
+                                          f"{first_line(exc)}") from None
         return {name: result.as_numpy(name) for name in outputs}
 
     def close(self) -> None:
