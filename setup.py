@@ -28,7 +28,9 @@ OPENVINO = ["openvino>=2024.0"]
 OPENVINO_INT8 = OPENVINO + ["nncf>=2.10"]
 NCNN = ["ncnn>=1.0.20240410"]
 NCNN_EXPORT = TORCH + NCNN + ["pnnx>=20240410"]
-TENSORRT = TORCH + ["tensorrt>=10.0,<11"]  # needs an NVIDIA GPU and a CUDA build of torch; 11 dropped the API we use
+# needs an NVIDIA GPU and a CUDA build of torch; 10.x and 11.x share one strongly typed build path. The
+# export extra comes along: --half/--int8 make the FP16 / Q/DQ ONNX that TensorRT then builds.
+TENSORRT = EXPORT + ["tensorrt>=10.0"]
 RAY = ["ray[data]>=2.40"]
 TRITON = ["tritonclient[http,grpc]>=2.40"]
 

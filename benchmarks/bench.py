@@ -186,10 +186,10 @@ class ModelCache:
                                  input_size=self.input_size, dynamic=True)
         return path
 
-    def reduced_onnx(self, precision: str) -> Path:
+    def reduced_onnx(self, precision: str, symmetric: bool = False) -> Path:
         """The FP16 or Q/DQ INT8 ONNX made from :meth:`onnx` (INT8 calibrated on ``--data``;
-        int8-all: every conv quantized)."""
-        path = self.dir / f"model-{precision}.onnx"
+        int8-all: every conv quantized; ``symmetric``: the signed zero-point-0 Q/DQ TensorRT builds)."""
+        path = self.dir / f"model-{precision}{'-symmetric' if symmetric else ''}.onnx"
         if not path.exists():
             from ..exporters import get_exporter
 
@@ -197,7 +197,8 @@ class ModelCache:
                 raise Skip("int8 needs --data DIR for calibration images")
             get_exporter("onnx")(path, weights=self.onnx(), input_size=self.input_size, half=precision == "fp16",
                                  int8=precision.startswith("int8"), calib=self.cfg.data, calib_size=300,
-                                 int8_keep_float="none" if precision == "int8-all" else "sensitive")
+                                 int8_keep_float="none" if precision == "int8-all" else "sensitive",
+                                 int8_symmetric=symmetric)
         return path
 
     def model_for(self, backend: str, precision: str) -> Path:
@@ -221,6 +222,12 @@ class ModelCache:
             path.parent.mkdir(exist_ok=True)
             from ..exporters import exporter_source, get_exporter
 
+            if target == "trt":  # built from the ONNX artifact of that precision, strongly typed
+                if precision == "int8-nncf":
+                    raise Skip("int8-nncf is OpenVINO's NNCF IR; tensorrt builds the int8 (symmetric Q/DQ) ONNX")
+                source = self.onnx() if precision == "fp32" else self.reduced_onnx(precision, symmetric=True)
+                get_exporter(target)(path, weights=source, batch=(1, max(self.cfg.batches), max(self.cfg.batches)))
+                return path
             if precision.startswith("int8") and self.cfg.data is None:
                 raise Skip("int8 needs --data DIR for calibration images")
             if target == "openvino" and precision in ("int8", "int8-all"):  # it converts the Q/DQ ONNX as it is

@@ -27,7 +27,7 @@ from ..runtimes.ncnn import NcnnBackend, unsupported_layers, write_ncnn_sidecar
 from ..sidecar import sidecar_path
 from . import register
 from .onnx import resolve_model
-from .staging import staged_into
+from ..staging import staged_into
 
 FP32_TOLERANCE = 1e-3  # ncnn vs PyTorch, random 0-255 input; float32 reordering stays far below
 INPUT_BLOB, OUTPUT_BLOB = "in0", "out0"  # the names pnnx gives a one-input, one-output graph

@@ -16,7 +16,7 @@ from ..metadata import ModelMetadata
 from ..preprocess import check_input_size
 from ..runtimes.onnxruntime import fp32_session_options
 from . import register
-from .staging import staged_into
+from ..staging import staged_into
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 11
@@ -112,7 +112,7 @@ def export_onnx(output: str | Path, weights: str | Path | None = None, model_nam
                 width: float | None = None, depthwise: bool = False, num_classes: int | None = None,
                 seed: int = 0, verify: bool = True, half: bool = False, int8: bool = False,
                 calib: str | Path | None = None, calib_size: int = 300, int8_keep_float: str = "sensitive",
-                **_: Any) -> OnnxExportReport:
+                int8_symmetric: bool = False, **_: Any) -> OnnxExportReport:
     """Export a checkpoint (or a seeded random variant) to ONNX.
 
     Input ``images`` float32 [B, 3, H, W] BGR 0-255 letterboxed; output ``output`` raw
@@ -120,11 +120,14 @@ def export_onnx(output: str | Path, weights: str | Path | None = None, model_nam
     ``half`` writes an FP16 ONNX (float32 input and output), ``int8`` a Q/DQ INT8 ONNX
     calibrated on up to ``calib_size`` images of ``calib`` (a sample drawn with ``seed``), with
     the sensitive convs in float unless ``int8_keep_float="none"`` (faster, less accurate);
-    both also convert an FP32 ``.onnx`` given as ``weights``.
+    ``int8_symmetric`` quantizes activations to signed INT8 with zero point 0 (the Q/DQ that
+    TensorRT builds; the default uint8 activations suit x86 CPUs). Both also convert an FP32
+    ``.onnx`` given as ``weights``.
     """
     if half or int8:
         return export_low_precision_onnx(output, weights, half=half, int8=int8, calib=calib, calib_size=calib_size,
-                                         seed=seed, keep_float=int8_keep_float, model_name=model_name, input_size=input_size, batch=batch,
+                                         seed=seed, keep_float=int8_keep_float, symmetric=int8_symmetric,
+                                         model_name=model_name, input_size=input_size, batch=batch,
                                          dynamic=dynamic, dynamic_hw=dynamic_hw, opset=opset, simplify=simplify,
                                          class_names=class_names, depth=depth, width=width, depthwise=depthwise,
                                          num_classes=num_classes)
@@ -180,7 +183,7 @@ def _write_checked_onnx(path: Path, model: Any, model_name: str, shape: tuple[in
 
 def export_low_precision_onnx(output: str | Path, weights: str | Path | None, half: bool, int8: bool,
                               calib: str | Path | None, calib_size: int, seed: int, keep_float: str = "sensitive",
-                              **fp32_options: Any) -> OnnxExportReport:
+                              symmetric: bool = False, **fp32_options: Any) -> OnnxExportReport:
     """FP16 or Q/DQ INT8 ONNX from an FP32 ``.onnx`` or from a checkpoint (exported first)."""
     import tempfile
 
@@ -212,7 +215,8 @@ def export_low_precision_onnx(output: str | Path, weights: str | Path | None, ha
             staged = stage / output.name
             if int8:
                 calibration = calibration_set(calib, input_hw, limit=calib_size, seed=seed)
-                settings = QuantizationSettings(keep_float=keep_float)
+                settings = (QuantizationSettings.for_tensorrt(keep_float) if symmetric
+                            else QuantizationSettings(keep_float=keep_float))
                 floats = quantize_onnx_int8(model, staged, calibration, input_hw, name, settings)
                 result = onnx.load(str(staged))
                 metadata = dataclasses.replace(metadata, precision="int8", quantization=quantization_record(

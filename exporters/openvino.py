@@ -14,7 +14,7 @@ from ..errors import YoloxDeployError
 from ..runtimes.openvino import write_metadata
 from . import register
 from .onnx import export_onnx
-from .staging import staged_into
+from ..staging import staged_into
 
 FP32_TOLERANCE = 1e-3
 

@@ -25,20 +25,10 @@ from .._optional import require
 from ..calibration import CalibrationSet
 from ..errors import YoloxDeployError, first_line
 from ..metadata import ModelMetadata
+from ..onnx_inspect import stored_precision
 
 QDQ_MIN_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear (axis attribute)
-QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
-                 "MatMulInteger", "DynamicQuantizeLinear"}
 FLOAT_STRIDE_UP_TO = 4  # convs whose output is at stride <= 4 stay float (see sensitive_convs)
-
-
-def stored_precision(model: Any) -> str:
-    """'int8' for a graph with quantization ops, 'fp16' for one with FP16 weights, else 'fp32'."""
-    if any(node.op_type in QUANTIZED_OPS for node in model.graph.node):
-        return "int8"
-    if any(init.data_type == 10 for init in model.graph.initializer):  # TensorProto.FLOAT16
-        return "fp16"
-    return "fp32"
 
 
 def check_float_source(model: Any, name: str) -> None:
@@ -161,6 +151,13 @@ class QuantizationSettings:
     activations: str = "QUInt8"  # asymmetric uint8 activations (what x86 VNNI kernels take)
     weights: str = "QInt8"  # symmetric int8 weights, per output channel
     keep_float: str = "sensitive"  # "sensitive" (see sensitive_convs) or "none"
+    symmetric_activations: bool = False  # int8 activations with zero point 0: what TensorRT builds
+
+    @classmethod
+    def for_tensorrt(cls, keep_float: str = "sensitive") -> "QuantizationSettings":
+        """Signed INT8 with every zero point 0: TensorRT's ONNX parser refuses any other Q/DQ
+        ("TRT only supports symmetric quantization")."""
+        return cls(activations="QInt8", symmetric_activations=True, keep_float=keep_float)
 
 
 def quantize_onnx_int8(model: Any, output: Path, calib: CalibrationSet, input_hw: tuple[int, int], name: str,
@@ -186,7 +183,10 @@ def quantize_onnx_int8(model: Any, output: Path, calib: CalibrationSet, input_hw
                 per_channel=settings.per_channel, activation_type=getattr(ort_quant.QuantType, settings.activations),
                 weight_type=getattr(ort_quant.QuantType, settings.weights), nodes_to_exclude=keep_float,
                 calibrate_method=getattr(ort_quant.CalibrationMethod, settings.calibrate_method),
-                extra_options={"CalibMovingAverage": settings.mean_of_image_ranges})
+                extra_options={"CalibMovingAverage": settings.mean_of_image_ranges,
+                               "ActivationSymmetric": settings.symmetric_activations, "WeightSymmetric": True,
+                               # TensorRT dequantizes int8 only: its Q/DQ keeps biases float
+                               "QuantizeBias": not settings.symmetric_activations})
     except (ValueError, RuntimeError) as exc:
         raise YoloxDeployError(f"ONNX Runtime could not quantize {name} ({first_line(exc, 200)})") from None
     onnx.checker.check_model(str(output))

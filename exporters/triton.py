@@ -20,7 +20,7 @@ from ..integrations.triton import (ENSEMBLE_OUTPUTS, MODEL_PY, PARAM_PREFIX,
                                    PostprocessSettings)
 from . import register
 from .onnx import export_onnx
-from .staging import staged_into
+from ..staging import staged_into
 
 INSTANCE_KINDS = {"cpu": "KIND_CPU", "gpu": "KIND_GPU", "auto": "KIND_AUTO"}
 

@@ -63,11 +63,12 @@ def backend_for_path(path: str | Path) -> str:
                          f"{suffix or '(no suffix)'}; known: {', '.join(known)}, or pass backend=")
 
 
-def load_backend(model: str | Path, backend: str | None = None, device: str = "cpu",
+def load_backend(model: str | Path, backend: str | None = None, device: str | None = None,
                  **options: Any) -> Backend:
-    """Open ``model`` with the named backend, or the one its suffix implies."""
+    """Open ``model`` with the named backend, or the one its suffix implies, on ``device``
+    (None: the backend's default, "cpu" for all but tensorrt's "cuda")."""
     name = backend or backend_for_path(model)
-    return get_backend_class(name)(model, device=device, **options)
+    return get_backend_class(name)(model, **({"device": device} if device else {}), **options)
 
 
 __all__ = ["Backend", "InputShape", "backend_for_path", "backend_names", "backends_offering", "get_backend_class",

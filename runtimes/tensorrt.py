@@ -1,22 +1,60 @@
-"""TensorRT backend (TensorRT 10+): name-based I/O, buffers allocated once, one CUDA stream.
+"""TensorRT backend (TensorRT 10.x and 11.x): name-based I/O checked against the sidecar,
+buffers allocated once at the profile's largest batch, pinned host memory, one CUDA stream
+on the asked device ("cuda", "cuda:1").
 
-Device and pinned host memory are PyTorch tensors (torch is already an extra). The engine's
-TensorRT version (from its sidecar) must equal the installed one: engines are not portable
-across versions, and a mismatch is refused with the fix instead of failing inside TensorRT.
+``Detector("m.engine")`` runs an engine built by ``yolox-export --to trt``;
+``Detector("m.onnx", backend="tensorrt")`` builds the engine on first use and caches it,
+keyed by the ONNX, TensorRT version, GPU compute capability, precision and batch profile
+(see :mod:`yolox_deploy.engine_cache`), as DeepStream does. Device and pinned host memory
+are PyTorch tensors (torch is already an extra, no cuda-python needed).
 """
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._optional import require
 from ..errors import BackendUnavailableError, ModelFileError
 from ..metadata import ModelMetadata
+from ..tensorrt_engines import (DEFAULT_WORKSPACE_GIB, check_raw_model_io, cuda_gpu, deserialize, engine_io,
+                                import_tensorrt, read_engine_record)
 from . import register
 from .base import Backend, InputShape
+
+
+class CudaMemory:
+    """Device buffers, pinned host buffers and one stream on CUDA device ``index`` (torch)."""
+
+    def __init__(self, torch: Any, index: int):
+        self.torch = torch
+        self.device = torch.device("cuda", index)
+        self.stream = torch.cuda.Stream(device=self.device)
+
+    def device_empty(self, shape: Sequence[int], dtype: Any) -> Any:
+        return self.torch.empty(tuple(shape), dtype=dtype, device=self.device)
+
+    def host_empty(self, shape: Sequence[int], dtype: Any) -> Any:
+        return self.torch.empty(tuple(shape), dtype=dtype, pin_memory=True)
+
+    @property
+    def stream_handle(self) -> int:
+        return int(self.stream.cuda_stream)
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        with self.torch.cuda.device(self.device), self.torch.cuda.stream(self.stream):
+            yield
+
+    def synchronize(self) -> None:
+        self.stream.synchronize()
+
+
+def memory_for(torch: Any, index: int) -> CudaMemory:
+    return CudaMemory(torch, index)
 
 
 @register
@@ -26,71 +64,85 @@ class TensorRTBackend(Backend):
     extra = "tensorrt"
     export_target = "trt"
 
-    def __init__(self, path: str | Path, device: str = "cuda", **options: Any):
+    def __init__(self, path: str | Path, device: str = "cuda", batch: int | Sequence[int] | None = None,
+                 engine_cache: str | Path | None = None, workspace_gib: float = DEFAULT_WORKSPACE_GIB,
+                 **options: Any):
+        """``path``: an engine, or an ONNX to build one from (cached; ``batch`` N or MIN OPT MAX
+        sets its profile, default the ONNX's static batch or 1/1/8 for a dynamic one;
+        ``engine_cache`` overrides the cache folder)."""
         super().__init__(path, device, **options)
-        from ..exporters.tensorrt import cuda_device_name, read_engine_sidecar
+        if self.device == "cpu":
+            raise BackendUnavailableError("the tensorrt backend runs on a GPU: use device='cuda' (or 'cuda:N')")
+        trt = import_tensorrt("the tensorrt backend")
+        gpu = cuda_gpu(self.device)
+        if self.path.suffix.lower() == ".onnx":
+            from ..engine_cache import cached_engine
 
-        sidecar = read_engine_sidecar(self.path)
-        trt = require("tensorrt", extra=self.extra, purpose="the tensorrt backend")
-        if sidecar["tensorrt_version"] != trt.__version__:
-            raise ModelFileError(f"{self.path.name} was built with TensorRT {sidecar['tensorrt_version']}, this is "
-                                 f"TensorRT {trt.__version__}: engines only run on the version that built them; "
-                                 "rebuild it here with `yolox-export --to trt`")
-        if device == "cpu":
-            raise BackendUnavailableError("the tensorrt backend runs on a GPU: use device='cuda'")
-        cuda_device_name()
+            self.path = cached_engine(self.path, trt, gpu, batch=batch, cache_dir=engine_cache,
+                                      workspace_gib=workspace_gib)
+        record = read_engine_record(self.path)
+        stale = record.stale_for(trt.__version__, gpu)
+        if stale:
+            raise ModelFileError(f"{self.path.name} {stale}; rebuild it here with `yolox-export --to trt`")
+        self.engine, self._runtime = deserialize(trt, self.path.read_bytes(), self.path.name)
+        inputs, outputs = engine_io(trt, self.engine)
+        if (tuple(inputs), tuple(outputs)) != (record.inputs, record.outputs):
+            raise ModelFileError(f"{self.path.name}'s I/O {[t.name for t in inputs + outputs]} differs from its sidecar's "
+                                 f"{[t.name for t in record.inputs + record.outputs]}; rebuild the engine")
+        check_raw_model_io(inputs, outputs, self.path.name)
+        self._input, self._output = inputs[0], outputs[0]
+        self._profile = record.profile
+        self._metadata = record.metadata
+        self._hw = tuple(self._input.shape[2:])
         import torch
 
         self._torch = torch
-        self._metadata = ModelMetadata.from_props(sidecar.get("metadata", {}))
-        self._input_name, self._output_name = sidecar["input_name"], sidecar["output_name"]
-        self._max_batch = int(sidecar["profile"]["max"])
-        self._min_batch = int(sidecar["profile"]["min"])
-        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self.engine = runtime.deserialize_cuda_engine(self.path.read_bytes())
-        if self.engine is None:
-            raise ModelFileError(f"TensorRT could not deserialize {self.path.name} (corrupt, or built for another "
-                                 "GPU); rebuild it with `yolox-export --to trt`")
+        self._memory = memory_for(torch, gpu.index)
         self.context = self.engine.create_execution_context()
-        self._hw = tuple(int(d) for d in self.engine.get_tensor_shape(self._input_name)[2:])
-        self._stream = torch.cuda.Stream()
-        self._buffers: dict[int, tuple[Any, Any, Any]] = {}  # batch -> (device in, device out, pinned out)
-        self._lock = threading.Lock()  # one execution context
+        self._lock = threading.Lock()  # one execution context, one set of buffers
+        self._current_batch = 0
+        self._allocate()
+
+    def _allocate(self) -> None:
+        """Buffers for the profile's largest batch, once; smaller batches use their leading rows."""
+        torch, n = self._torch, self._profile.max
+        in_dtype, out_dtype = (getattr(torch, t.dtype) for t in (self._input, self._output))
+        with self._memory.active():
+            self._set_batch(n)
+            out_shape = tuple(int(d) for d in self.context.get_tensor_shape(self._output.name))
+            self._device_in = self._memory.device_empty((n, 3, *self._hw), in_dtype)
+            self._device_out = self._memory.device_empty(out_shape, out_dtype)
+            self._host_in = self._memory.host_empty((n, 3, *self._hw), in_dtype)
+            self._host_out = self._memory.host_empty(out_shape, out_dtype)
+            for name, tensor in ((self._input.name, self._device_in), (self._output.name, self._device_out)):
+                if not self.context.set_tensor_address(name, int(tensor.data_ptr())):
+                    raise BackendUnavailableError(f"TensorRT refused the buffer of {name!r} in {self.path.name}")
+
+    def _set_batch(self, n: int) -> None:
+        if n != self._current_batch:
+            if not self.context.set_input_shape(self._input.name, (n, 3, *self._hw)):
+                raise BackendUnavailableError(f"TensorRT refused batch {n} for {self.path.name}")
+            self._current_batch = n
 
     @property
     def input_shape(self) -> InputShape:
-        batch = None if self._min_batch != self._max_batch else self._max_batch
-        return (batch, 3, *self._hw)
+        return (self._profile.max if self._profile.static else None, 3, *self._hw)
 
     @property
     def metadata(self) -> ModelMetadata:
         return self._metadata
 
-    def _buffers_for(self, batch: int) -> tuple[Any, Any, Any]:
-        """Device input/output and pinned host output for this batch size, allocated once."""
-        if batch not in self._buffers:
-            torch = self._torch
-            self.context.set_input_shape(self._input_name, (batch, 3, *self._hw))
-            out_shape = tuple(self.context.get_tensor_shape(self._output_name))
-            self._buffers[batch] = (torch.empty((batch, 3, *self._hw), dtype=torch.float32, device="cuda"),
-                                    torch.empty(out_shape, dtype=torch.float32, device="cuda"),
-                                    torch.empty(out_shape, dtype=torch.float32, pin_memory=True))
-        return self._buffers[batch]
-
     def _run(self, batch: np.ndarray) -> np.ndarray:
         n = batch.shape[0]
-        if not self._min_batch <= n <= self._max_batch:
-            raise BackendUnavailableError(f"{self.path.name} takes batches of {self._min_batch}..{self._max_batch} "
+        if not self._profile.min <= n <= self._profile.max:
+            raise BackendUnavailableError(f"{self.path.name} takes batches of {self._profile.min}..{self._profile.max} "
                                           f"(its optimisation profile), got {n}")
-        torch = self._torch
-        with self._lock, torch.cuda.stream(self._stream):
-            device_in, device_out, host_out = self._buffers_for(n)
-            self.context.set_input_shape(self._input_name, tuple(device_in.shape))
-            device_in.copy_(torch.from_numpy(batch), non_blocking=True)
-            self.context.set_tensor_address(self._input_name, int(device_in.data_ptr()))
-            self.context.set_tensor_address(self._output_name, int(device_out.data_ptr()))
-            if not self.context.execute_async_v3(self._stream.cuda_stream):
+        with self._lock, self._memory.active():
+            self._set_batch(n)
+            self._host_in[:n].copy_(self._torch.from_numpy(batch))  # pinned: the next copy is asynchronous
+            self._device_in[:n].copy_(self._host_in[:n], non_blocking=True)
+            if not self.context.execute_async_v3(self._memory.stream_handle):
                 raise BackendUnavailableError(f"TensorRT failed to run {self.path.name}")
-            host_out.copy_(device_out, non_blocking=True)
-            self._stream.synchronize()
-            return host_out.numpy().copy()
+            self._host_out[:n].copy_(self._device_out[:n], non_blocking=True)
+            self._memory.synchronize()
+            return self._host_out[:n].numpy().astype(np.float32, copy=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,7 @@ class TorchBackend(Backend):
         if channels_last:
             self.model = self.model.to(memory_format=self._torch.channels_last)
         self._graphs: dict[tuple[int, ...], tuple[Any, Any, Any]] | None = {} if cuda_graph else None
+        self._graph_lock = threading.Lock()  # captured graphs share static input/output buffers
         self._metadata = ModelMetadata(model_name=spec.name, input_size=spec.input_size,
                                        class_names=default_class_names(model.head.num_classes))
 
@@ -113,7 +115,12 @@ class TorchBackend(Backend):
 
     def _run_graph(self, batch: np.ndarray) -> np.ndarray:
         """Capture a CUDA graph the first time a shape is seen (after warm-up on a side
-        stream, as CUDA graph capture requires), then copy in, replay and copy out."""
+        stream, as CUDA graph capture requires), then copy in, replay and copy out. One thread
+        at a time: every call of a shape reuses that graph's static buffers."""
+        with self._graph_lock:
+            return self._replay_graph(batch)
+
+    def _replay_graph(self, batch: np.ndarray) -> np.ndarray:
         torch = self._torch
         key = tuple(batch.shape)
         if key not in self._graphs:

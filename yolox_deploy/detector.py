@@ -51,7 +51,7 @@ class Detector:
 
     PIPELINE_BATCHES = 8  # backend batches handed to infer_many at once (bounds memory for long lists)
 
-    def __init__(self, model: str | Path | Backend, backend: str | None = None, device: str = "cpu",
+    def __init__(self, model: str | Path | Backend, backend: str | None = None, device: str | None = None,
                  conf: float = 0.25, iou: float = 0.45, class_agnostic: bool = False,
                  input_size: Sequence[int] | None = None, class_names: Sequence[str] | None = None,
                  max_det: int | None = 300, *, clip_boxes: bool = True, batch_size: int | None = None,

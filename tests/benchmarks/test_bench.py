@@ -199,3 +199,19 @@ def test_formats_sharing_a_suffix_get_their_own_cache_files(tmp_path, tiny_check
 
     for row in result["rows"]:  # re-open after every export: still the file each sidecar describes
         Detector(row.model_file)
+
+
+def test_tensorrt_rows_build_from_the_onnx_artifact_of_each_precision(tmp_path, tiny_checkpoint, monkeypatch):
+    """The latency row path of yolox-bench for tensorrt, on the labelled stand-in tensorrt (the
+    numbers here are ONNX Runtime's; a GPU gives the real ones)."""
+    import tensorrt_fake
+
+    tensorrt_fake.install(monkeypatch, "11.4.0")
+    cfg = BenchConfig(backends=["tensorrt"], weights=tiny_checkpoint, precisions=["fp32", "fp16", "int8-nncf"],
+                      batches=[1, 2], input_size=(64, 64), warmup=0, iters=1, cache_dir=tmp_path, progress=False,
+                      baseline=False)
+    rows = run_bench(cfg)["rows"]
+    assert [(r.precision, r.batch, r.ok) for r in rows] == [("fp32", 1, True), ("fp32", 2, True), ("fp16", 1, True),
+                                                           ("fp16", 2, True), ("int8-nncf", 1, False),
+                                                           ("int8-nncf", 2, False)]
+    assert rows[0].model_file.endswith("model-fp32.engine") and "OpenVINO's NNCF IR" in rows[-1].status

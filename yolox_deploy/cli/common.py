@@ -12,7 +12,8 @@ from ..precision import RUNTIME_PRECISIONS
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model file: .onnx, .pth (official checkpoint) ...")
     parser.add_argument("--backend", default=None, help="onnxruntime, torch ... (default: from the file suffix)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: the backend's own, cuda for "
+                        "tensorrt, cpu for the others)")
     parser.add_argument("--model-name", default=None,
                         help="architecture of a .pth (default: inferred from the weights)")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None,

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8-keep-float", choices=("sensitive", "none"), default="sensitive",
                    help="--to onnx --int8: keep the measured-sensitive convs in float (default), or quantize "
                         "every conv (faster, less accurate)")
+    p.add_argument("--int8-symmetric", action="store_true",
+                   help="--to onnx --int8: signed INT8 activations with zero point 0, the Q/DQ TensorRT builds "
+                        "(--to trt --int8 always makes this one)")
     trt = p.add_argument_group("--to trt (TensorRT engine; needs an NVIDIA GPU)")
     trt.add_argument("--workspace", type=float, default=None, help="builder workspace in GiB (default 4)")
     trt.add_argument("--timing-cache", default=None, help="timing cache file, read and updated (faster rebuilds)")
@@ -81,6 +84,8 @@ def _main(argv: Sequence[str] | None) -> int:
     batch = args.batch[0] if len(args.batch) == 1 else tuple(args.batch)
     if args.int8:
         precision.update(calib=args.calib, calib_size=args.calib_size, int8_keep_float=args.int8_keep_float)
+        if args.int8_symmetric:
+            precision["int8_symmetric"] = True
     report = exporter(output=args.repo or args.output or f"{name}{suffix}", weights=args.weights, model_name=args.model_name,
                       input_size=args.input_size, batch=batch, dynamic=args.dynamic, dynamic_hw=args.dynamic_hw,
                       opset=args.opset, simplify=not args.no_simplify, class_names=class_names, depth=args.depth,
