@@ -121,7 +121,8 @@ def export_ncnn(output: str | Path, weights: str | Path | None = None, model_nam
                 input_size: Sequence[int] | None = None, half: bool = False, int8: bool = False,
                 class_names: Sequence[str] | None = None, depth: float | None = None,
                 width: float | None = None, depthwise: bool = False, num_classes: int | None = None,
-                seed: int = 0, batch: int = 1, dynamic_hw: bool = False,
+                seed: int = 0, batch: int = 1, dynamic_hw: bool = False, nms: str | None = None,
+                conf: float | None = None, iou: float | None = None, max_det: int | None = None,
                 **_: Any) -> NcnnExportReport:
     """Export a checkpoint (or a seeded random variant) to ncnn at a fixed input size.
 
@@ -129,6 +130,9 @@ def export_ncnn(output: str | Path, weights: str | Path | None = None, model_nam
     names, checksums). ``half`` stores FP16 weights (half the file; inference arithmetic
     is chosen at load time). The model takes one BGR 0-255 image [3, H, W] per call.
     """
+    if nms:
+        raise YoloxDeployError("--nms: ncnn has no NonMaxSuppression layer, so an end-to-end model cannot be "
+                               "converted; export the raw model (the shared postprocess runs after ncnn)")
     torch = require("torch", extra="ncnn-export", purpose="the ncnn export")
     pnnx = require("pnnx", extra="ncnn-export", purpose="the ncnn export (pnnx converter)")
     ncnn = require("ncnn", extra="ncnn", purpose="the ncnn export check")
@@ -156,7 +160,8 @@ def export_ncnn(output: str | Path, weights: str | Path | None = None, model_nam
         unknown = unsupported_layers(ncnn, param)
         if unknown:
             raise YoloxDeployError(f"pnnx produced layers ncnn does not have: {', '.join(unknown)}; please report it")
-        metadata = ModelMetadata(model_name=spec.name, input_size=(h, w), class_names=names)
+        defaults = {k: v for k, v in (("conf", conf), ("iou", iou), ("max_det", max_det)) if v is not None}
+        metadata = ModelMetadata(model_name=spec.name, input_size=(h, w), class_names=names, defaults=defaults or None)
         write_ncnn_sidecar(param, metadata, INPUT_BLOB, OUTPUT_BLOB, weights_fp16=half,
                            converter=f"pnnx {getattr(pnnx, '__version__', 'unknown')}")
         with torch.inference_mode():

@@ -35,8 +35,12 @@ class OnnxExportReport:
     # FP16/INT8: vs the FP32 ONNX on calibration (INT8) or random (FP16) inputs, scores / box offsets
     score_diff: float | None = None
     calibration: str = ""
+    end_to_end: str = ""  # what --nms baked in, and how it was checked
 
     def summary(self) -> str:
+        if self.end_to_end:
+            return (f"exported {self.model_name} ({self.precision}, input {self.input_size[0]}x{self.input_size[1]}, "
+                    f"opset {self.opset}) to {self.path}; {self.end_to_end}")
         if self.precision == "FP32":
             return (f"exported {self.model_name} to {self.path} (opset {self.opset}, input "
                     f"{self.input_size[0]}x{self.input_size[1]}, simplified={self.simplified}); "
@@ -105,7 +109,75 @@ def verify_onnx(path: Path, torch_model: Any, input_shape: Sequence[int], seed: 
 
 
 @register("onnx")
-def export_onnx(output: str | Path, weights: str | Path | None = None, model_name: str | None = None,
+def export_onnx(output: str | Path, weights: str | Path | None = None, *, nms: str | None = None,
+                conf: float | None = None, iou: float | None = None, max_det: int | None = None,
+                agnostic: bool = False, **options: Any) -> OnnxExportReport:
+    """Export a checkpoint (or a seeded random variant) to ONNX; see :func:`export_raw_onnx`
+    for ``options``. ``nms`` ("onnx" or "trt") appends decode + NMS to the graph (an
+    end-to-end model, :mod:`.end_to_end`) with ``conf``/``iou``/``max_det``/``agnostic`` baked
+    in; without it, ``conf``/``iou``/``max_det`` are stored as the model's defaults, which a
+    bare ``Detector(path)`` uses. A raw ``.onnx`` given as ``weights`` is converted as it is."""
+    from .end_to_end import NmsSettings
+
+    defaults = {k: v for k, v in (("conf", conf), ("iou", iou), ("max_det", max_det)) if v is not None}
+    settings = None
+    if nms:
+        settings = NmsSettings(**{"conf": 0.25, "iou": 0.45, "max_det": 100, **defaults}, agnostic=agnostic,
+                               flavor=nms)
+        settings.check()
+    else:
+        if agnostic:
+            raise YoloxDeployError("--agnostic is baked into end-to-end models only: add --nms")
+        NmsSettings(**{"conf": 0.25, "iou": 0.45, "max_det": 100, **defaults}).check()
+    if settings is None and not defaults:
+        return export_raw_onnx(output, weights, **options)
+    return _export_with_postprocess_settings(Path(output), weights, settings, defaults, options)
+
+
+def _export_with_postprocess_settings(output: Path, weights: str | Path | None, settings: Any,
+                                      defaults: dict[str, Any], options: dict[str, Any]) -> OnnxExportReport:
+    """The raw ONNX (made here, or ``weights`` if it is a raw FP32 ``.onnx``), with the
+    end-to-end tail and/or the default thresholds in its metadata."""
+    import tempfile
+
+    import onnx
+
+    from .end_to_end import add_end_to_end, check_end_to_end
+
+    with tempfile.TemporaryDirectory() as tmp:
+        given_onnx = weights is not None and Path(weights).suffix.lower() == ".onnx"
+        if given_onnx and not (options.get("half") or options.get("int8")):
+            raw_path, report = Path(weights), None
+        else:
+            raw_path = Path(tmp) / "raw.onnx"
+            report = export_raw_onnx(raw_path, weights, **options)
+        model = onnx.load(str(raw_path))
+        metadata, input_hw = _source_metadata(model, raw_path.name, options.get("input_size"))
+        if metadata.end_to_end:
+            raise YoloxDeployError(f"{Path(weights).name} is already end-to-end; give the raw ONNX or the .pth")
+        num_classes = len(metadata.class_names) if metadata.class_names else 80
+        note = f"defaults {defaults} stored"
+        if settings is not None:
+            model = add_end_to_end(model, input_hw, metadata.strides, num_classes, settings)
+            defaults = {"conf": settings.conf, "iou": settings.iou, "max_det": settings.max_det}
+            metadata = dataclasses.replace(metadata, end_to_end=settings.record())
+        metadata = dataclasses.replace(metadata, defaults=defaults)
+        del model.metadata_props[:]
+        onnx.helper.set_model_props(model, metadata.to_props())
+        onnx.checker.check_model(model)
+        with staged_into(output.parent) as stage:
+            staged = stage / output.name
+            onnx.save(model, str(staged))
+            if settings is not None:
+                note = check_end_to_end(raw_path, staged, settings, input_hw, metadata.strides)
+    if report is None:
+        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+        report = OnnxExportReport(output, metadata.model_name, input_hw, opset, False, float("nan"),
+                                  precision=metadata.precision.upper())
+    return dataclasses.replace(report, path=output, end_to_end=note)
+
+
+def export_raw_onnx(output: str | Path, weights: str | Path | None = None, model_name: str | None = None,
                 input_size: Sequence[int] | None = None, batch: int = 1, dynamic: bool = False,
                 dynamic_hw: bool = False, opset: int = DEFAULT_OPSET, simplify: bool = True,
                 class_names: Sequence[str] | None = None, depth: float | None = None,
@@ -113,7 +185,7 @@ def export_onnx(output: str | Path, weights: str | Path | None = None, model_nam
                 seed: int = 0, verify: bool = True, half: bool = False, int8: bool = False,
                 calib: str | Path | None = None, calib_size: int = 300, int8_keep_float: str = "sensitive",
                 int8_symmetric: bool = False, **_: Any) -> OnnxExportReport:
-    """Export a checkpoint (or a seeded random variant) to ONNX.
+    """Export a checkpoint (or a seeded random variant) to a raw ONNX.
 
     Input ``images`` float32 [B, 3, H, W] BGR 0-255 letterboxed; output ``output`` raw
     [B, N, 5 + C]. ``dynamic`` makes the batch dynamic, ``dynamic_hw`` height and width.

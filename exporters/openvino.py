@@ -43,7 +43,7 @@ def quantize_int8(model: Any, calib_dir: str | Path, input_hw: tuple[int, int], 
 
 
 def _source_onnx(workdir: Path, weights: str | Path | None, dynamic: bool, **onnx_options: Any) -> Path:
-    if weights is not None and Path(weights).suffix.lower() == ".onnx":
+    if weights is not None and Path(weights).suffix.lower() == ".onnx" and not onnx_options.get("nms"):
         return Path(weights)
     path = workdir / "model.onnx"
     export_onnx(path, weights=weights, dynamic=dynamic, **onnx_options)
@@ -115,4 +115,9 @@ def _max_abs_diff_fp32(xml: Path, reference: Any, input_hw: tuple[int, int], see
 
     x = np.random.default_rng(seed).uniform(0, 255, (1, 3, *input_hw)).astype(np.float32)
     ir = load_backend(xml, backend="openvino", precision="fp32", pixel_input=False)
+    if reference.end_to_end:  # the detections: same count and classes, boxes and scores within the difference
+        got, want = ir.infer_end_to_end(x), reference.infer_end_to_end(x)
+        if not (np.array_equal(got.num_dets, want.num_dets) and np.array_equal(got.class_ids, want.class_ids)):
+            return float("inf")
+        return float(max(np.abs(got.boxes - want.boxes).max(), np.abs(got.scores - want.scores).max()))
     return float(np.abs(ir.infer(x) - reference.infer(x)).max())

@@ -38,8 +38,9 @@ def check_float_source(model: Any, name: str) -> None:
                                "instead")
 
 
-def with_qdq_opset(model: Any, name: str) -> Any:
-    """``model`` at opset >= 13 (upgraded with ONNX's version converter if older)."""
+def with_qdq_opset(model: Any, name: str, needed_for: str = "per-channel INT8") -> Any:
+    """``model`` at opset >= 13 (upgraded with ONNX's version converter if older), which
+    ``needed_for`` needs."""
     import onnx
     from onnx import version_converter
 
@@ -51,7 +52,7 @@ def with_qdq_opset(model: Any, name: str) -> Any:
         onnx.checker.check_model(upgraded)
     except Exception as exc:  # the converter raises bare RuntimeErrors with multi-line text
         raise YoloxDeployError(f"{name} is opset {opset} and could not be upgraded to opset {QDQ_MIN_OPSET}, which "
-                               f"per-channel INT8 needs ({first_line(exc, 200)}); re-export it with `yolox-export --to onnx "
+                               f"{needed_for} needs ({first_line(exc, 200)}); re-export it with `yolox-export --to onnx "
                                "--opset 17`") from None
     return upgraded
 

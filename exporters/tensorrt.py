@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import YoloxDeployError
 from ..sidecar import sidecar_path
 from ..tensorrt_engines import (DEFAULT_WORKSPACE_GIB, EngineRecord, OnnxSource, Profile, build_serialized_engine,
-                                check_raw_model_io, cuda_gpu, deserialize, engine_io, import_tensorrt, sha256_of,
+                                check_model_io, cuda_gpu, deserialize, engine_io, import_tensorrt, sha256_of,
                                 write_engine)
 from . import register
 from .onnx import export_onnx
@@ -95,7 +95,7 @@ def export_tensorrt(output: str | Path, weights: str | Path | None = None, half:
                                          Path(timing_cache) if timing_cache else None)
     engine, _runtime = deserialize(trt, serialized, output.name)
     inputs, outputs = engine_io(trt, engine)
-    check_raw_model_io(inputs, outputs, output.name)
+    check_model_io(inputs, outputs, output.name)
     record = EngineRecord(trt.__version__, source.precision, profile, tuple(inputs), tuple(outputs), gpu.name,
                           gpu.capability, sha256_of(source.data), source.metadata)
     write_engine(output, serialized, record)

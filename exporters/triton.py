@@ -30,10 +30,13 @@ class TritonExportReport:
     repo: Path
     models: tuple[str, ...]
     max_batch: int
+    end_to_end: dict[str, Any] | None = None  # the baked NMS settings of an end-to-end repository
 
     def summary(self) -> str:
-        return (f"wrote Triton model repository {self.repo} ({', '.join(self.models)}; max batch {self.max_batch}); "
-                f"serve it with: tritonserver --model-repository={self.repo.resolve()}")
+        kind = (f"end-to-end ONNX, NMS inside: conf {self.end_to_end.get('conf')}, iou {self.end_to_end.get('iou')}, "
+                f"max_det {self.end_to_end.get('max_det')}; " if self.end_to_end is not None else "")
+        return (f"wrote Triton model repository {self.repo} ({', '.join(self.models)}; {kind}max batch "
+                f"{self.max_batch}); serve it with: tritonserver --model-repository={self.repo.resolve()}")
 
 
 def _tensor(mc: Any, name: str, dtype: str, dims: list[int]) -> dict[str, Any]:
@@ -102,6 +105,23 @@ def ensemble_config(mc: Any, name: str, raw_model: str, post_model: str, max_bat
     return config
 
 
+def end_to_end_config(mc: Any, name: str, max_batch: int, input_hw: tuple[int, int], max_det: int, instances: int,
+                      kind: str, metadata_props: dict[str, str]) -> Any:
+    """One ONNX model with decode + NMS inside (``yolox-export --nms``): no Python model, no
+    ensemble; boxes come back in letterboxed-input pixels."""
+    config = mc.ModelConfig(name=name, platform="onnxruntime_onnx", max_batch_size=max_batch)
+    lead = [] if max_batch > 0 else [1]
+    config.input.add(**_tensor(mc, "images", "TYPE_FP32", lead + [3, *input_hw]))
+    config.output.add(**_tensor(mc, "num_dets", "TYPE_INT32", lead + [1]))
+    config.output.add(**_tensor(mc, "boxes", "TYPE_FP32", lead + [max_det, 4]))
+    config.output.add(**_tensor(mc, "scores", "TYPE_FP32", lead + [max_det]))
+    config.output.add(**_tensor(mc, "class_ids", "TYPE_INT32", lead + [max_det]))
+    _batching(config, max_batch)
+    config.instance_group.add(count=instances, kind=getattr(mc.ModelInstanceGroup, INSTANCE_KINDS[kind]))
+    _parameters(config, {PARAM_PREFIX + k: v for k, v in metadata_props.items()})
+    return config
+
+
 def write_config(folder: Path, config: Any) -> None:
     from google.protobuf import text_format
 
@@ -113,9 +133,11 @@ def write_config(folder: Path, config: Any) -> None:
 def export_triton(output: str | Path, weights: str | Path | None = None, max_batch: int = 8, instances: int = 1,
                   instance_kind: str = "cpu", name: str = "yolox", conf: float = 0.25, iou: float = 0.45,
                   max_det: int = 100, class_agnostic: bool = False, half: bool = False, int8: bool = False,
-                  **onnx_options: Any) -> TritonExportReport:
+                  nms: str | None = None, agnostic: bool = False, **onnx_options: Any) -> TritonExportReport:
     """Write a Triton model repository at ``output`` (a folder) from a ``.pth`` (exported to
-    a dynamic-batch ONNX) or an ``.onnx`` (its batch must be dynamic when ``max_batch`` > 0)."""
+    a dynamic-batch ONNX) or an ``.onnx`` (its batch must be dynamic when ``max_batch`` > 0).
+    With ``nms="onnx"`` (or an end-to-end ``.onnx``) the repository holds that one ONNX model,
+    decode and NMS inside it, and no Python model."""
     require("tritonclient.grpc", extra="triton", purpose="the Triton export (Triton's ModelConfig schema)")
     import tritonclient.grpc.model_config_pb2 as mc
 
@@ -128,9 +150,15 @@ def export_triton(output: str | Path, weights: str | Path | None = None, max_bat
     if max_batch < 0 or instances < 1 or max_det < 1:
         raise YoloxDeployError(f"need max_batch >= 0, instances >= 1, max_det >= 1 (got {max_batch}, {instances}, "
                                f"{max_det})")
+    class_agnostic = class_agnostic or agnostic
+    if nms == "trt":
+        raise YoloxDeployError("--nms trt writes a TensorRT plugin node that Triton's onnxruntime backend cannot run; "
+                               "use --nms (ONNX NonMaxSuppression) for --to triton")
     repo = Path(output)
     for key in ("dynamic", "batch"):  # the batch dimension follows max_batch
         onnx_options.pop(key, None)
+    if nms:
+        onnx_options.update(nms=nms, conf=conf, iou=iou, max_det=max_det, agnostic=class_agnostic)
     raw_name, post_name = f"{name}_onnx", f"{name}_postprocess"
     # the three model folders replace their namesakes in the repository only once all are written
     with staged_into(repo) as stage, tempfile.TemporaryDirectory() as tmp:
@@ -146,6 +174,13 @@ def export_triton(output: str | Path, weights: str | Path | None = None, max_bat
                                    "or use --max-batch 0 (no batching)")
         if h is None or w is None:
             raise YoloxDeployError("the ONNX has a dynamic input size; export it with a fixed --input-size")
+        if backend.end_to_end:
+            baked = backend.metadata.end_to_end or {}
+            out = backend.infer_end_to_end(np.zeros((1, 3, h, w), np.float32))
+            write_config(stage / name, end_to_end_config(mc, name, max_batch, (h, w), out.boxes.shape[1], instances,
+                                                         instance_kind, backend.metadata.to_props()))
+            shutil.copy(onnx_path, stage / name / "1" / "model.onnx")
+            return TritonExportReport(repo, (name,), max_batch, end_to_end=baked)
         raw = backend.infer(np.zeros((1, 3, h, w), np.float32))
         anchors, columns = raw.shape[1:]
         metadata = backend.metadata

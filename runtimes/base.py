@@ -8,8 +8,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..end_to_end import EndToEndOutputs
 from ..errors import BackendUnavailableError, InvalidInputError, ModelFileError
-from ..metadata import ModelMetadata
+from ..metadata import END_TO_END_OUTPUTS, ModelMetadata
 from ..precision import normalize_precision
 from ..preprocess import pixels_to_tensor
 
@@ -73,11 +74,39 @@ class Backend(abc.ABC):
         """Run a validated uint8 [B, H, W, 3] batch; backends with ``native_pixels`` override this."""
         return self._run(pixels_to_tensor(pixels))
 
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The model's output names where the runtime tells them (empty otherwise)."""
+        return ()
+
+    @property
+    def end_to_end(self) -> bool:
+        """True for end-to-end models (decode + NMS in the graph; metadata or output names say so)."""
+        return bool(self.metadata.end_to_end) or set(self.output_names) == set(END_TO_END_OUTPUTS)
+
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Letterboxed BGR 0-255 batch, float32 [B, 3, H, W] or uint8 pixels [B, H, W, 3]
         -> raw float32 [B, N, 5 + C]."""
+        if self.end_to_end:
+            raise InvalidInputError(f"{self.path.name} is an end-to-end model (detections out, no raw [B, N, 5+C]): "
+                                    "use infer_end_to_end(), or a Detector")
         raw = self._run_pixels(batch) if self.check_batch(batch) else self._run(batch)
         return self.check_output(batch, raw)
+
+    def infer_end_to_end(self, batch: np.ndarray) -> EndToEndOutputs:
+        """An end-to-end model's detections for a letterboxed batch (as :meth:`infer` takes):
+        boxes xyxy in letterboxed-input pixels, ``num_dets`` valid rows per image."""
+        if not self.end_to_end:
+            raise InvalidInputError(f"{self.path.name} is a raw model: use infer()")
+        pixels = self.check_batch(batch)
+        outputs = self._run_end_to_end(pixels_to_tensor(batch) if pixels else batch)
+        return EndToEndOutputs.checked(outputs, batch.shape[0], self.path.name)
+
+    def _run_end_to_end(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """The four end-to-end outputs by name for a float32 batch; runtimes that run such
+        graphs override this."""
+        raise BackendUnavailableError(f"the {self.name} backend does not run end-to-end models; use onnxruntime, "
+                                      "openvino or tensorrt")
 
     def infer_many(self, batches: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Several batches; backends with an asynchronous API override this to overlap them."""

@@ -10,7 +10,7 @@ import numpy as np
 
 from .._optional import require
 from ..errors import BackendUnavailableError, ModelFileError, first_line
-from ..metadata import ModelMetadata
+from ..metadata import END_TO_END_OUTPUTS, ModelMetadata
 from ..onnx_pixels import PIXEL_INPUT, with_pixel_input
 from . import register
 from .base import Backend, InputShape
@@ -62,10 +62,11 @@ class OnnxRuntimeBackend(Backend):
             self._session_options.add_session_config_entry("session.force_spinning_stop", "1")
         self.session = self._float_session = self._open_float_session()
         self._input = self._single_input()
-        self._output_name = self._single_output()
+        self._outputs = self._checked_outputs()
+        self._output_name = self._outputs[0]
         self._metadata = ModelMetadata.from_props(self.session.get_modelmeta().custom_metadata_map)
         self._lock = threading.Lock()
-        pixel_session = self._open_pixel_session() if pixel_input else None
+        pixel_session = self._open_pixel_session() if pixel_input and not self.end_to_end else None
         if pixel_session is not None:  # the float session is rebuilt only if float batches come
             self.session, self._float_session, self.native_pixels = pixel_session, None, True
 
@@ -91,7 +92,7 @@ class OnnxRuntimeBackend(Backend):
             log.info("onnxruntime: %s keeps its float input (%s)", self.path.name, str(exc).strip()[:200])
             return None
         if [i.name for i in session.get_inputs()] != [PIXEL_INPUT] or \
-                [o.name for o in session.get_outputs()] != [self._output_name]:
+                [o.name for o in session.get_outputs()] != list(self._outputs):
             return None
         return session
 
@@ -115,13 +116,21 @@ class OnnxRuntimeBackend(Backend):
                                  f"found {shapes}")
         return inputs[0]
 
-    def _single_output(self) -> str:
+    def _checked_outputs(self) -> tuple[str, ...]:
+        """One raw output [B, N, 5 + C], or the four end-to-end outputs."""
         outputs = self.session.get_outputs()
+        names = tuple(o.name for o in outputs)
+        if set(names) == set(END_TO_END_OUTPUTS):
+            return names
         if len(outputs) != 1 or len(outputs[0].shape) != 3:
             shapes = [(o.name, o.shape) for o in outputs]
-            raise ModelFileError(f"{self.path.name} is not a raw YOLOX export: expected one output "
-                                 f"[B, N, 5+C], found {shapes}")
-        return outputs[0].name
+            raise ModelFileError(f"{self.path.name} is not a YOLOX export: expected one output [B, N, 5+C] or the "
+                                 f"end-to-end {', '.join(END_TO_END_OUTPUTS)}, found {shapes}")
+        return names
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return self._outputs
 
     @property
     def input_shape(self) -> InputShape:
@@ -134,6 +143,9 @@ class OnnxRuntimeBackend(Backend):
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         return self._float().run([self._output_name], {self._input.name: batch})[0]
+
+    def _run_end_to_end(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(END_TO_END_OUTPUTS, self._float().run(list(END_TO_END_OUTPUTS), {self._input.name: batch})))
 
     def _run_pixels(self, pixels: np.ndarray) -> np.ndarray:
         if not self.native_pixels:

@@ -12,7 +12,7 @@ import numpy as np
 
 from .._optional import require
 from ..errors import BackendUnavailableError, ModelFileError, first_line
-from ..metadata import ModelMetadata
+from ..metadata import END_TO_END_OUTPUTS, ModelMetadata
 from . import register
 from .base import Backend, InputShape
 
@@ -105,9 +105,12 @@ class OpenVinoBackend(Backend):
             model = core.read_model(str(self.path))
         except Exception as exc:  # OpenVINO raises RuntimeError with multi-line details
             raise ModelFileError(f"{self.path.name} is not a loadable OpenVINO IR ({first_line(exc)})") from None
-        if len(model.inputs) != 1 or len(model.outputs) != 1 or model.inputs[0].partial_shape.rank.get_length() != 4:
+        self._outputs = tuple(o.get_any_name() for o in model.outputs)
+        end_to_end = set(self._outputs) == set(END_TO_END_OUTPUTS)
+        if len(model.inputs) != 1 or (len(model.outputs) != 1 and not end_to_end) or \
+                model.inputs[0].partial_shape.rank.get_length() != 4:
             raise ModelFileError(f"{self.path.name} is not a YOLOX detector: expected one [B, 3, H, W] input "
-                                 "and one [B, N, 5+C] output")
+                                 f"and one [B, N, 5+C] output (or the end-to-end {', '.join(END_TO_END_OUTPUTS)})")
         self._shape = tuple(None if d.is_dynamic else d.get_length() for d in model.inputs[0].partial_shape)
         self._metadata = read_metadata(model)
         device_name = {"cpu": "CPU", "gpu": "GPU", "auto": "AUTO"}.get(device.lower(), device)
@@ -121,7 +124,7 @@ class OpenVinoBackend(Backend):
         self._compiled: dict[bool, Any] = {}  # pixels? -> CompiledModel
         # idle InferRequests per input kind (one request is not reentrant)
         self._requests: dict[bool, queue.LifoQueue] = {True: queue.LifoQueue(), False: queue.LifoQueue()}
-        if pixel_input:
+        if pixel_input and not end_to_end:
             try:
                 self._compiled[True] = core.compile_model(self._with_pixel_input(model), device_name, config)
                 self.native_pixels = True
@@ -164,8 +167,20 @@ class OpenVinoBackend(Backend):
     def metadata(self) -> ModelMetadata:
         return self._metadata
 
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return self._outputs
+
     def _run(self, batch: np.ndarray) -> np.ndarray:
         return self._infer_sync(batch, pixels=False)
+
+    def _run_end_to_end(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        request = self._idle_request(False, self._compiled_for(False))
+        try:
+            results = request.infer({0: batch})
+            return {name: results[name].copy() for name in END_TO_END_OUTPUTS}
+        finally:
+            self._requests[False].put(request)
 
     def _run_pixels(self, pixels: np.ndarray) -> np.ndarray:
         if not self.native_pixels:

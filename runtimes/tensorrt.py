@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import BackendUnavailableError, ModelFileError
 from ..metadata import ModelMetadata
-from ..tensorrt_engines import (DEFAULT_WORKSPACE_GIB, check_raw_model_io, cuda_gpu, deserialize, engine_io,
+from ..tensorrt_engines import (DEFAULT_WORKSPACE_GIB, check_model_io, cuda_gpu, deserialize, engine_io,
                                 import_tensorrt, read_engine_record)
 from . import register
 from .base import Backend, InputShape
@@ -89,8 +89,8 @@ class TensorRTBackend(Backend):
         if (tuple(inputs), tuple(outputs)) != (record.inputs, record.outputs):
             raise ModelFileError(f"{self.path.name}'s I/O {[t.name for t in inputs + outputs]} differs from its sidecar's "
                                  f"{[t.name for t in record.inputs + record.outputs]}; rebuild the engine")
-        check_raw_model_io(inputs, outputs, self.path.name)
-        self._input, self._output = inputs[0], outputs[0]
+        self._end_to_end_io = check_model_io(inputs, outputs, self.path.name)
+        self._input, self._outputs = inputs[0], list(outputs)
         self._profile = record.profile
         self._metadata = record.metadata
         self._hw = tuple(self._input.shape[2:])
@@ -106,15 +106,19 @@ class TensorRTBackend(Backend):
     def _allocate(self) -> None:
         """Buffers for the profile's largest batch, once; smaller batches use their leading rows."""
         torch, n = self._torch, self._profile.max
-        in_dtype, out_dtype = (getattr(torch, t.dtype) for t in (self._input, self._output))
         with self._memory.active():
             self._set_batch(n)
-            out_shape = tuple(int(d) for d in self.context.get_tensor_shape(self._output.name))
-            self._device_in = self._memory.device_empty((n, 3, *self._hw), in_dtype)
-            self._device_out = self._memory.device_empty(out_shape, out_dtype)
-            self._host_in = self._memory.host_empty((n, 3, *self._hw), in_dtype)
-            self._host_out = self._memory.host_empty(out_shape, out_dtype)
-            for name, tensor in ((self._input.name, self._device_in), (self._output.name, self._device_out)):
+            shape = (n, 3, *self._hw)
+            dtype = getattr(torch, self._input.dtype)
+            self._device_in, self._host_in = self._memory.device_empty(shape, dtype), self._memory.host_empty(shape, dtype)
+            self._out_buffers: dict[str, tuple[Any, Any]] = {}
+            for spec in self._outputs:
+                shape = tuple(int(d) for d in self.context.get_tensor_shape(spec.name))
+                dtype = getattr(torch, spec.dtype)
+                self._out_buffers[spec.name] = (self._memory.device_empty(shape, dtype),
+                                                self._memory.host_empty(shape, dtype))
+            addresses = [(self._input.name, self._device_in)] + [(k, v[0]) for k, v in self._out_buffers.items()]
+            for name, tensor in addresses:
                 if not self.context.set_tensor_address(name, int(tensor.data_ptr())):
                     raise BackendUnavailableError(f"TensorRT refused the buffer of {name!r} in {self.path.name}")
 
@@ -132,17 +136,30 @@ class TensorRTBackend(Backend):
     def metadata(self) -> ModelMetadata:
         return self._metadata
 
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self._outputs)
+
     def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self._execute(batch)[self._outputs[0].name].astype(np.float32, copy=False)
+
+    def _run_end_to_end(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        return self._execute(batch)
+
+    def _execute(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Copy in (through pinned memory, so the device copy is asynchronous), run, copy out;
+        host copies of every output's first ``len(batch)`` rows."""
         n = batch.shape[0]
         if not self._profile.min <= n <= self._profile.max:
             raise BackendUnavailableError(f"{self.path.name} takes batches of {self._profile.min}..{self._profile.max} "
                                           f"(its optimisation profile), got {n}")
         with self._lock, self._memory.active():
             self._set_batch(n)
-            self._host_in[:n].copy_(self._torch.from_numpy(batch))  # pinned: the next copy is asynchronous
+            self._host_in[:n].copy_(self._torch.from_numpy(batch))
             self._device_in[:n].copy_(self._host_in[:n], non_blocking=True)
             if not self.context.execute_async_v3(self._memory.stream_handle):
                 raise BackendUnavailableError(f"TensorRT failed to run {self.path.name}")
-            self._host_out[:n].copy_(self._device_out[:n], non_blocking=True)
+            for device_out, host_out in self._out_buffers.values():
+                host_out[:n].copy_(device_out[:n], non_blocking=True)
             self._memory.synchronize()
-            return self._host_out[:n].numpy().astype(np.float32, copy=True)
+            return {name: host[:n].numpy().copy() for name, (_, host) in self._out_buffers.items()}

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ModelFileError
 from ..integrations.triton import PARAM_PREFIX, TritonConnection, metadata_from_parameters
-from ..metadata import ModelMetadata
+from ..metadata import END_TO_END_OUTPUTS, ModelMetadata
 from . import register
 from .base import Backend, InputShape
 
@@ -52,9 +52,11 @@ class TritonBackend(Backend):
 
     def _check_io(self, config: dict[str, Any]) -> None:
         inputs, outputs = config.get("input", []), config.get("output", [])
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelFileError(f"Triton model {config['name']!r} is not a raw YOLOX model: expected one input "
-                                 f"and one output, found {len(inputs)} and {len(outputs)}")
+        self._outputs = tuple(o["name"] for o in outputs)
+        if len(inputs) != 1 or (len(outputs) != 1 and set(self._outputs) != set(END_TO_END_OUTPUTS)):
+            raise ModelFileError(f"Triton model {config['name']!r} is not a YOLOX model: expected one input and one "
+                                 f"raw output (or the end-to-end {', '.join(END_TO_END_OUTPUTS)}), found "
+                                 f"{len(inputs)} and {list(self._outputs)}")
         self._input, self._output = inputs[0]["name"], outputs[0]["name"]
         dims = [int(d) for d in inputs[0]["dims"]]
         batched = int(config.get("max_batch_size", 0)) > 0
@@ -75,5 +77,12 @@ class TritonBackend(Backend):
     def metadata(self) -> ModelMetadata:
         return self._metadata
 
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return self._outputs
+
     def _run(self, batch: np.ndarray) -> np.ndarray:
         return self._connection.infer(self.model_name, {self._input: batch}, [self._output])[self._output]
+
+    def _run_end_to_end(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        return self._connection.infer(self.model_name, {self._input: batch}, list(END_TO_END_OUTPUTS))

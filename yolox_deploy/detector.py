@@ -11,6 +11,7 @@ import numpy as np
 
 from .coco import default_class_names
 from .detections import Detections
+from .end_to_end import EndToEndOutputs, check_settings_against_baked, to_image_pixels
 from .errors import InvalidInputError
 from .images import ImageLike, to_bgr
 from .postprocess import postprocess
@@ -40,28 +41,47 @@ class Detector:
 
     ``model``: a model file (``.onnx``, ``.pth`` ...) or an opened :class:`Backend`;
     ``backend``: backend name, inferred from the file suffix when None;
-    ``conf``: minimum objectness x class score; ``iou``: NMS IoU threshold;
+    ``conf``: minimum objectness x class score; ``iou``: NMS IoU threshold (both default
+    to the model's stored defaults, ``yolox-export --conf/--iou``, else 0.25 and 0.45);
     ``input_size``: (height, width) for models with dynamic spatial dims (static models
     use their own); ``class_names``: overrides the names stored with the model;
-    ``max_det``: detections kept per image (None: all); ``clip_boxes``: clip boxes to
-    the image; ``batch_size``: images per backend call for dynamic-batch models;
+    ``max_det``: detections kept per image (None: all; default the model's, else 300);
+    ``clip_boxes``: clip boxes to the image; ``batch_size``: images per backend call for dynamic-batch models;
     ``postprocess_impl``: 'auto' (C++ kernel when built), 'cpp' or 'numpy';
     other keyword arguments go to the backend (e.g. ``threads``, ``model_name``).
+
+    End-to-end models (``yolox-export --nms``) return detections from the graph: only the
+    ratio scaling and clipping run here; a ``conf`` below the baked one, another ``iou``,
+    a larger ``max_det`` or another ``class_agnostic`` are refused (the graph decided those).
     """
 
     PIPELINE_BATCHES = 8  # backend batches handed to infer_many at once (bounds memory for long lists)
 
     def __init__(self, model: str | Path | Backend, backend: str | None = None, device: str | None = None,
-                 conf: float = 0.25, iou: float = 0.45, class_agnostic: bool = False,
+                 conf: float | None = None, iou: float | None = None, class_agnostic: bool | None = None,
                  input_size: Sequence[int] | None = None, class_names: Sequence[str] | None = None,
-                 max_det: int | None = 300, *, clip_boxes: bool = True, batch_size: int | None = None,
-                 postprocess_impl: str = "auto", **backend_options: Any):
+                 max_det: int | None | str = "model", *, clip_boxes: bool = True, batch_size: int | None = None,
+                 postprocess_impl: str | None = None, **backend_options: Any):
+        self.backend = model if isinstance(model, Backend) else load_backend(model, backend, device, **backend_options)
+        defaults = {"conf": 0.25, "iou": 0.45, "max_det": 300, **(self.backend.metadata.defaults or {})}
+        baked = self.backend.metadata.end_to_end or {}
+        if self.backend.end_to_end:
+            if postprocess_impl is not None:
+                raise InvalidInputError(f"{self.backend.path.name} is end-to-end: NMS runs inside its graph, so "
+                                        f"postprocess_impl={postprocess_impl!r} has nothing to choose")
+            check_settings_against_baked(baked, defaults["conf"] if conf is None else conf, iou,
+                                         defaults["max_det"] if max_det == "model" else max_det, class_agnostic,
+                                         self.backend.path.name)
+        conf = defaults["conf"] if conf is None else conf
+        iou = defaults["iou"] if iou is None else iou
+        max_det = defaults["max_det"] if max_det == "model" else max_det
         if not (0 <= conf <= 1) or not (0 <= iou <= 1):
             raise InvalidInputError(f"conf and iou must be in [0, 1], got conf={conf}, iou={iou}")
-        if max_det is not None and max_det < 1:
-            raise InvalidInputError(f"max_det must be >= 1 or None, got {max_det}")
-        self.backend = model if isinstance(model, Backend) else load_backend(model, backend, device, **backend_options)
-        self.conf, self.iou, self.class_agnostic, self.max_det = conf, iou, class_agnostic, max_det
+        if max_det is not None and (not isinstance(max_det, int) or max_det < 1):
+            raise InvalidInputError(f"max_det must be an int >= 1 or None, got {max_det!r}")
+        agnostic = bool(baked.get("agnostic", False)) if class_agnostic is None else class_agnostic
+        self.conf, self.iou, self.class_agnostic, self.max_det = conf, iou, agnostic, max_det
+        postprocess_impl = postprocess_impl or "auto"
         self.clip_boxes = clip_boxes
         self.postprocess_impl = postprocess_impl
         metadata = self.backend.metadata
@@ -143,17 +163,49 @@ class Detector:
         prepared = [letterbox_batch(chunk, self.input_size, self.batch_size if self._pad_batch else None, pixels)
                     for chunk in chunks]
         t1 = time.perf_counter()
-        raws = self.backend.infer_many([batch for batch, _ in prepared])
+        batches = [batch for batch, _ in prepared]
+        if self.backend.end_to_end:
+            raws: list[Any] = [self.backend.infer_end_to_end(batch) for batch in batches]
+        else:
+            raws = self.backend.infer_many(batches)
         t2 = time.perf_counter()
         out = []
         for chunk, (_, ratios), raw in zip(chunks, prepared, raws):
-            out.extend(self.postprocess_raw(raw, ratios, [img.shape[:2] for img in chunk]))
+            out.extend(self.postprocess_outputs(raw, ratios, [img.shape[:2] for img in chunk]))
         t3 = time.perf_counter()
         timings.preprocess_ms += (t1 - t0) * 1e3
         timings.inference_ms += (t2 - t1) * 1e3
         timings.postprocess_ms += (t3 - t2) * 1e3
         timings.images += len(items)
         return out
+
+    def infer_batch(self, batch: np.ndarray) -> np.ndarray | EndToEndOutputs:
+        """The backend's output for one letterboxed batch: the raw [B, N, 5 + C], or an
+        end-to-end model's detections."""
+        return self.backend.infer_end_to_end(batch) if self.backend.end_to_end else self.backend.infer(batch)
+
+    def postprocess_outputs(self, outputs: np.ndarray | EndToEndOutputs, ratios: Sequence[float],
+                            image_shapes: Sequence[tuple[int, int]]) -> list[Detections]:
+        """:meth:`infer_batch`'s output -> one :class:`Detections` per image."""
+        if isinstance(outputs, EndToEndOutputs):
+            return self.postprocess_end_to_end(outputs, ratios, image_shapes)
+        return self.postprocess_raw(outputs, ratios, image_shapes)
+
+    def postprocess_end_to_end(self, outputs: EndToEndOutputs, ratios: Sequence[float],
+                               image_shapes: Sequence[tuple[int, int]]) -> list[Detections]:
+        """End-to-end detections (letterboxed-input pixels) -> original-image pixels; a
+        ``conf`` above the baked one and a smaller ``max_det`` still apply."""
+        names = self._class_names or default_class_names(80)
+        results = []
+        for b, (ratio, hw) in enumerate(zip(ratios, image_shapes)):
+            boxes, scores, classes = outputs.image(b)
+            keep = np.flatnonzero(scores >= np.float32(self.conf))[:self.max_det]
+            if len(classes) and int(classes.max()) >= len(names):
+                raise InvalidInputError(f"{self.backend.path.name} returned class id {int(classes.max())} and has "
+                                        f"{len(names)} class names; pass class_names=")
+            results.append(Detections.from_arrays(to_image_pixels(boxes[keep], ratio, hw if self.clip_boxes else None),
+                                                  scores[keep], classes[keep].astype(np.int64), names, hw))
+        return results
 
     def postprocess_raw(self, raw: np.ndarray, ratios: Sequence[float],
                         image_shapes: Sequence[tuple[int, int]]) -> list[Detections]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import ModelFileError, YoloxDeployError
 from .tensorrt_engines import (DEFAULT_WORKSPACE_GIB, EngineRecord, Gpu, OnnxSource, Profile, build_serialized_engine,
-                               check_raw_model_io, deserialize, engine_io, read_engine_record, sha256_of,
+                               check_model_io, deserialize, engine_io, read_engine_record, sha256_of,
                                write_engine)
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def cached_engine(onnx_path: Path, trt: Any, gpu: Gpu, batch: int | Sequence[int
                                          timing)
     engine, _runtime = deserialize(trt, serialized, path.name)
     inputs, outputs = engine_io(trt, engine)
-    check_raw_model_io(inputs, outputs, onnx_path.name)
+    check_model_io(inputs, outputs, onnx_path.name)
     write_engine(path, serialized, EngineRecord(trt.__version__, source.precision, profile, tuple(inputs),
                                                 tuple(outputs), gpu.name, gpu.capability, digest, source.metadata))
     return path

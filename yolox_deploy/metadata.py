@@ -12,6 +12,8 @@ from .grids import DEFAULT_STRIDES
 OUTPUT_LAYOUT = ("raw [B, N, 5+C]: x, y, log w, log h offsets (not decoded), sigmoid objectness, "
                  "sigmoid class scores; strides 8/16/32, row-major")
 
+END_TO_END_OUTPUTS = ("num_dets", "boxes", "scores", "class_ids")  # TensorRT EfficientNMS / DeepStream layout
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelMetadata:
@@ -25,6 +27,10 @@ class ModelMetadata:
     sdk_version: str = __version__
     precision: str = "fp32"  # what the model file stores: fp32, fp16 (weights and math), int8 (Q/DQ)
     quantization: Mapping[str, Any] | None = None  # how an int8 file was made: quantizer, calibration, float nodes
+    # defaults a bare Detector uses: {"conf", "iou", "max_det"} (any subset); a caller's values win
+    defaults: Mapping[str, Any] | None = None
+    # end-to-end models (decode + NMS in the graph): layout and the baked conf, iou, max_det, agnostic
+    end_to_end: Mapping[str, Any] | None = None
 
     def to_props(self) -> dict[str, str]:
         """String key/values (JSON-encoded where not plain strings)."""
@@ -37,6 +43,8 @@ class ModelMetadata:
             "sdk_version": self.sdk_version,
             "precision": self.precision,
             "quantization": json.dumps(dict(self.quantization) if self.quantization else None),
+            "defaults": json.dumps(dict(self.defaults) if self.defaults else None),
+            "end_to_end": json.dumps(dict(self.end_to_end) if self.end_to_end else None),
         }
 
     @classmethod
@@ -52,6 +60,7 @@ class ModelMetadata:
         strides = load("strides")
         names = load("class_names")
         quantization = load("quantization")
+        defaults, end_to_end = load("defaults"), load("end_to_end")
         return cls(
             model_name=props.get("model_name", "yolox"),
             input_size=tuple(int(v) for v in input_size) if input_size else None,
@@ -61,4 +70,6 @@ class ModelMetadata:
             sdk_version=props.get("sdk_version", "unknown"),
             precision=props.get("precision", "fp32"),
             quantization=quantization if isinstance(quantization, dict) else None,
+            defaults=defaults if isinstance(defaults, dict) else None,
+            end_to_end=end_to_end if isinstance(end_to_end, dict) else None,
         )

@@ -195,7 +195,7 @@ class StreamPipeline:
             tensors = np.concatenate([tensors, np.repeat(tensors[-1:], static - len(items), axis=0)])
         for item in items:
             item.tensor = None  # the stacked copy is all the backend needs
-        return self.detector.backend.infer(tensors)
+        return self.detector.infer_batch(tensors)
 
     def _fail(self, q: queue.Queue, exc: BaseException) -> None:
         try:
@@ -204,7 +204,7 @@ class StreamPipeline:
             pass
 
     def _results(self, batch: list[_Item], good: list[_Item], raw: Future | None) -> Iterator[StreamResult]:
-        detections = dict(zip((item.index for item in good), self.detector.postprocess_raw(
+        detections = dict(zip((item.index for item in good), self.detector.postprocess_outputs(
             raw.result(), [item.ratio for item in good], [item.image.shape[:2] for item in good]))) if good else {}
         for item in batch:
             if item.error is not None:

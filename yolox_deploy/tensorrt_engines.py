@@ -161,18 +161,29 @@ def engine_io(trt: Any, engine: Any) -> tuple[list[TensorSpec], list[TensorSpec]
     return inputs, outputs
 
 
-def check_raw_model_io(inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], name: str) -> None:
-    """One float image input [B, 3, H, W] and one float output [B, N, 5 + C]: what the shared
-    postprocess reads. Anything else is refused before it could be read as garbage."""
+def check_model_io(inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], name: str) -> bool:
+    """One float image input [B, 3, H, W], and either one float output [B, N, 5 + C] (what the
+    shared postprocess reads) or the four end-to-end outputs; returns True for the latter.
+    Anything else is refused before it could be read as garbage."""
+    from .metadata import END_TO_END_OUTPUTS
+
     floats = ("float32", "float16")
     problems = []
     if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].dtype not in floats:
         problems.append(f"inputs {[(t.name, t.dtype, t.shape) for t in inputs]} (expected one float [B, 3, H, W])")
-    if len(outputs) != 1 or len(outputs[0].shape) != 3 or outputs[0].dtype not in floats:
+    by_name = {t.name: t for t in outputs}
+    end_to_end = set(by_name) == set(END_TO_END_OUTPUTS)
+    if end_to_end:
+        want = {"num_dets": ("int32", 2), "boxes": (floats, 3), "scores": (floats, 2), "class_ids": ("int32", 2)}
+        for key, (dtypes, rank) in want.items():
+            if by_name[key].dtype not in dtypes or len(by_name[key].shape) != rank:
+                problems.append(f"output {key} is {by_name[key].dtype} {by_name[key].shape}")
+    elif len(outputs) != 1 or len(outputs[0].shape) != 3 or outputs[0].dtype not in floats:
         problems.append(f"outputs {[(t.name, t.dtype, t.shape) for t in outputs]} (expected one float "
-                        "[B, N, 5 + C])")
+                        f"[B, N, 5 + C], or {', '.join(END_TO_END_OUTPUTS)})")
     if problems:
         raise ModelFileError(f"{name} is not a YOLOX detector engine: {'; '.join(problems)}")
+    return end_to_end
 
 
 @dataclasses.dataclass(frozen=True)

@@ -215,3 +215,18 @@ def test_tensorrt_rows_build_from_the_onnx_artifact_of_each_precision(tmp_path, 
                                                            ("fp16", 2, True), ("int8-nncf", 1, False),
                                                            ("int8-nncf", 2, False)]
     assert rows[0].model_file.endswith("model-fp32.engine") and "OpenVINO's NNCF IR" in rows[-1].status
+
+
+@pytest.mark.gpu
+def test_tensorrt_latency_rows_on_a_gpu(tmp_path, nano_pth, coco_dir):  # pragma: no cover
+    """The yolox-bench rows the issue "GPU checks when a GPU is lent" reads: nano engines per
+    precision against ONNX Runtime FP32 in the same run."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("tensorrt")
+    if not torch.cuda.is_available():
+        pytest.skip("needs an NVIDIA GPU")
+    cfg = BenchConfig(backends=["onnxruntime", "tensorrt"], weights=nano_pth, precisions=["fp32", "fp16", "int8"],
+                      batches=[1, 8], warmup=5, iters=30, cache_dir=tmp_path, data=coco_dir / "images",
+                      progress=False)
+    rows = [r for r in run_bench(cfg)["rows"] if r.backend == "tensorrt"]
+    assert len(rows) == 6 and all(r.ok for r in rows), [r.status for r in rows]

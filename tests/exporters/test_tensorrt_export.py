@@ -251,6 +251,6 @@ def test_engine_matches_onnxruntime_on_a_gpu(tmp_path, nano_pth, coco_images, co
     for n in range(1, 9):
         assert np.abs(backend.infer(x[:n]) - singles[:n]).max() < 1e-3
     ann = coco_dir / "instances_val2017.json"
-    engine_map = evaluate_coco(Detector(report.path, conf=0.01, iou=0.65), coco_dir / "images", ann)
-    onnx_map = evaluate_coco(Detector(onnx_path, conf=0.01, iou=0.65), coco_dir / "images", ann)
+    engine_map = evaluate_coco(Detector(report.path, conf=0.01, iou=0.65), coco_dir / "images", ann)["mAP50_95"]
+    onnx_map = evaluate_coco(Detector(onnx_path, conf=0.01, iou=0.65), coco_dir / "images", ann)["mAP50_95"]
     assert abs(engine_map - onnx_map) < 0.01, (engine_map, onnx_map)

@@ -19,7 +19,9 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None,
                         help="network input size for models with dynamic height/width")
     parser.add_argument("--threads", type=int, default=None, help="inference threads (backend default if unset)")
-    parser.add_argument("--impl", choices=("auto", "cpp", "numpy"), default="auto", help="postprocess implementation")
+    parser.add_argument("--impl", choices=("auto", "cpp", "numpy"), default=None,
+                        help="postprocess implementation (default auto: the C++ kernel when built; end-to-end models "
+                             "have theirs in the graph)")
     parser.add_argument("--precision", choices=RUNTIME_PRECISIONS, default="fp32",
                         help="arithmetic the backend computes in (default fp32 on every backend and CPU); bf16: "
                              "openvino on CPUs with avx512_bf16/AMX; fp16: openvino, ncnn, torch on CUDA")

@@ -25,10 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="yolox-detect", description="Run a YOLOX model on images, folders or videos.")
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="image files, folders of images, video files")
     add_model_args(p)
-    p.add_argument("--conf", type=float, default=0.25, help="score threshold (objectness x class)")
-    p.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold")
-    p.add_argument("--agnostic", action="store_true", help="class-agnostic NMS")
-    p.add_argument("--max-det", type=int, default=300)
+    p.add_argument("--conf", type=float, default=None,
+                   help="score threshold, objectness x class (default: the model's stored one, else 0.25)")
+    p.add_argument("--iou", type=float, default=None, help="NMS IoU threshold (default: the model's, else 0.45)")
+    p.add_argument("--agnostic", action="store_true", default=None, help="class-agnostic NMS")
+    p.add_argument("--max-det", type=int, default=None, help="detections per image (default: the model's, else 300)")
     p.add_argument("--save-dir", default="runs/detect", help="where annotated files and detections.json go")
     p.add_argument("--no-save", action="store_true", help="print detections only")
     ray = p.add_argument_group("distributed (Ray Data; pip install 'yolox-deploy[ray]')")
@@ -112,7 +113,8 @@ def detect_images(detector: Detector, paths: list[Path], save_dir: Path | None,
 def detector_options(args: argparse.Namespace) -> dict[str, Any]:
     """Detector keyword arguments from the command line (everything but the model)."""
     return dict(backend=args.backend, device=args.device, conf=args.conf, iou=args.iou,
-                class_agnostic=args.agnostic, input_size=args.input_size, max_det=args.max_det,
+                class_agnostic=args.agnostic, input_size=args.input_size,
+                max_det="model" if args.max_det is None else args.max_det,
                 postprocess_impl=args.impl, **backend_options(args))
 
 

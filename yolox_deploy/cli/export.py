@@ -44,6 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8-symmetric", action="store_true",
                    help="--to onnx --int8: signed INT8 activations with zero point 0, the Q/DQ TensorRT builds "
                         "(--to trt --int8 always makes this one)")
+    post = p.add_argument_group("postprocess settings (--nms: baked into the graph; without it: stored as the "
+                                "model's defaults)")
+    post.add_argument("--nms", nargs="?", const="onnx", choices=("onnx", "trt"), default=None,
+                      help="end-to-end model: decode + NMS in the graph (onnx: NonMaxSuppression, runs in ONNX "
+                           "Runtime, OpenVINO, TensorRT; trt: the EfficientNMS_TRT plugin, TensorRT only)")
+    post.add_argument("--conf", type=float, default=None, help="score threshold (default 0.25)")
+    post.add_argument("--iou", type=float, default=None, help="NMS IoU threshold (default 0.45)")
+    post.add_argument("--max-det", type=int, default=None, help="detections kept per image (--nms default 100)")
+    post.add_argument("--agnostic", action="store_true", help="--nms: class-agnostic NMS")
     trt = p.add_argument_group("--to trt (TensorRT engine; needs an NVIDIA GPU)")
     trt.add_argument("--workspace", type=float, default=None, help="builder workspace in GiB (default 4)")
     trt.add_argument("--timing-cache", default=None, help="timing cache file, read and updated (faster rebuilds)")
@@ -82,6 +91,18 @@ def _main(argv: Sequence[str] | None) -> int:
     if len(args.batch) not in (1, 3) or (len(args.batch) == 3 and args.to not in ("trt", "engine", "tensorrt")):
         raise YoloxDeployError("--batch takes one size (or MIN OPT MAX with --to trt)")
     batch = args.batch[0] if len(args.batch) == 1 else tuple(args.batch)
+    for flag, value in (("--conf", args.conf), ("--iou", args.iou)):
+        if value is not None and not 0 <= value <= 1:
+            raise YoloxDeployError(f"{flag} must be in [0, 1], got {value}")
+    if args.max_det is not None and args.max_det < 1:
+        raise YoloxDeployError(f"--max-det must be >= 1, got {args.max_det}")
+    if args.nms and args.to == "ncnn":
+        raise YoloxDeployError("--nms: ncnn has no NonMaxSuppression layer, so an end-to-end model cannot be "
+                               "converted; export the raw model (the shared postprocess runs after ncnn)")
+    precision.update({k: v for k, v in (("nms", args.nms), ("conf", args.conf), ("iou", args.iou),
+                                        ("max_det", args.max_det)) if v is not None})
+    if args.agnostic:
+        precision["agnostic"] = True
     if args.int8:
         precision.update(calib=args.calib, calib_size=args.calib_size, int8_keep_float=args.int8_keep_float)
         if args.int8_symmetric:

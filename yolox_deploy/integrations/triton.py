@@ -20,7 +20,7 @@ import numpy as np
 
 from .._optional import require
 from ..detections import Detections
-from ..errors import BackendUnavailableError, InvalidInputError, YoloxDeployError, first_line
+from ..errors import BackendUnavailableError, InvalidInputError, ModelFileError, YoloxDeployError, first_line
 from ..metadata import ModelMetadata
 from ..postprocess import postprocess
 from ..preprocess import letterbox
@@ -217,6 +217,14 @@ class TritonDetectionClient:
         self.model = model
         config = self._connection.model_config(model)
         self.metadata = metadata_from_parameters(config.get("parameters", {}))
+        inputs = tuple(i["name"] for i in config.get("input", []))
+        if set(inputs) != set(ENSEMBLE_INPUTS):
+            kind = ("an end-to-end model (NMS inside, boxes in letterboxed pixels)" if self.metadata.end_to_end
+                    else "a raw model" if len(config.get("output", [])) == 1 else f"a model with inputs {list(inputs)}")
+            self._connection.close()
+            raise ModelFileError(f"Triton model {model!r} is {kind}, not the yolox_deploy ensemble this client "
+                                 f"sends images + ratio + image_hw to: use Detector({model!r}, backend='triton', "
+                                 "url=...) for it")
         dims = [int(d) for d in config["input"][0]["dims"]]
         self.input_hw = (dims[-2], dims[-1])
         self.max_batch = int(config.get("max_batch_size", 0))
