@@ -32,6 +32,10 @@ NCNN_EXPORT = TORCH + NCNN + ["pnnx>=20240410"]
 # export extra comes along: --half/--int8 make the FP16 / Q/DQ ONNX that TensorRT then builds.
 TENSORRT = EXPORT + ["tensorrt>=10.0"]
 RAY = ["ray[data]>=2.40"]
+SUPERVISION = ["supervision>=0.26.1"]
+# trackers' own dependencies but opencv-python (it would put a second, GUI cv2 over opencv-python-headless);
+# trackers itself then goes in with: pip install --no-deps "trackers==2.6.1" (see yolox_deploy/tracking.py)
+TRACKING = SUPERVISION + ["scipy>=1.13.1", "rich>=13.0.0", "requests>=2.28.0", "pydeprecate>=0.8.0"]
 TRITON = ["tritonclient[http,grpc]>=2.40"]
 
 setup(
@@ -62,9 +66,11 @@ setup(
         "tensorrt": TENSORRT,
         "ray": RAY,
         "triton": TRITON,
+        "supervision": SUPERVISION,
+        "tracking": TRACKING,
         "bench": ["matplotlib>=3.5"],
-        "all": EXPORT + EVAL + OPENVINO_INT8 + NCNN_EXPORT + RAY + TRITON,
-        "test": EXPORT + EVAL + OPENVINO_INT8 + NCNN_EXPORT + RAY + TRITON
+        "all": EXPORT + EVAL + OPENVINO_INT8 + NCNN_EXPORT + RAY + TRITON + TRACKING,
+        "test": EXPORT + EVAL + OPENVINO_INT8 + NCNN_EXPORT + RAY + TRITON + TRACKING
         + ["matplotlib>=3.5", "pytest>=7", "pytest-timeout>=2.1", "hypothesis>=6", "pillow>=9"],
     },
     entry_points={"console_scripts": [

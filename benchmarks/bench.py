@@ -29,7 +29,7 @@ from ..errors import YoloxDeployError, first_line
 from ..evaluation import evaluate_coco
 from ..images import IMAGE_SUFFIXES, read_image
 from ..precision import cpu_features
-from ..runtimes import backends_offering, get_backend_class
+from ..runtimes import backends_offering, get_backend_class, load_backend
 from .official_demo import demo_postprocess, demo_preproc
 
 PRECISIONS = ("fp32", "fp16", "int8", "int8-all", "int8-nncf", "bf16")
@@ -337,13 +337,16 @@ def open_model(cfg: BenchConfig, row: Row, path: Path, backend: str, input_size:
     row.backend_name = backend
     row.arithmetic = arithmetic
     dynamic_hw = backend == "torch"
-    det = Detector(path, backend=backend, input_size=input_size if dynamic_hw else None, conf=cfg.conf,
-                   iou=cfg.iou, batch_size=row.batch, threads=cfg.threads, precision=arithmetic,
-                   model_name=cfg.model_name if dynamic_hw else None)
+    opened = load_backend(path, backend, threads=cfg.threads, precision=arithmetic,
+                          **({"model_name": cfg.model_name} if dynamic_hw and cfg.model_name else {}))
+    thresholds = {} if opened.end_to_end else {"conf": cfg.conf, "iou": cfg.iou}  # end-to-end: the baked ones
+    det = Detector(opened, input_size=input_size if dynamic_hw else None, batch_size=row.batch, **thresholds)
+    if opened.end_to_end:
+        row.model_input += "end-to-end, "
     if det.batch_size != row.batch:
         raise Skip(f"{Path(path).name} has a static batch of {det.batch_size}")
     row.input_size = det.input_size
-    row.model_input = "u8 NHWC" if det.backend.native_pixels else "f32 NCHW"
+    row.model_input += "u8 NHWC" if det.backend.native_pixels else "f32 NCHW"
     images = bench_images(cfg, row.batch)
 
     def call() -> tuple[float, float, float]:
@@ -367,9 +370,11 @@ def add_map(cfg: BenchConfig, row: Row) -> None:
 
 def coco_map(cfg: BenchConfig, path: Path, backend: str, input_size: tuple[int, int],
              arithmetic: str = "fp32") -> tuple[float, float]:
-    det = Detector(path, backend=backend, conf=0.01, iou=0.65, max_det=None, clip_boxes=False, precision=arithmetic,
-                   input_size=input_size if backend == "torch" else None,
-                   model_name=cfg.model_name if backend == "torch" else None, threads=cfg.threads)
+    opened = load_backend(path, backend, precision=arithmetic, threads=cfg.threads,
+                          **({"model_name": cfg.model_name} if backend == "torch" and cfg.model_name else {}))
+    # the official evaluator's settings; an end-to-end model is measured at its baked ones
+    settings = {} if opened.end_to_end else {"conf": 0.01, "iou": 0.65, "max_det": None}
+    det = Detector(opened, clip_boxes=False, input_size=input_size if backend == "torch" else None, **settings)
     result = evaluate_coco(det, cfg.data, cfg.ann, progress=cfg.progress)
     return result["mAP50_95"], result["mAP50"]
 

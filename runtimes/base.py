@@ -98,9 +98,12 @@ class Backend(abc.ABC):
         boxes xyxy in letterboxed-input pixels, ``num_dets`` valid rows per image."""
         if not self.end_to_end:
             raise InvalidInputError(f"{self.path.name} is a raw model: use infer()")
-        pixels = self.check_batch(batch)
-        outputs = self._run_end_to_end(pixels_to_tensor(batch) if pixels else batch)
+        outputs = self._run_end_to_end_pixels(batch) if self.check_batch(batch) else self._run_end_to_end(batch)
         return EndToEndOutputs.checked(outputs, batch.shape[0], self.path.name)
+
+    def _run_end_to_end_pixels(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        """As :meth:`_run_end_to_end` for uint8 [B, H, W, 3]; ``native_pixels`` backends override it."""
+        return self._run_end_to_end(pixels_to_tensor(pixels))
 
     def _run_end_to_end(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """The four end-to-end outputs by name for a float32 batch; runtimes that run such

@@ -66,7 +66,7 @@ class OnnxRuntimeBackend(Backend):
         self._output_name = self._outputs[0]
         self._metadata = ModelMetadata.from_props(self.session.get_modelmeta().custom_metadata_map)
         self._lock = threading.Lock()
-        pixel_session = self._open_pixel_session() if pixel_input and not self.end_to_end else None
+        pixel_session = self._open_pixel_session() if pixel_input else None
         if pixel_session is not None:  # the float session is rebuilt only if float batches come
             self.session, self._float_session, self.native_pixels = pixel_session, None, True
 
@@ -146,6 +146,11 @@ class OnnxRuntimeBackend(Backend):
 
     def _run_end_to_end(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         return dict(zip(END_TO_END_OUTPUTS, self._float().run(list(END_TO_END_OUTPUTS), {self._input.name: batch})))
+
+    def _run_end_to_end_pixels(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        if not self.native_pixels:
+            return super()._run_end_to_end_pixels(pixels)
+        return dict(zip(END_TO_END_OUTPUTS, self.session.run(list(END_TO_END_OUTPUTS), {PIXEL_INPUT: pixels})))
 
     def _run_pixels(self, pixels: np.ndarray) -> np.ndarray:
         if not self.native_pixels:

@@ -124,7 +124,7 @@ class OpenVinoBackend(Backend):
         self._compiled: dict[bool, Any] = {}  # pixels? -> CompiledModel
         # idle InferRequests per input kind (one request is not reentrant)
         self._requests: dict[bool, queue.LifoQueue] = {True: queue.LifoQueue(), False: queue.LifoQueue()}
-        if pixel_input and not end_to_end:
+        if pixel_input:
             try:
                 self._compiled[True] = core.compile_model(self._with_pixel_input(model), device_name, config)
                 self.native_pixels = True
@@ -175,12 +175,21 @@ class OpenVinoBackend(Backend):
         return self._infer_sync(batch, pixels=False)
 
     def _run_end_to_end(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        request = self._idle_request(False, self._compiled_for(False))
+        return self._infer_outputs(batch, pixels=False)
+
+    def _run_end_to_end_pixels(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        if not self.native_pixels:
+            return super()._run_end_to_end_pixels(pixels)
+        return self._infer_outputs(pixels, pixels=True)
+
+    def _infer_outputs(self, batch: np.ndarray, pixels: bool) -> dict[str, np.ndarray]:
+        """Every end-to-end output of one synchronous inference (an InferRequest per caller)."""
+        request = self._idle_request(pixels, self._compiled_for(pixels))
         try:
             results = request.infer({0: batch})
             return {name: results[name].copy() for name in END_TO_END_OUTPUTS}
         finally:
-            self._requests[False].put(request)
+            self._requests[pixels].put(request)
 
     def _run_pixels(self, pixels: np.ndarray) -> np.ndarray:
         if not self.native_pixels:

@@ -5,7 +5,7 @@ import dataclasses
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Union, overload
+from typing import TYPE_CHECKING, Any, Union, overload
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from .postprocess import postprocess
 from .preprocess import check_input_size, letterbox_batch
 from .runtimes import Backend, load_backend
 from .streaming import StreamResult, StreamSource, run_stream
+
+if TYPE_CHECKING:
+    from .multistream import SourceResult
 
 ImagesLike = Union[ImageLike, Sequence[ImageLike]]
 
@@ -230,6 +233,39 @@ class Detector:
         """
         return run_stream(self, source, batch_size=batch_size, workers=workers, infer_workers=infer_workers,
                           prefetch=prefetch, errors=errors)
+
+    def track(self, source: StreamSource, tracker: str = "bytetrack", *, fps: float | None = None,
+              batch_size: int | None = None, workers: int = 2, prefetch: int = 4, errors: str = "raise",
+              **tracker_options: Any) -> Iterator[StreamResult]:
+        """:meth:`stream` over a video, camera or a list of frames in time order, with track
+        ids: each result's ``detections.tracker_ids`` (int64, -1 = no confirmed track yet).
+        ``tracker``: bytetrack (default), ocsort, sort, botsort (Roboflow's ``trackers``;
+        ``**tracker_options`` go to it); ``fps``: default the video's own frame rate, else 30.
+        The tracker also sees detections down to score 0.1 (ByteTrack's second association);
+        the results keep this detector's ``conf`` and ``max_det``. One tracker per call: two
+        calls track two streams independently. A frame that fails with ``errors="yield"``
+        leaves the tracks as they were."""
+        from .tracking import run_track
+
+        return run_track(self, source, tracker, fps,
+                         dict(batch_size=batch_size, workers=workers, prefetch=prefetch, errors=errors),
+                         **tracker_options)
+
+    def stream_many(self, sources: Sequence[StreamSource], *, batch_size: int | None = None, queue_size: int = 4,
+                    drop: str | None = None, tracker: str | None = None,
+                    tracker_options: dict[str, Any] | None = None) -> Iterator[SourceResult]:
+        """Several videos, cameras, stream URLs or frame lists at once: frames of all sources
+        are batched together into one backend call (``batch_size``, default the number of
+        sources). Results (:class:`~yolox_deploy.multistream.SourceResult`) carry their
+        ``source`` index and keep each source's order; a source that ends or fails yields one
+        ``finished`` result (with ``error``) and the others go on. Each source holds at most
+        ``queue_size`` frames: ``drop="oldest"`` drops a slow consumer's oldest frames (the
+        default for cameras and URLs), ``"wait"`` pauses the reader (the default for files).
+        ``tracker`` (e.g. "bytetrack") tracks each source with its own tracker."""
+        from .multistream import run_many
+
+        return run_many(self, sources, batch_size=batch_size, queue_size=queue_size, drop=drop, tracker=tracker,
+                        tracker_options=tracker_options)
 
     def __repr__(self) -> str:
         return (f"Detector({self.backend.path.name!r}, backend={self.backend.name!r}, "

@@ -58,7 +58,7 @@ class _Item:
     error: YoloxDeployError | None = None
 
 
-def _video_frames(path: Path | int) -> Iterator[tuple[str, ImageLike]]:
+def _video_frames(path: Path | int | str) -> Iterator[tuple[str, ImageLike]]:
     capture = cv2.VideoCapture(path if isinstance(path, int) else str(path))
     if not capture.isOpened():
         raise InvalidInputError(f"cannot open video {path} (unsupported codec, not a video, or no camera)")
@@ -68,11 +68,30 @@ def _video_frames(path: Path | int) -> Iterator[tuple[str, ImageLike]]:
         while True:
             ok, frame = capture.read()
             if not ok:
+                if index == 0:
+                    raise InvalidInputError(f"{label} has no frames (empty, or a codec OpenCV cannot decode)")
                 return
             yield f"{label}#{index}", frame
             index += 1
     finally:
         capture.release()
+
+
+def is_video(source: Any) -> bool:
+    return isinstance(source, int) or (isinstance(source, (str, Path)) and (
+        Path(source).suffix.lower() in VIDEO_SUFFIXES or "://" in str(source)))
+
+
+def video_fps(source: Any) -> float | None:
+    """The frame rate a video file or camera reports (None: not a video, or not reported)."""
+    if not is_video(source):
+        return None
+    capture = cv2.VideoCapture(source if isinstance(source, int) else str(source))
+    try:
+        fps = float(capture.get(cv2.CAP_PROP_FPS)) if capture.isOpened() else 0.0
+    finally:
+        capture.release()
+    return fps if fps > 0 else None
 
 
 def iter_source(source: StreamSource) -> Iterator[tuple[str, ImageLike]]:
@@ -83,6 +102,9 @@ def iter_source(source: StreamSource) -> Iterator[tuple[str, ImageLike]]:
         return
     if isinstance(source, (str, Path)):
         path = Path(source)
+        if "://" in str(source):  # a stream URL (rtsp://, http://): OpenCV's FFmpeg reads it
+            yield from _video_frames(str(source))
+            return
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not files:
@@ -253,4 +275,4 @@ def run_stream(detector: Detector, source: StreamSource, **options: Any) -> Iter
     return iter(StreamPipeline(detector, source, **options))
 
 
-__all__ = ["StreamPipeline", "StreamResult", "VIDEO_SUFFIXES", "iter_source", "run_stream"]
+__all__ = ["StreamPipeline", "StreamResult", "VIDEO_SUFFIXES", "is_video", "iter_source", "run_stream", "video_fps"]

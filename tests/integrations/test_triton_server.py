@@ -28,6 +28,8 @@ MAX_DET = 100  # the ensemble's (export_triton's default)
 def nano_repo(tmp_path_factory, nano_pth):
     repo = tmp_path_factory.mktemp("triton_real") / "repo"
     export_triton(repo, weights=nano_pth, max_batch=8, max_det=MAX_DET)
+    report = export_triton(repo, weights=nano_pth, max_batch=8, max_det=MAX_DET, nms="onnx", name="yolox_e2e")
+    assert report.models == ("yolox_e2e",) and report.end_to_end["max_det"] == MAX_DET
     return repo
 
 
@@ -81,6 +83,20 @@ def test_both_clients_give_the_local_detections_on_the_80_images(triton, local, 
     for w, r, s in zip(want, raw, served):
         assert_same(r, w)
         assert_same(s, w)
+
+
+def test_an_end_to_end_onnx_served_alone_gives_the_local_end_to_end_detections(triton, nano_repo, images):
+    """The repository model with decode + NMS inside (no Python model, no ensemble), through
+    the real server, equals the same ONNX run locally; the ensemble client refuses it."""
+    assert not (nano_repo / "yolox_e2e_postprocess").exists()
+    local_e2e = Detector(nano_repo / "yolox_e2e" / "1" / "model.onnx")
+    with Detector("yolox_e2e", backend="triton", url=triton.url, batch_size=8) as remote:
+        assert remote.backend.end_to_end
+        for got, want in zip(remote(images), local_e2e(images)):
+            assert_same(got, want)
+    for model, kind in (("yolox_e2e", "an end-to-end model"), ("yolox_onnx", "a raw model")):
+        with pytest.raises(YoloxDeployError, match=f"Triton model '{model}' is {kind}.*use Detector"):
+            TritonDetectionClient(triton.url, model)
 
 
 def test_dynamic_batching_merges_concurrent_requests(triton, images):

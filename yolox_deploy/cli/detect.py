@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     ray.add_argument("--ray-address", default=None, help="cluster address (default: start a local cluster)")
     ray.add_argument("--output", default=None, help="--ray output folder (default: SAVE_DIR/detections.FORMAT)")
     ray.add_argument("--format", choices=("parquet", "jsonl"), default="parquet", help="--ray output format")
+    p.add_argument("--track", nargs="?", const="bytetrack", default=None, metavar="TRACKER",
+                   help="track objects through videos (bytetrack, the default; ocsort, sort, botsort): writes the "
+                        "annotated video with ids and SAVE_DIR/VIDEO.tracks.jsonl (frame, track id, box, score, "
+                        "class); needs the tracking extra")
     p.add_argument("--batch-size", type=int, default=None,
                    help="images per inference call for dynamic-batch models (decoding, inference and "
                         "postprocessing always overlap)")
@@ -67,16 +71,22 @@ def describe(detections: Detections) -> str:
     return ", ".join(f"{n} {name}" for name, n in counts.most_common()) or "no detections"
 
 
-def detect_video(detector: Detector, path: Path, save_dir: Path | None, batch_size: int | None) -> list[dict[str, Any]]:
+def detect_video(detector: Detector, path: Path, save_dir: Path | None, batch_size: int | None,
+                 tracker: str | None = None) -> list[dict[str, Any]]:
     capture = cv2.VideoCapture(str(path))
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     capture.release()
     writer = None
     records = []
+    results = (detector.track(path, tracker, batch_size=batch_size) if tracker
+               else detector.stream(path, batch_size=batch_size))
+    tracks = open(save_dir / f"{path.stem}.tracks.jsonl", "w", encoding="utf-8") if tracker and save_dir else None
     try:
-        for result in tqdm(detector.stream(path, batch_size=batch_size), total=total, desc=path.name, unit="frame"):
+        for result in tqdm(results, total=total, desc=path.name, unit="frame"):
             records.append({"frame": result.index, **result.detections.to_dict()})
+            if tracks is not None:
+                write_track_lines(tracks, result.index, result.detections)
             if save_dir is not None:
                 if writer is None:
                     writer = cv2.VideoWriter(str(save_dir / f"{path.stem}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
@@ -85,9 +95,31 @@ def detect_video(detector: Detector, path: Path, save_dir: Path | None, batch_si
     finally:
         if writer is not None:
             writer.release()
+        if tracks is not None:
+            tracks.close()
     if not records:
         raise InvalidInputError(f"video {path} has no readable frames")
     return records
+
+
+def write_track_lines(out: Any, frame: int, detections: Detections) -> None:
+    """One JSON line per tracked detection (a confirmed track id): frame, track id, box
+    (xyxy, video pixels), score, class id and name."""
+    for box, score, cid, name, tid in zip(detections.xyxy, detections.scores, detections.class_ids,
+                                          detections.class_names, detections.tracker_ids):
+        if tid >= 0:
+            out.write(json.dumps({"frame": frame, "track_id": int(tid), "box_xyxy": [round(float(v), 2) for v in box],
+                                  "score": round(float(score), 4), "class_id": int(cid), "class_name": name}) + "\n")
+
+
+def check_trackable(files: Sequence[Path], tracker: str) -> None:
+    from ..tracking import check_tracker_name
+
+    check_tracker_name(tracker)
+    stills = [f for f in files if f.suffix.lower() not in VIDEO_SUFFIXES]
+    if stills:
+        raise InvalidInputError(f"--track needs videos (a sequence of frames), and {stills[0].name} is an image; "
+                                "track a video, or run without --track")
 
 
 def detect_images(detector: Detector, paths: list[Path], save_dir: Path | None,
@@ -136,7 +168,14 @@ def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.ray:
         return detect_with_ray(args)
+    if args.track:
+        for source in args.sources:
+            if Path(source).is_dir():
+                raise InvalidInputError(f"--track needs videos (a sequence of frames), and {Path(source).name}/ is a "
+                                        "folder; pass the video files")
     files = expand_sources(args.sources)
+    if args.track:
+        check_trackable(files, args.track)
     detector = Detector(args.model, **detector_options(args))
     save_dir = None if args.no_save else Path(args.save_dir)
     if save_dir is not None:
@@ -145,7 +184,7 @@ def _main(argv: Sequence[str] | None) -> int:
     videos = [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]
     results, failures = detect_images(detector, images, save_dir, args.batch_size) if images else ({}, 0)
     for path in videos:
-        results[str(path)] = {"frames": detect_video(detector, path, save_dir, args.batch_size)}
+        results[str(path)] = {"frames": detect_video(detector, path, save_dir, args.batch_size, args.track)}
     if save_dir is not None:
         (save_dir / "detections.json").write_text(json.dumps(results, indent=1))
         print(f"saved {len(results)} annotated file(s) and detections.json to {save_dir}")
