@@ -49,6 +49,15 @@ def run_many(det: Detector, videos: Sequence[Path]) -> int:
     return sum(1 for r in det.stream_many(list(videos), batch_size=len(videos)) if not r.finished)
 
 
+def run_sequentially(det: Detector, videos: Sequence[Path]) -> int:
+    frames = 0
+    for video in videos:
+        for _, frame in iter_source(video):
+            det(frame)
+            frames += 1
+    return frames
+
+
 def run_loops(det: Detector, videos: Sequence[Path]) -> int:
     counts = [0] * len(videos)
 
@@ -65,38 +74,92 @@ def run_loops(det: Detector, videos: Sequence[Path]) -> int:
     return sum(counts)
 
 
+SIDES = {"stream_many (batched)": run_many, "one loop per stream (threads)": run_loops,
+         "loops one after another": run_sequentially}
+
+
 def streams_table(det: Detector, videos: Sequence[Path], counts: Sequence[int], rounds: int) -> list[dict[str, Any]]:
     rows = []
     for n in counts:
-        fps = {"stream_many (batched)": [], "one loop per stream": []}
+        fps: dict[str, list[float]] = {name: [] for name in SIDES}
         for _ in range(rounds):
-            for name, fn in (("stream_many (batched)", run_many), ("one loop per stream", run_loops)):
+            for name, fn in SIDES.items():
                 seconds, frames = timed(lambda: fn(det, videos[:n]))
                 fps[name].append(frames / seconds)
         row = {"streams": n, **{k: round(statistics.median(v), 1) for k, v in fps.items()}}
-        row["ratio"] = round(row["stream_many (batched)"] / row["one loop per stream"], 2)
+        row["ratio vs thread loops"] = round(row["stream_many (batched)"] / row["one loop per stream (threads)"], 2)
+        row["ratio vs sequential"] = round(row["stream_many (batched)"] / row["loops one after another"], 2)
         rows.append(row)
         print(f"{n} streams: {row}", flush=True)
     return rows
 
 
-def tracking_table(det: Detector, video: Path, rounds: int) -> dict[str, Any]:
-    stream_fps, track_fps, shares = [], [], []
+def tracking_table(model: Path, video: Path, rounds: int) -> list[dict[str, Any]]:
+    """stream() vs track() frames/s and the tracker's CPU time per frame, for ONNX Runtime's
+    default threads (one inference at a time using every core) and for the small-CPU setup
+    of docs/api.md (threads=1, one inference worker per core, host work in parallel)."""
+    rows = []
+    for threads, infer_workers in ((None, 1), (1, 2)):
+        det = Detector(model, threads=threads)
+        stream_ms, track_ms, tracker_ms = [], [], []
+        for _ in range(rounds):
+            seconds, frames = timed(lambda: sum(1 for _ in det.stream(video, infer_workers=infer_workers)))
+            stream_ms.append(1000 * seconds / frames)
+            tracked = det.track(video, infer_workers=infer_workers)
+            seconds, frames = timed(lambda: sum(1 for _ in tracked))
+            track_ms.append(1000 * seconds / frames)
+            tracker_ms.append(1000 * tracked.tracker.seconds / frames)  # the tracker's own CPU time
+        row = {"threads": threads or "default", "infer_workers": infer_workers, "video_frames": frames,
+               "stream ms/frame": round(statistics.median(stream_ms), 2),
+               "track ms/frame": round(statistics.median(track_ms), 2),
+               "tracker CPU ms/frame": round(statistics.median(tracker_ms), 3)}
+        row["track cost vs stream"] = round(row["track ms/frame"] / row["stream ms/frame"] - 1, 3)
+        row["tracker CPU share of the frame"] = round(row["tracker CPU ms/frame"] / row["stream ms/frame"], 3)
+        isolated = isolated_tracker_ms(det, video, rounds)
+        row["tracker ms/frame, alone"] = round(isolated, 3)
+        row["tracker share of the frame, alone"] = round(isolated / row["stream ms/frame"], 3)
+        rows.append(row)
+        print(f"tracking: {row}", flush=True)
+    return rows
+
+
+def isolated_tracker_ms(det: Detector, video: Path, rounds: int) -> float:
+    """The tracker alone, on the detections the pipeline gives it (recorded once): wall ms per
+    frame, median of ``rounds`` passes over the video, nothing else running in the process."""
+    from ..tracking import Tracker, tracking_detector
+
+    recorded = [r.detections for r in tracking_detector(det).stream(video)]
+    per_frame = []
     for _ in range(rounds):
-        seconds, frames = timed(lambda: sum(1 for _ in det.stream(video)))
-        stream_fps.append(frames / seconds)
+        tracker = Tracker("bytetrack", 25.0)
         start = time.perf_counter()
-        tracked = det.track(video)
-        frames = sum(1 for _ in tracked)
-        seconds = time.perf_counter() - start
-        track_fps.append(frames / seconds)
-        shares.append(tracked.tracker.seconds / seconds)
-    result = {"video_frames": frames, "stream fps": round(statistics.median(stream_fps), 1),
-              "track fps": round(statistics.median(track_fps), 1),
-              "tracker share of frame time": round(statistics.median(shares), 4),
-              "tracker ms per frame": round(1000 * statistics.median(shares) / statistics.median(track_fps), 3)}
-    print(f"tracking: {result}", flush=True)
-    return result
+        for dets in recorded:
+            tracker.update(dets)
+        per_frame.append(1000 * (time.perf_counter() - start) / len(recorded))
+    return statistics.median(per_frame)
+
+
+def write_plot(result: dict[str, Any], path: Path) -> None:
+    """Grouped bars: total frames/s per number of streams, one bar per way of running them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["streams"]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    width = 0.8 / len(SIDES)
+    for k, side in enumerate(SIDES):
+        xs = [i + (k - (len(SIDES) - 1) / 2) * width for i in range(len(rows))]
+        bars = ax.bar(xs, [r[side] for r in rows], width, label=side)
+        ax.bar_label(bars, fmt="%.0f", fontsize=7)
+    ax.set_xticks(range(len(rows)), [f"{r['streams']} stream(s)" for r in rows])
+    ax.set_ylabel("total frames/s (median)")
+    ax.set_title(f"{result['model']}, {result['machine'].get('cpu', 'CPU')}: many video streams", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=60, help="frames per synthetic video")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--json", default=None)
+    p.add_argument("--plot", default=None, help="PNG of the streams table")
     args = p.parse_args(argv)
     assets = Path(args.assets)
     counts = [int(v) for v in args.streams.split(",")]
@@ -120,9 +184,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         det = Detector(model)
         result = {"machine": machine_info(), "model": model.name, "frames_per_video": args.frames,
                   "rounds": args.rounds, "streams": streams_table(det, videos, counts, args.rounds),
-                  "tracking": tracking_table(det, videos[0], args.rounds)}
+                  "tracking": tracking_table(model, videos[0], args.rounds)}
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    if args.plot:
+        write_plot(result, Path(args.plot))
     return 0
 
 

@@ -235,8 +235,8 @@ class Detector:
                           prefetch=prefetch, errors=errors)
 
     def track(self, source: StreamSource, tracker: str = "bytetrack", *, fps: float | None = None,
-              batch_size: int | None = None, workers: int = 2, prefetch: int = 4, errors: str = "raise",
-              **tracker_options: Any) -> Iterator[StreamResult]:
+              batch_size: int | None = None, workers: int = 2, infer_workers: int = 1, prefetch: int = 4,
+              errors: str = "raise", **tracker_options: Any) -> Iterator[StreamResult]:
         """:meth:`stream` over a video, camera or a list of frames in time order, with track
         ids: each result's ``detections.tracker_ids`` (int64, -1 = no confirmed track yet).
         ``tracker``: bytetrack (default), ocsort, sort, botsort (Roboflow's ``trackers``;
@@ -248,7 +248,8 @@ class Detector:
         from .tracking import run_track
 
         return run_track(self, source, tracker, fps,
-                         dict(batch_size=batch_size, workers=workers, prefetch=prefetch, errors=errors),
+                         dict(batch_size=batch_size, workers=workers, infer_workers=infer_workers, prefetch=prefetch,
+                              errors=errors),
                          **tracker_options)
 
     def stream_many(self, sources: Sequence[StreamSource], *, batch_size: int | None = None, queue_size: int = 4,

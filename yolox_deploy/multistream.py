@@ -24,9 +24,7 @@ import numpy as np
 
 from .detections import Detections
 from .errors import InvalidInputError, YoloxDeployError, first_line
-from .images import to_bgr
-from .preprocess import letterbox, letterbox_pixels
-from .streaming import is_video, iter_source, video_fps
+from .streaming import decode_and_letterbox, is_video, iter_source, video_fps
 
 if TYPE_CHECKING:
     from .detector import Detector
@@ -90,10 +88,7 @@ class _Reader(threading.Thread):
 
     def _prepare(self, index: int, name: str, item: Any) -> _Frame:
         try:
-            image = to_bgr(item)
-            prepare = letterbox_pixels if self.detector.backend.native_pixels else letterbox
-            tensor, ratio = prepare(image, self.detector.input_size)
-            return _Frame(index, name, image, tensor, ratio)
+            return _Frame(index, name, *decode_and_letterbox(self.detector, item))
         except YoloxDeployError as exc:
             return _Frame(index, name, None, None, 1.0, first_line(exc))
 
@@ -213,8 +208,9 @@ class MultiStream:
             found = detections[id(frame)]
             tracker = self.trackers[source]
             if tracker is not None:
+                keep = np.flatnonzero(found.scores >= self._keep_conf)[:self._max_det]
                 found = found.with_tracker_ids(tracker.update(found))
-                found = found[found.scores >= self._keep_conf][:self._max_det]
+                found = found if len(keep) == len(found) else found[keep]
             yield SourceResult(source, frame.index, frame.name, frame.image, found)
 
 

@@ -119,6 +119,15 @@ def iter_source(source: StreamSource) -> Iterator[tuple[str, ImageLike]]:
         yield (Path(item).name if isinstance(item, (str, Path)) else f"#{index}"), item
 
 
+def decode_and_letterbox(detector: Detector, item: ImageLike) -> tuple[np.ndarray, np.ndarray, float]:
+    """(BGR image, letterboxed input, ratio) of one image for ``detector``: uint8 pixels for
+    backends that cast them inside the model, float32 CHW for the others."""
+    image = to_bgr(item)
+    prepare = letterbox_pixels if detector.backend.native_pixels else letterbox
+    tensor, ratio = prepare(image, detector.input_size)
+    return image, tensor, ratio
+
+
 class _Stop(Exception):
     pass
 
@@ -167,10 +176,7 @@ class StreamPipeline:
 
     def _prepare(self, index: int, name: str, item: ImageLike) -> _Item:
         try:
-            image = to_bgr(item)
-            prepare = letterbox_pixels if self.detector.backend.native_pixels else letterbox
-            tensor, ratio = prepare(image, self.detector.input_size)
-            return _Item(index, name, image, tensor, ratio)
+            return _Item(index, name, *decode_and_letterbox(self.detector, item))
         except YoloxDeployError as exc:
             return _Item(index, name, error=exc)
 
@@ -275,4 +281,4 @@ def run_stream(detector: Detector, source: StreamSource, **options: Any) -> Iter
     return iter(StreamPipeline(detector, source, **options))
 
 
-__all__ = ["StreamPipeline", "StreamResult", "VIDEO_SUFFIXES", "is_video", "iter_source", "run_stream", "video_fps"]
+__all__ = ["StreamPipeline", "StreamResult", "VIDEO_SUFFIXES", "decode_and_letterbox", "is_video", "iter_source", "run_stream", "video_fps"]

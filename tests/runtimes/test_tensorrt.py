@@ -249,3 +249,28 @@ def test_torch_cuda_graph_replay_holds_a_lock():
     for t in threads:
         t.join()
     assert overlaps == [1] * 8
+
+
+def test_an_engine_with_fp16_io_is_fed_and_read_in_its_dtype(tmp_path, tiny_onnx, trt):
+    """An engine whose input and output are FP16 (e.g. built from an ONNX converted without
+    keep_io_types): the backend allocates FP16 buffers from the engine's own dtypes instead of
+    reading FP16 bytes as float32."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    from yolox_deploy.exporters.quantize import topologically_sorted
+
+    half_io = tmp_path / "half_io.onnx"
+    onnx.save(topologically_sorted(convert_float_to_float16(onnx.load(str(tiny_onnx)), keep_io_types=False)),
+              str(half_io))
+    engine = export_tensorrt(tmp_path / "h.engine", weights=half_io, batch=(1, 1, 2)).path
+    record = json.loads(sidecar_path(engine).read_text())
+    assert record["inputs"][0]["dtype"] == "float16" and record["outputs"][0]["dtype"] == "float16"
+    x = np.random.default_rng(6).uniform(0, 255, (2, 3, 64, 96)).astype(np.float32)
+    got = load_backend(engine).infer(x)
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(half_io), providers=["CPUExecutionProvider"])
+    want = session.run(None, {"images": x.astype(np.float16)})[0].astype(np.float32)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-2)
