@@ -157,8 +157,10 @@ class QuantizationSettings:
     @classmethod
     def for_tensorrt(cls, keep_float: str = "sensitive") -> "QuantizationSettings":
         """Signed INT8 with every zero point 0: TensorRT's ONNX parser refuses any other Q/DQ
-        ("TRT only supports symmetric quantization")."""
-        return cls(activations="QInt8", symmetric_activations=True, keep_float=keep_float)
+        ("TRT only supports symmetric quantization"). Ranges are the plain min/max over the
+        calibration images: with symmetric activations that measured 0.2878 mAP50-95 on nano
+        against 0.2794 for the mean of per-image ranges (80 shared images, ONNX Runtime)."""
+        return cls(activations="QInt8", symmetric_activations=True, keep_float=keep_float, mean_of_image_ranges=False)
 
 
 def quantize_onnx_int8(model: Any, output: Path, calib: CalibrationSet, input_hw: tuple[int, int], name: str,
