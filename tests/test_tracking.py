@@ -205,3 +205,12 @@ def test_yolox_detect_track_refusals(case, message, nano_onnx, coco_images, coco
     assert detect.main([str(source), "--model", str(nano_onnx), "--no-save", *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and __import__("re").search(message, err)
+
+
+def test_stopping_a_track_early_stops_its_threads(videos, nano):
+    needs_trackers()
+    before = {t.name for t in threading.enumerate()}
+    tracked = nano.track(videos["pan"][0])
+    next(tracked)
+    tracked.close()
+    assert not {t.name for t in threading.enumerate() if t.name.startswith("yolox-")} - before

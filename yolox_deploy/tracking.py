@@ -139,6 +139,10 @@ class TrackedStream:
     def __iter__(self) -> "TrackedStream":
         return self
 
+    def close(self) -> None:
+        """Stop the stream's threads now (also done when the iterator is garbage-collected)."""
+        self._stream.close()
+
     def __next__(self) -> Any:
         result = next(self._stream)
         if result.detections is None:
