@@ -13,6 +13,7 @@ from .._optional import require
 from ..coco import default_class_names
 from ..errors import YoloxDeployError, first_line
 from ..metadata import ModelMetadata
+from ..onnx_inspect import load_onnx
 from ..preprocess import check_input_size
 from ..runtimes.onnxruntime import fp32_session_options
 from . import register
@@ -120,15 +121,13 @@ def export_onnx(output: str | Path, weights: str | Path | None = None, *, nms: s
     from .end_to_end import NmsSettings
 
     defaults = {k: v for k, v in (("conf", conf), ("iou", iou), ("max_det", max_det)) if v is not None}
-    settings = None
-    if nms:
-        settings = NmsSettings(**{"conf": 0.25, "iou": 0.45, "max_det": 100, **defaults}, agnostic=agnostic,
-                               flavor=nms)
-        settings.check()
-    else:
-        if agnostic:
-            raise YoloxDeployError("--agnostic is baked into end-to-end models only: add --nms")
-        NmsSettings(**{"conf": 0.25, "iou": 0.45, "max_det": 100, **defaults}).check()
+    if agnostic and not nms:
+        raise YoloxDeployError("--agnostic is baked into end-to-end models only: add --nms")
+    settings = NmsSettings(**{"conf": 0.25, "iou": 0.45, "max_det": 100, **defaults}, agnostic=agnostic,
+                           flavor=nms or "onnx")
+    settings.check()  # the stored defaults of a raw export are checked the same way
+    if not nms:
+        settings = None
     if settings is None and not defaults:
         return export_raw_onnx(output, weights, **options)
     return _export_with_postprocess_settings(Path(output), weights, settings, defaults, options)
@@ -151,7 +150,7 @@ def _export_with_postprocess_settings(output: Path, weights: str | Path | None, 
         else:
             raw_path = Path(tmp) / "raw.onnx"
             report = export_raw_onnx(raw_path, weights, **options)
-        model = onnx.load(str(raw_path))
+        model = load_onnx(raw_path, Path(weights).name if given_onnx else None)
         metadata, input_hw = _source_metadata(model, raw_path.name, options.get("input_size"))
         if metadata.end_to_end:
             raise YoloxDeployError(f"{Path(weights).name} is already end-to-end; give the raw ONNX or the .pth")
@@ -280,7 +279,7 @@ def export_low_precision_onnx(output: str | Path, weights: str | Path | None, ha
         else:
             source = Path(tmp) / "fp32.onnx"
             export_onnx(source, weights=weights, seed=seed, **fp32_options)
-        model = onnx.load(str(source))
+        model = load_onnx(source)
         name = Path(weights).name if weights is not None else source.name
         metadata, input_hw = _source_metadata(model, name, fp32_options.get("input_size"))
         with staged_into(output.parent) as stage:

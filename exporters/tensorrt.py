@@ -19,9 +19,8 @@ from typing import Any
 
 from ..errors import YoloxDeployError
 from ..sidecar import sidecar_path
-from ..tensorrt_engines import (DEFAULT_WORKSPACE_GIB, EngineRecord, OnnxSource, Profile, build_serialized_engine,
-                                check_model_io, cuda_gpu, deserialize, engine_io, import_tensorrt, sha256_of,
-                                write_engine)
+from ..tensorrt_engines import (DEFAULT_WORKSPACE_GIB, OnnxSource, Profile, build_engine_file, cuda_gpu,
+                                import_tensorrt)
 from . import register
 from .onnx import export_onnx
 
@@ -91,13 +90,6 @@ def export_tensorrt(output: str | Path, weights: str | Path | None = None, half:
         source = resolve_onnx(Path(tmp), weights, half, int8, profile, onnx_options)
     source.check_buildable()
     profile = Profile.parse(batch, source.batch)
-    serialized = build_serialized_engine(trt, source.data, source.name, profile, source.input_hw, workspace_gib,
-                                         Path(timing_cache) if timing_cache else None)
-    engine, _runtime = deserialize(trt, serialized, output.name)
-    inputs, outputs = engine_io(trt, engine)
-    check_model_io(inputs, outputs, output.name)
-    record = EngineRecord(trt.__version__, source.precision, profile, tuple(inputs), tuple(outputs), gpu.name,
-                          gpu.capability, sha256_of(source.data), source.metadata)
-    write_engine(output, serialized, record)
+    build_engine_file(trt, source, profile, gpu, output, workspace_gib, Path(timing_cache) if timing_cache else None)
     return TensorRTExportReport(output, source.precision.upper(), profile, trt.__version__,
                                 f"{gpu.name} (sm {gpu.capability})")

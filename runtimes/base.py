@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -79,9 +80,10 @@ class Backend(abc.ABC):
         """The model's output names where the runtime tells them (empty otherwise)."""
         return ()
 
-    @property
+    @functools.cached_property
     def end_to_end(self) -> bool:
-        """True for end-to-end models (decode + NMS in the graph; metadata or output names say so)."""
+        """True for end-to-end models (decode + NMS in the graph; metadata or output names say
+        so). Read once per backend: it is asked on every batch."""
         return bool(self.metadata.end_to_end) or set(self.output_names) == set(END_TO_END_OUTPUTS)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:

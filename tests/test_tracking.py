@@ -67,6 +67,11 @@ def test_empty_and_foreign_supervision_detections():
     foreign = sv.Detections(xyxy=np.array([[0, 0, 5, 5]], float), class_id=np.array([1]))  # no confidence, no names
     got = Detections.from_supervision(foreign, (10, 10), class_names=["a", "b"])
     assert got.class_names == ("b",) and got.scores.tolist() == [1.0] and got.xyxy.dtype == np.float32
+    class Odd(list):  # duck-typed detections with 5 box columns (supervision itself validates its own)
+        xyxy, confidence, class_id, tracker_id, data = np.zeros((2, 5)), None, None, None, {}
+
+    with pytest.raises(InvalidInputError, match=r"xyxy of shape \[N, 4\]"):
+        Detections.from_supervision(Odd([0, 1]), (10, 10))
 
 
 def test_missing_supervision_names_the_extra(monkeypatch):
@@ -153,6 +158,7 @@ def test_frame_rate_comes_from_the_video(videos):
     ("folder", "is a folder of images"),
     ("array", "not one image array"),
     ("empty_video", "has no frames|cannot open video"),
+    ("missing", "source not found"),
 ])
 def test_what_cannot_be_tracked_is_refused_in_one_line(nano, coco_images, coco_dir, tmp_path, source, message):
     needs_trackers()
@@ -161,7 +167,7 @@ def test_what_cannot_be_tracked_is_refused_in_one_line(nano, coco_images, coco_d
     empty = tmp_path / "empty.mp4"  # a container with no frame written
     cv2.VideoWriter(str(empty), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (64, 48)).release()
     sources = {"image": coco_images[0], "folder": coco_dir / "images", "array": np.zeros((32, 32, 3), np.uint8),
-               "empty_video": empty}
+               "empty_video": empty, "missing": tmp_path / "missing.jpg"}
     with pytest.raises(InvalidInputError, match=message):
         list(nano.track(sources[source]))
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .errors import InvalidInputError
+
 if TYPE_CHECKING:
     import supervision as sv
 
@@ -69,7 +71,9 @@ class Detections:
         (height, width)). Names come from ``data["class_name"]``, else ``class_names[class_id]``,
         else the class id; a missing confidence reads as 1 and a missing class id as 0."""
         n = len(detections)
-        xyxy = np.asarray(detections.xyxy, np.float32).reshape(n, 4)
+        xyxy = np.asarray(detections.xyxy, np.float32)
+        if xyxy.shape != (n, 4):
+            raise InvalidInputError(f"supervision detections must have xyxy of shape [N, 4], got {xyxy.shape}")
         scores = np.ones(n, np.float32) if detections.confidence is None else np.asarray(detections.confidence,
                                                                                           np.float32)
         class_ids = np.zeros(n, np.int64) if detections.class_id is None else np.asarray(detections.class_id, np.int64)

@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelFileError, YoloxDeployError
-from .tensorrt_engines import (DEFAULT_WORKSPACE_GIB, EngineRecord, Gpu, OnnxSource, Profile, build_serialized_engine,
-                               check_model_io, deserialize, engine_io, read_engine_record, sha256_of,
-                               write_engine)
+from .tensorrt_engines import (DEFAULT_WORKSPACE_GIB, Gpu, OnnxSource, Profile, build_engine_file, read_engine_record,
+                               sha256_of)
 
 log = logging.getLogger(__name__)
 DEFAULT_DYNAMIC_PROFILE = (1, 1, 8)
@@ -76,11 +75,5 @@ def cached_engine(onnx_path: Path, trt: Any, gpu: Gpu, batch: int | Sequence[int
     except OSError as exc:
         raise YoloxDeployError(f"cannot write the engine cache {folder} ({exc.strerror}); pass engine_cache= a "
                                "writable folder or set YOLOX_DEPLOY_CACHE") from None
-    serialized = build_serialized_engine(trt, source.data, source.name, profile, source.input_hw, workspace_gib,
-                                         timing)
-    engine, _runtime = deserialize(trt, serialized, path.name)
-    inputs, outputs = engine_io(trt, engine)
-    check_model_io(inputs, outputs, onnx_path.name)
-    write_engine(path, serialized, EngineRecord(trt.__version__, source.precision, profile, tuple(inputs),
-                                                tuple(outputs), gpu.name, gpu.capability, digest, source.metadata))
+    build_engine_file(trt, source, profile, gpu, path, workspace_gib, timing)
     return path

@@ -1,7 +1,10 @@
 """What an ONNX graph stores, read without running it: its precision and its Q/DQ kind."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+from .errors import ModelFileError
 
 QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
                  "MatMulInteger", "DynamicQuantizeLinear"}
@@ -40,3 +43,17 @@ def asymmetric_qdq_nodes(model: Any) -> list[str]:
         if zero is None or zero.data_type != TensorProto.INT8 or numpy_helper.to_array(zero).any():
             bad.append(node.name or node.output[0])
     return bad
+
+
+def load_onnx(source: str | Path | bytes, name: str | None = None) -> Any:
+    """The ModelProto of an ONNX file (or its bytes), or a one-line error for a missing file or
+    one that is not ONNX."""
+    import onnx
+
+    label = name or (Path(source).name if not isinstance(source, bytes) else "the model")
+    try:
+        return onnx.load_from_string(source) if isinstance(source, bytes) else onnx.load(str(source))
+    except FileNotFoundError:
+        raise ModelFileError(f"model file not found: {source}") from None
+    except Exception:  # protobuf's DecodeError and friends
+        raise ModelFileError(f"{label} is not an ONNX model (it does not parse as one)") from None

@@ -199,41 +199,35 @@ class OnnxSource:
     input_hw: tuple[int, int]
     metadata: ModelMetadata
 
+    unbuildable_qdq: tuple[str, ...] = ()  # Q/DQ nodes TensorRT refuses (see check_buildable)
+
     @classmethod
     def read(cls, path: Path, name: str | None = None) -> "OnnxSource":
-        import onnx
+        from .onnx_inspect import asymmetric_qdq_nodes, load_onnx, stored_precision
 
-        from .onnx_inspect import stored_precision
-
+        name = name or path.name
+        if not path.is_file():
+            raise ModelFileError(f"model file not found: {path}")
         data = path.read_bytes()
-        try:
-            model = onnx.load_from_string(data)
-        except Exception:  # protobuf's DecodeError and friends
-            raise YoloxDeployError(f"{name or path.name} is not an ONNX model") from None
+        model = load_onnx(data, name)
         dims = [d.dim_value or None for d in model.graph.input[0].type.tensor_type.shape.dim]
         if len(dims) != 4 or dims[2] is None or dims[3] is None:
-            raise YoloxDeployError(f"{name or path.name} has input dims {dims}; TensorRT needs a fixed height and "
+            raise YoloxDeployError(f"{name} has input dims {dims}; TensorRT needs a fixed height and "
                                    "width: export it with --input-size H W (without --dynamic-hw)")
         metadata = ModelMetadata.from_props({p.key: p.value for p in model.metadata_props})
         if metadata.input_size is None:
             metadata = dataclasses.replace(metadata, input_size=(dims[2], dims[3]))
-        return cls(data, name or path.name, stored_precision(model), model.graph.input[0].name, dims[0],
-                   (dims[2], dims[3]), metadata)
+        precision = stored_precision(model)
+        return cls(data, name, precision, model.graph.input[0].name, dims[0], (dims[2], dims[3]), metadata,
+                   tuple(asymmetric_qdq_nodes(model)) if precision == "int8" else ())
 
     def check_buildable(self) -> None:
         """Refuse a Q/DQ ONNX TensorRT cannot build (asymmetric uint8 activations, int32 biases)."""
-        if self.precision != "int8":
-            return
-        import onnx
-
-        from .onnx_inspect import asymmetric_qdq_nodes
-
-        bad = asymmetric_qdq_nodes(onnx.load_from_string(self.data))
-        if bad:
+        if self.unbuildable_qdq:
             raise YoloxDeployError(
-                f"{self.name} has {len(bad)} Q/DQ nodes TensorRT cannot build (e.g. {bad[0]}: it takes signed INT8 with "
-                "zero point 0 only): give --to trt the FP32 model with --int8, or make the ONNX with "
-                "`yolox-export --to onnx --int8 --int8-symmetric`")
+                f"{self.name} has {len(self.unbuildable_qdq)} Q/DQ nodes TensorRT cannot build (e.g. "
+                f"{self.unbuildable_qdq[0]}: it takes signed INT8 with zero point 0 only): give --to trt the FP32 model "
+                "with --int8, or make the ONNX with `yolox-export --to onnx --int8 --int8-symmetric`")
 
 
 def parse_onnx(trt: Any, network: Any, logger: Any, onnx_bytes: bytes, name: str) -> None:
@@ -362,6 +356,22 @@ def write_engine(path: Path, serialized: bytes, record: EngineRecord) -> None:
         staged = stage / path.name
         staged.write_bytes(serialized)
         write_sidecar(staged, SIDECAR_FORMAT, record.to_json())
+
+
+def build_engine_file(trt: Any, source: OnnxSource, profile: Profile, gpu: Gpu, path: Path,
+                      workspace_gib: float = DEFAULT_WORKSPACE_GIB, timing_cache: Path | None = None) -> EngineRecord:
+    """Build ``source`` for ``profile``, check the engine's I/O, and write the engine and its
+    sidecar at ``path`` (together or not at all); returns the sidecar's record."""
+    source.check_buildable()
+    serialized = build_serialized_engine(trt, source.data, source.name, profile, source.input_hw, workspace_gib,
+                                         timing_cache)
+    engine, _runtime = deserialize(trt, serialized, path.name)
+    inputs, outputs = engine_io(trt, engine)
+    check_model_io(inputs, outputs, path.name)
+    record = EngineRecord(trt.__version__, source.precision, profile, tuple(inputs), tuple(outputs), gpu.name,
+                          gpu.capability, sha256_of(source.data), source.metadata)
+    write_engine(path, serialized, record)
+    return record
 
 
 def read_engine_record(engine: Path) -> EngineRecord:

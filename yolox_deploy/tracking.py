@@ -58,6 +58,9 @@ class Tracker:
         if unknown:
             raise InvalidInputError(f"{self.name} has no option {', '.join(unknown)}; its options: "
                                     f"{', '.join(sorted(accepted))}")
+        import supervision  # trackers' own dependency: present once trackers imported
+
+        self._sv = supervision
         settings = {**DEFAULT_OPTIONS.get(self.name, {}), **options}
         if "frame_rate" in accepted:
             settings.setdefault("frame_rate", float(fps) if fps and fps > 0 else 30.0)
@@ -68,12 +71,10 @@ class Tracker:
 
     def update(self, detections: Detections) -> np.ndarray:
         """Track ids (int64 [N], -1: no confirmed track) for ``detections``, in their order."""
-        import supervision as sv
-
         start = time.thread_time()
         rows = np.arange(len(detections))
         # the fields the tracker reads, and our row numbers to put its (reordered) output back in order
-        tracked_input = sv.Detections(xyxy=detections.xyxy, confidence=detections.scores,
+        tracked_input = self._sv.Detections(xyxy=detections.xyxy, confidence=detections.scores,
                                       class_id=detections.class_ids, data={"_row": rows})
         out = self._impl.update(tracked_input)
         ids = np.full(len(detections), -1, np.int64)
@@ -94,6 +95,8 @@ def check_sequence(source: Any) -> None:
 
     if isinstance(source, (str, Path)) and not is_video(source):
         path = Path(source)
+        if not path.exists():
+            raise InvalidInputError(f"source not found: {path}")
         if path.is_dir():
             raise InvalidInputError(f"tracking needs a sequence of frames, and {path.name}/ is a folder of images: pass "
                                     "a video, a camera index, or the frames as a list in time order")

@@ -269,3 +269,13 @@ def test_yolox_detect_on_an_end_to_end_model(e2e_models, coco_images, capsys):
     assert detect.main([str(coco_images[0]), "--model", str(e2e_models["aware-0.25"]), "--no-save",
                         "--conf", "0.1"]) == 2
     assert "conf 0.25 baked into its graph" in capsys.readouterr().err
+
+
+def test_a_missing_or_non_onnx_source_is_one_line(tmp_path):
+    from yolox_deploy.errors import ModelFileError
+
+    (tmp_path / "bad.onnx").write_text("not a model")
+    with pytest.raises(ModelFileError, match="bad.onnx is not an ONNX model"):
+        export_onnx(tmp_path / "x.onnx", weights=tmp_path / "bad.onnx", nms="onnx")
+    with pytest.raises(ModelFileError, match="model file not found"):
+        export_onnx(tmp_path / "x.onnx", weights=tmp_path / "missing.onnx", nms="onnx")

@@ -254,3 +254,11 @@ def test_engine_matches_onnxruntime_on_a_gpu(tmp_path, nano_pth, coco_images, co
     engine_map = evaluate_coco(Detector(report.path, conf=0.01, iou=0.65), coco_dir / "images", ann)["mAP50_95"]
     onnx_map = evaluate_coco(Detector(onnx_path, conf=0.01, iou=0.65), coco_dir / "images", ann)["mAP50_95"]
     assert abs(engine_map - onnx_map) < 0.01, (engine_map, onnx_map)
+
+
+def test_a_missing_or_non_onnx_source_is_one_line(tmp_path, trt):
+    (tmp_path / "bad.onnx").write_text("not a model")
+    with pytest.raises(ModelFileError, match="bad.onnx is not an ONNX model"):
+        export_tensorrt(tmp_path / "m.engine", weights=tmp_path / "bad.onnx")
+    with pytest.raises(ModelFileError, match="model file not found"):
+        export_tensorrt(tmp_path / "m.engine", weights=tmp_path / "missing.onnx")
