@@ -13,7 +13,7 @@ HERE = Path(__file__).parent
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "yolox_deploy" / "_version.py").read_text()).group(1)
 
 kernel = Pybind11Extension(
-    "yolox_deploy._kernel",
+    "yolox_deploy.processing._kernel",
     ["cpp/postprocess.cpp"],
     cxx_std=17,
     # -O3 but no -march=native (wheels must run on any x86-64/aarch64); no FMA contraction so
@@ -34,7 +34,7 @@ TENSORRT = EXPORT + ["tensorrt>=10.0"]
 RAY = ["ray[data]>=2.40"]
 SUPERVISION = ["supervision>=0.26.1"]
 # trackers' own dependencies but opencv-python (it would put a second, GUI cv2 over opencv-python-headless);
-# trackers itself then goes in with: pip install --no-deps "trackers==2.6.1" (see yolox_deploy/tracking.py)
+# trackers itself then goes in with: pip install --no-deps "trackers==2.6.1" (see yolox_deploy/video/tracking.py)
 TRACKING = SUPERVISION + ["scipy>=1.13.1", "rich>=13.0.0", "requests>=2.28.0", "pydeprecate>=0.8.0"]
 TRITON = ["tritonclient[http,grpc]>=2.40"]
 
@@ -46,7 +46,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.9",
-    packages=["yolox_deploy", "yolox_deploy.models", "yolox_deploy.cli", "yolox_deploy.integrations",
+    packages=["yolox_deploy", "yolox_deploy.processing", "yolox_deploy.artifacts", "yolox_deploy.video",
+              "yolox_deploy.models", "yolox_deploy.cli", "yolox_deploy.integrations",
               "yolox_deploy.exporters", "yolox_deploy.runtimes", "yolox_deploy.benchmarks"],
     package_dir={"yolox_deploy": "yolox_deploy",
                  "yolox_deploy.exporters": "exporters",

@@ -20,10 +20,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from yolox_deploy import Detector
-from yolox_deploy.calibration import calibration_set
+from yolox_deploy.artifacts.calibration import calibration_set
 from yolox_deploy.evaluation import evaluate_coco
-from yolox_deploy.exporters.quantize import (QuantizationSettings, conv_output_strides, prediction_convs,
-                                             quantize_onnx_int8, with_qdq_opset)
+from yolox_deploy.exporters.quantize import (
+    QuantizationSettings,
+    conv_output_strides,
+    prediction_convs,
+    quantize_onnx_int8,
+    with_qdq_opset,
+)
 
 
 def coco_map(model: Path, images: Path, ann: Path) -> float:

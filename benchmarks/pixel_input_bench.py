@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 
 from yolox_deploy import Detector
-from yolox_deploy.images import read_image
+from yolox_deploy.processing.images import read_image
 
 
 def time_interleaved(detectors: dict[str, Detector], image, rounds: int, block: int,

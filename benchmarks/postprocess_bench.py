@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from yolox_deploy import _kernel
 from yolox_deploy.benchmarks.official_demo import demo_postprocess
-from yolox_deploy.images import read_image
-from yolox_deploy.postprocess import postprocess
-from yolox_deploy.preprocess import letterbox
+from yolox_deploy.processing import _kernel
+from yolox_deploy.processing.images import read_image
+from yolox_deploy.processing.postprocess import postprocess
+from yolox_deploy.processing.preprocess import letterbox
 
 ASSETS = Path(os.environ.get("YOLOX_DEPLOY_ASSETS", Path(__file__).resolve().parents[2] / "shared"))
 SIZES = {3549: (416, 416), 8400: (640, 640), 33600: (1280, 1280)}
@@ -56,7 +56,7 @@ def torch_pipeline(raw, input_hw, ratio, conf, iou):
     pinned CPU torch here)."""
     import torch
 
-    from yolox_deploy.grids import anchor_grid
+    from yolox_deploy.processing.grids import anchor_grid
 
     grid, stride = (torch.tensor(a) for a in anchor_grid(input_hw))  # copies: the cached grids are read-only
     pred = torch.from_numpy(raw[0])

@@ -14,8 +14,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from yolox_deploy.images import IMAGE_SUFFIXES
 from yolox_deploy.integrations.ray import detect_dataset, init_ray
+from yolox_deploy.processing.images import IMAGE_SUFFIXES
 
 
 def run(model: str, files: list[str], workers: int) -> dict[str, float]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from yolox_deploy import Detector
-from yolox_deploy.images import IMAGE_SUFFIXES, read_image
+from yolox_deploy.processing.images import IMAGE_SUFFIXES, read_image
 
 
 def rss_mib() -> float:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from yolox_deploy import Detector
-from yolox_deploy.images import IMAGE_SUFFIXES
+from yolox_deploy.processing.images import IMAGE_SUFFIXES
 
 
 def sequential(det: Detector, files: Sequence[Path]) -> int:
@@ -72,8 +72,8 @@ def measure(runs: dict[str, Callable[[], int]], rounds: int) -> dict[str, list[f
 def cpu_work_per_image(model: str, files: Sequence[Path], passes: int = 3) -> dict[str, float]:
     """Single-threaded ms per image of each stage (median of ``passes``), and the sequential
     loop's: the floor any pipeline on N cores can reach is their sum / N."""
-    from yolox_deploy.images import read_image
-    from yolox_deploy.preprocess import letterbox, letterbox_pixels
+    from yolox_deploy.processing.images import read_image
+    from yolox_deploy.processing.preprocess import letterbox, letterbox_pixels
     from yolox_deploy.runtimes import load_backend
 
     def per_image(fn, items):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from yolox_deploy import Detector
-from yolox_deploy.images import read_image
+from yolox_deploy.processing.images import read_image
 
 ASSETS = Path(os.environ.get("YOLOX_DEPLOY_ASSETS", Path(__file__).resolve().parents[2] / "shared"))
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from yolox_deploy import Detector
-from yolox_deploy.images import IMAGE_SUFFIXES, read_image
+from yolox_deploy.processing.images import IMAGE_SUFFIXES, read_image
 
 
 def images_per_second(work: Callable[[int], None], seconds: float) -> tuple[float, list[float]]:

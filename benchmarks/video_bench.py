@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from ..detector import Detector
-from ..streaming import iter_source
-from .bench import machine_info
+from ..video.streaming import iter_source
+from .bench_report import machine_info
 from .synthetic_videos import pan_video
 
 VIDEO_IMAGES = ("000000491008.jpg", "000000547336.jpg", "000000261888.jpg", "000000329219.jpg",
@@ -127,9 +127,10 @@ def tracking_table(model: Path, video: Path, rounds: int) -> list[dict[str, Any]
 def isolated_tracker_ms(det: Detector, video: Path, rounds: int) -> float:
     """The tracker alone, on the detections the pipeline gives it (recorded once): wall ms per
     frame, median of ``rounds`` passes over the video, nothing else running in the process."""
-    from ..tracking import Tracker, tracking_detector
+    from ..video.streaming import run_stream
+    from ..video.tracking import Tracker, tracking_pipeline
 
-    recorded = [r.detections for r in tracking_detector(det).stream(video)]
+    recorded = [r.detections for r in run_stream(tracking_pipeline(det.pipeline), video)]
     per_frame = []
     for _ in range(rounds):
         tracker = Tracker("bytetrack", 25.0)

@@ -1,6 +1,6 @@
 // Fused YOLOX postprocess: score filter -> grid decode -> greedy NMS -> map back to the image.
 //
-// Mirrors yolox_deploy/postprocess.py (the NumPy reference) operation by operation, so
+// Mirrors yolox_deploy/processing/postprocess.py (the NumPy reference) operation by operation, so
 // results are identical: float32 arithmetic in the same order, exp in double rounded to
 // float, a stable score-descending order (ties by anchor index), IoU without the +1,
 // suppression when IoU > threshold. Build with -ffp-contract=off so no FMA changes rounding.

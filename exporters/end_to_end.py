@@ -1,7 +1,7 @@
 """Decode + score + filter + NMS appended to a raw YOLOX ONNX (``yolox-export --nms``).
 
 The graph reproduces the shared postprocess (the C++ kernel's semantics, see
-:mod:`yolox_deploy.postprocess`) with standard ONNX ops:
+:mod:`yolox_deploy.processing.postprocess`) with standard ONNX ops:
 
 - boxes: ``cxcy = (xy + grid) * stride``, ``wh = exp(log wh) * stride``, xyxy in network-input
   (letterboxed) pixels;
@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import YoloxDeployError
-from ..grids import anchor_grid, num_anchors
-from ..metadata import END_TO_END_OUTPUTS
+from ..processing.end_to_end import END_TO_END_OUTPUTS
+from ..processing.grids import anchor_grid, num_anchors
 
 MASKED = -1.0
 NMS_SCORE_THRESHOLD = -0.5
@@ -234,7 +234,7 @@ def check_end_to_end(raw_path: Any, e2e_path: Any, settings: NmsSettings, input_
     random inputs; refuse any difference. Returns what was baked and checked."""
     import onnxruntime as ort
 
-    from ..postprocess import postprocess
+    from ..processing.postprocess import postprocess
     from ..runtimes.onnxruntime import fp32_session_options
 
     baked = (f"end-to-end ({'EfficientNMS_TRT plugin' if settings.flavor == 'trt' else 'ONNX NonMaxSuppression'}"

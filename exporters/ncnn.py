@@ -19,15 +19,15 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
+from ..artifacts.metadata import ModelMetadata
+from ..artifacts.sidecar import sidecar_path
+from ..artifacts.staging import staged_into
 from ..coco import default_class_names
 from ..errors import YoloxDeployError
-from ..metadata import ModelMetadata
-from ..preprocess import check_input_size
+from ..processing.preprocess import check_input_size
 from ..runtimes.ncnn import NcnnBackend, unsupported_layers, write_ncnn_sidecar
-from ..sidecar import sidecar_path
-from . import register
 from .onnx import resolve_model
-from ..staging import staged_into
+from .registry import register
 
 FP32_TOLERANCE = 1e-3  # ncnn vs PyTorch, random 0-255 input; float32 reordering stays far below
 INPUT_BLOB, OUTPUT_BLOB = "in0", "out0"  # the names pnnx gives a one-input, one-output graph

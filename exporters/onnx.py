@@ -10,14 +10,14 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
+from ..artifacts.metadata import ModelMetadata
+from ..artifacts.onnx_inspect import load_onnx
+from ..artifacts.staging import staged_into
 from ..coco import default_class_names
 from ..errors import YoloxDeployError, first_line
-from ..metadata import ModelMetadata
-from ..onnx_inspect import load_onnx
-from ..preprocess import check_input_size
+from ..processing.preprocess import check_input_size
 from ..runtimes.onnxruntime import fp32_session_options
-from . import register
-from ..staging import staged_into
+from .registry import register
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 11
@@ -260,9 +260,8 @@ def export_low_precision_onnx(output: str | Path, weights: str | Path | None, ha
 
     import onnx
 
-    from ..calibration import calibration_set
-    from .quantize import (QuantizationSettings, convert_onnx_fp16, quantization_record, quantize_onnx_int8,
-                           set_metadata)
+    from ..artifacts.calibration import calibration_set
+    from .quantize import QuantizationSettings, convert_onnx_fp16, quantization_record, quantize_onnx_int8, set_metadata
 
     if half and int8:
         raise YoloxDeployError("choose --half or --int8, not both")

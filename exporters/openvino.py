@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
-from ..calibration import calibration_set
+from ..artifacts.calibration import calibration_set
+from ..artifacts.staging import staged_into
 from ..errors import YoloxDeployError
 from ..runtimes.openvino import write_metadata
-from . import register
 from .onnx import export_onnx
-from ..staging import staged_into
+from .registry import register
 
 FP32_TOLERANCE = 1e-3
 

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
-from ..calibration import CalibrationSet
+from ..artifacts.calibration import CalibrationSet
+from ..artifacts.metadata import ModelMetadata
+from ..artifacts.onnx_inspect import stored_precision
 from ..errors import YoloxDeployError, first_line
-from ..metadata import ModelMetadata
-from ..onnx_inspect import stored_precision
 
 QDQ_MIN_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear (axis attribute)
 FLOAT_STRIDE_UP_TO = 4  # convs whose output is at stride <= 4 stay float (see sensitive_convs)

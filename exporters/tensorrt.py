@@ -17,12 +17,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..artifacts.sidecar import sidecar_path
+from ..artifacts.tensorrt_engines import (
+    DEFAULT_WORKSPACE_GIB,
+    OnnxSource,
+    Profile,
+    build_engine_file,
+    cuda_gpu,
+    import_tensorrt,
+)
 from ..errors import YoloxDeployError
-from ..sidecar import sidecar_path
-from ..tensorrt_engines import (DEFAULT_WORKSPACE_GIB, OnnxSource, Profile, build_engine_file, cuda_gpu,
-                                import_tensorrt)
-from . import register
 from .onnx import export_onnx
+from .registry import register
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
+from ..artifacts.staging import staged_into
 from ..errors import YoloxDeployError
-from ..integrations.triton import (ENSEMBLE_OUTPUTS, MODEL_PY, PARAM_PREFIX,
-                                   PostprocessSettings)
-from . import register
+from ..integrations.triton import ENSEMBLE_OUTPUTS, MODEL_PY, PostprocessSettings
+from ..runtimes.triton import PARAM_PREFIX
 from .onnx import export_onnx
-from ..staging import staged_into
+from .registry import register
 
 INSTANCE_KINDS = {"cpu": "KIND_CPU", "gpu": "KIND_GPU", "auto": "KIND_AUTO"}
 

@@ -9,11 +9,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..end_to_end import EndToEndOutputs
+from ..artifacts.metadata import ModelMetadata
 from ..errors import BackendUnavailableError, InvalidInputError, ModelFileError
-from ..metadata import END_TO_END_OUTPUTS, ModelMetadata
 from ..precision import normalize_precision
-from ..preprocess import pixels_to_tensor
+from ..processing.end_to_end import END_TO_END_OUTPUTS, EndToEndOutputs
+from ..processing.preprocess import pixels_to_tensor
 
 InputShape = tuple[int | None, int, int | None, int | None]  # (batch, 3, height, width); None = dynamic
 
@@ -50,7 +50,7 @@ class Backend(abc.ABC):
     def _checked_precision(self, precision: str) -> str:
         name = normalize_precision(precision)
         if name not in self.precisions:
-            from . import backends_offering  # the registry imports this module
+            from .registry import backends_offering  # the registry imports the backends, this module among them
 
             raise BackendUnavailableError(
                 f"the {self.name} backend computes in {', '.join(self.precisions)}, not {name}; use "

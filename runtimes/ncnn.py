@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
+from ..artifacts.metadata import ModelMetadata
+from ..artifacts.sidecar import read_sidecar, sidecar_path, write_sidecar
 from ..errors import BackendUnavailableError, ModelFileError
-from ..metadata import ModelMetadata
-from ..sidecar import read_sidecar, sidecar_path, write_sidecar
-from . import register
 from .base import Backend, InputShape
+from .registry import register
 
 SIDECAR_FORMAT = "yolox_deploy.ncnn/1"
 

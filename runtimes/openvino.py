@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
+from ..artifacts.metadata import ModelMetadata
 from ..errors import BackendUnavailableError, ModelFileError, first_line
-from ..metadata import END_TO_END_OUTPUTS, ModelMetadata
-from . import register
+from ..processing.end_to_end import END_TO_END_OUTPUTS
 from .base import Backend, InputShape
-
+from .registry import register
 
 log = logging.getLogger(__name__)
 

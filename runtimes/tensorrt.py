@@ -18,12 +18,19 @@ from typing import Any
 
 import numpy as np
 
+from ..artifacts.metadata import ModelMetadata
+from ..artifacts.tensorrt_engines import (
+    DEFAULT_WORKSPACE_GIB,
+    check_model_io,
+    cuda_gpu,
+    deserialize,
+    engine_io,
+    import_tensorrt,
+    read_engine_record,
+)
 from ..errors import BackendUnavailableError, ModelFileError
-from ..metadata import ModelMetadata
-from ..tensorrt_engines import (DEFAULT_WORKSPACE_GIB, check_model_io, cuda_gpu, deserialize, engine_io,
-                                import_tensorrt, read_engine_record)
-from . import register
 from .base import Backend, InputShape
+from .registry import register
 
 
 class CudaMemory:
@@ -76,7 +83,7 @@ class TensorRTBackend(Backend):
         trt = import_tensorrt("the tensorrt backend")
         gpu = cuda_gpu(self.device)
         if self.path.suffix.lower() == ".onnx":
-            from ..engine_cache import cached_engine
+            from ..artifacts.engine_cache import cached_engine
 
             self.path = cached_engine(self.path, trt, gpu, batch=batch, cache_dir=engine_cache,
                                       workspace_gib=workspace_gib)

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
+from ..artifacts.metadata import ModelMetadata
 from ..coco import default_class_names
 from ..errors import BackendUnavailableError
-from ..metadata import ModelMetadata
-from . import register
 from .base import Backend, InputShape
+from .registry import register
 
 log = logging.getLogger(__name__)
 

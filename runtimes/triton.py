@@ -8,16 +8,107 @@ kernel, so results equal every other backend's. For server-side postprocessing u
 """
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import ModelFileError
-from ..integrations.triton import PARAM_PREFIX, TritonConnection, metadata_from_parameters
-from ..metadata import END_TO_END_OUTPUTS, ModelMetadata
-from . import register
+from .._optional import require
+from ..artifacts.metadata import ModelMetadata
+from ..errors import BackendUnavailableError, ModelFileError, YoloxDeployError, first_line
+from ..processing.end_to_end import END_TO_END_OUTPUTS
 from .base import Backend, InputShape
+from .registry import register
+
+PARAM_PREFIX = "yolox_deploy."  # config.pbtxt parameters carrying our ModelMetadata
+PROTOCOLS = ("http", "grpc")
+_DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.int32): "INT32"}
+
+
+class TritonConnection:
+    """Triton clients for ``url`` over ``protocol`` ("http": KServe v2 REST, e.g. port 8000;
+    "grpc": e.g. port 8001), one per calling thread: tritonclient's HTTP client (gevent) may
+    only be used from the thread that made it ("Cannot switch to a different thread" once the
+    server keeps the connection alive, as Triton does). Every call is bounded by ``timeout_s``
+    and fails with a one-line error; ``close()`` closes every client made."""
+
+    def __init__(self, url: str, timeout_s: float = 60.0, protocol: str = "http"):
+        if protocol not in PROTOCOLS:
+            raise YoloxDeployError(f"Triton protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        self.module = require(f"tritonclient.{protocol}", extra="triton", purpose="the Triton client")
+        self.url, self.timeout_s, self.protocol = url, timeout_s, protocol
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._made: list[Any] = []
+        self._closed = False
+
+    def client(self) -> Any:
+        """This thread's client (made on first use)."""
+        client = getattr(self._local, "client", None)
+        with self._lock:
+            if self._closed:
+                raise BackendUnavailableError(f"the Triton client for {self.url} is closed")
+            if client is None:
+                client = (self.module.InferenceServerClient(self.url, network_timeout=self.timeout_s,
+                                                            connection_timeout=self.timeout_s)
+                          if self.protocol == "http" else self.module.InferenceServerClient(self.url))
+                self._made.append(client)
+        self._local.client = client
+        return client
+
+    def _timeout(self) -> dict[str, float]:
+        return {} if self.protocol == "http" else {"client_timeout": self.timeout_s}
+
+    def model_config(self, model: str) -> dict[str, Any]:
+        """The model's configuration (JSON form), or a one-line error naming the server."""
+        try:
+            if self.protocol == "http":
+                return self.client().get_model_config(model)
+            return self.client().get_model_config(model, as_json=True, **self._timeout())["config"]
+        except YoloxDeployError:
+            raise
+        except Exception as exc:  # tritonclient's InferenceServerException, or socket/gRPC errors
+            raise BackendUnavailableError(f"cannot get model {model!r} from Triton at {self.url}: "
+                                          f"{first_line(exc)}") from None
+
+    def infer(self, model: str, arrays: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+        """Named float32/int32 inputs -> the named outputs, or a one-line error."""
+        binary = {"binary_data": True} if self.protocol == "http" else {}
+        inputs = []
+        for name, array in arrays.items():
+            tensor = self.module.InferInput(name, list(array.shape), _DATATYPES[array.dtype])
+            tensor.set_data_from_numpy(array, **binary)
+            inputs.append(tensor)
+        requested = [self.module.InferRequestedOutput(name, **binary) for name in outputs]
+        try:
+            result = self.client().infer(model, inputs, outputs=requested, **self._timeout())
+        except YoloxDeployError:
+            raise
+        except Exception as exc:
+            raise BackendUnavailableError(f"Triton inference on {model!r} at {self.url} failed: "
+                                          f"{first_line(exc)}") from None
+        return {name: result.as_numpy(name) for name in outputs}
+
+    def close(self) -> None:
+        with self._lock:
+            made, self._made, self._closed = self._made, [], True
+        for client in made:
+            try:
+                client.close()
+            except Exception:  # a client made by another thread may refuse to close from this one
+                pass
+
+
+def metadata_from_parameters(params: dict[str, Any]) -> ModelMetadata:
+    """ModelMetadata from a model config's ``parameters`` (JSON or protobuf form)."""
+    props = {}
+    for key, value in params.items():
+        if key.startswith(PARAM_PREFIX):
+            props[key[len(PARAM_PREFIX):]] = value["string_value"] if isinstance(value, dict) else value.string_value
+    return ModelMetadata.from_props(props)
+
 
 
 @register

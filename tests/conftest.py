@@ -124,8 +124,8 @@ def nano_raw_outputs(nano_onnx: Path, coco_images: list[Path]):
     """(raw [80, 3549, 85] from the official ONNX, ratios, image shapes) on the shared images."""
     import onnxruntime as ort
 
-    from yolox_deploy.images import read_image
-    from yolox_deploy.preprocess import letterbox
+    from yolox_deploy.processing.images import read_image
+    from yolox_deploy.processing.preprocess import letterbox
     from yolox_deploy.runtimes.onnxruntime import fp32_session_options
 
     session = ort.InferenceSession(str(nano_onnx), fp32_session_options(ort), providers=["CPUExecutionProvider"])

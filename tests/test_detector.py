@@ -6,7 +6,7 @@ import pytest
 
 from yolox_deploy import Detections, Detector
 from yolox_deploy.errors import InvalidInputError, ModelFileError
-from yolox_deploy.images import read_image
+from yolox_deploy.processing.images import read_image
 
 
 def test_official_onnx_detects_people_on_a_real_image(nano_onnx, coco_images):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from yolox_deploy import Detector
-from yolox_deploy.evaluation import evaluate_coco
 from yolox_deploy.errors import InvalidInputError
+from yolox_deploy.evaluation import evaluate_coco
 
 # Official YOLOX evaluator semantics (conf 0.01, class-aware NMS 0.65, 416x416, no clipping,
 # no cap) on the 80 shared COCO val2017 images; reproduced by an independent torch

@@ -12,11 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from yolox_deploy import Detector, images
+from yolox_deploy import Detector
 from yolox_deploy.errors import InvalidInputError, ModelFileError, YoloxDeployError
-from yolox_deploy.images import read_image, to_bgr
-from yolox_deploy.imagesize import image_dimensions
-from yolox_deploy.postprocess import InvalidModelOutputError, postprocess
+from yolox_deploy.processing import images
+from yolox_deploy.processing.images import read_image, to_bgr
+from yolox_deploy.processing.imagesize import image_dimensions
+from yolox_deploy.processing.postprocess import InvalidModelOutputError, postprocess
 from yolox_deploy.runtimes import Backend, load_backend
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -82,7 +83,7 @@ class NaNBackend(Backend):
 
     name, suffixes, extra, export_target = "nan-test", (".nan",), "none", None
     input_shape = (None, 3, 64, 64)
-    metadata = property(lambda self: __import__("yolox_deploy.metadata").metadata.ModelMetadata(input_size=(64, 64)))
+    metadata = property(lambda self: __import__("yolox_deploy.artifacts.metadata").artifacts.metadata.ModelMetadata(input_size=(64, 64)))
 
     def _run(self, batch):
         return np.full((batch.shape[0], 84, 7), np.nan, np.float32)

@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from yolox_deploy.cli import detect, eval as eval_cli, export
+from yolox_deploy.cli import detect, export
+from yolox_deploy.cli import eval as eval_cli
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -9,11 +9,12 @@ import onnx
 import pytest
 
 from yolox_deploy import Detector
+from yolox_deploy.artifacts.metadata import ModelMetadata
 from yolox_deploy.errors import InvalidInputError, YoloxDeployError
 from yolox_deploy.exporters.onnx import export_onnx
-from yolox_deploy.images import read_image
-from yolox_deploy.metadata import END_TO_END_OUTPUTS, ModelMetadata
-from yolox_deploy.preprocess import letterbox
+from yolox_deploy.processing.end_to_end import END_TO_END_OUTPUTS
+from yolox_deploy.processing.images import read_image
+from yolox_deploy.processing.preprocess import letterbox
 
 pytestmark = pytest.mark.assets
 CONFIGS = {  # name -> (conf, iou, max_det, agnostic)

@@ -13,8 +13,7 @@ pytest.importorskip("ncnn")
 from yolox_deploy import Detector  # noqa: E402
 from yolox_deploy.errors import YoloxDeployError  # noqa: E402
 from yolox_deploy.exporters import exporter_source  # noqa: E402
-from yolox_deploy.exporters.ncnn import (check_rewrite_is_exact, export_ncnn, ncnn_compatible,  # noqa: E402
-                                         space_to_depth_by_planes)
+from yolox_deploy.exporters.ncnn import check_rewrite_is_exact, export_ncnn, ncnn_compatible, space_to_depth_by_planes  # noqa: E402
 from yolox_deploy.models import MODEL_ZOO, load_model  # noqa: E402
 from yolox_deploy.models.blocks import Focus, space_to_depth  # noqa: E402
 

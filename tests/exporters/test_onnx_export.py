@@ -8,10 +8,10 @@ pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 import onnxruntime as ort  # noqa: E402
 
+from yolox_deploy.artifacts.metadata import ModelMetadata  # noqa: E402
 from yolox_deploy.errors import YoloxDeployError  # noqa: E402
 from yolox_deploy.exporters import export_targets, get_exporter  # noqa: E402
 from yolox_deploy.exporters.onnx import export_onnx  # noqa: E402
-from yolox_deploy.metadata import ModelMetadata  # noqa: E402
 from yolox_deploy.models import MODEL_ZOO  # noqa: E402
 from yolox_deploy.runtimes.onnxruntime import fp32_session_options  # noqa: E402
 
@@ -23,8 +23,8 @@ def run(path, x):
 
 def test_our_export_of_the_official_checkpoint_matches_the_official_onnx(tmp_path, nano_pth, nano_onnx,
                                                                           nano_raw_outputs, coco_images):
-    from yolox_deploy.images import read_image
-    from yolox_deploy.preprocess import letterbox
+    from yolox_deploy.processing.images import read_image
+    from yolox_deploy.processing.preprocess import letterbox
 
     report = export_onnx(tmp_path / "nano.onnx", weights=nano_pth)
     assert report.model_name == "yolox-nano" and report.opset == 17 and report.simplified
@@ -53,8 +53,9 @@ def test_every_variant_exports_and_matches_pytorch(tmp_path, name):
 
 
 def test_dynamic_batch_and_spatial_dims(tmp_path, tiny_checkpoint):
-    from yolox_deploy.models import load_model
     import torch
+
+    from yolox_deploy.models import load_model
 
     path = tmp_path / "dyn.onnx"
     export_onnx(path, weights=tiny_checkpoint, input_size=(64, 64), dynamic=True, dynamic_hw=True, opset=11)

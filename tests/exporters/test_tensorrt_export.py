@@ -11,13 +11,13 @@ import onnx
 import pytest
 import tensorrt_fake
 
+from yolox_deploy.artifacts.sidecar import sidecar_path
+from yolox_deploy.artifacts.tensorrt_engines import Profile, read_engine_record
 from yolox_deploy.errors import BackendNotInstalledError, BackendUnavailableError, ModelFileError, YoloxDeployError
 from yolox_deploy.exporters import get_exporter
 from yolox_deploy.exporters.onnx import export_onnx
 from yolox_deploy.exporters.tensorrt import export_tensorrt
 from yolox_deploy.runtimes import load_backend
-from yolox_deploy.sidecar import sidecar_path
-from yolox_deploy.tensorrt_engines import Profile, read_engine_record
 
 VERSIONS = ("10.0.1", "10.13.0", "11.4.0")
 
@@ -236,8 +236,8 @@ def test_engine_matches_onnxruntime_on_a_gpu(tmp_path, nano_pth, coco_images, co
     batch size of a dynamic profile against batch 1, and COCO mAP within 0.01 of the ONNX's."""
     from yolox_deploy import Detector
     from yolox_deploy.evaluation import evaluate_coco
-    from yolox_deploy.images import read_image
-    from yolox_deploy.preprocess import letterbox
+    from yolox_deploy.processing.images import read_image
+    from yolox_deploy.processing.preprocess import letterbox
 
     onnx_path = tmp_path / f"nano-{precision}.onnx"
     export_onnx(onnx_path, weights=nano_pth, dynamic=True, half=precision == "fp16", int8=precision == "int8",

@@ -56,10 +56,10 @@ def _pb_utils() -> types.ModuleType:
 class StandInTriton:
     def __init__(self, repo: Path):
         import onnxruntime as ort
-
-        from yolox_deploy.runtimes.onnxruntime import fp32_session_options
         import tritonclient.grpc.model_config_pb2 as mc
         from google.protobuf import json_format, text_format
+
+        from yolox_deploy.runtimes.onnxruntime import fp32_session_options
 
         self.configs: dict[str, Any] = {}
         self.runners: dict[str, Any] = {}

@@ -10,13 +10,12 @@ import pytest
 pytest.importorskip("tritonclient.http")
 mc = pytest.importorskip("tritonclient.grpc.model_config_pb2")
 from google.protobuf import text_format  # noqa: E402
+from kserve_standin import StandInTriton  # noqa: E402  (tests/integrations is on sys.path)
 
 from yolox_deploy import Detector  # noqa: E402
 from yolox_deploy.errors import BackendNotInstalledError, BackendUnavailableError, YoloxDeployError  # noqa: E402
 from yolox_deploy.exporters.triton import export_triton  # noqa: E402
 from yolox_deploy.integrations.triton import TritonDetectionClient  # noqa: E402
-
-from kserve_standin import StandInTriton  # noqa: E402  (tests/integrations is on sys.path)
 
 
 @pytest.fixture(scope="module")

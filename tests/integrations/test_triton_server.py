@@ -17,8 +17,8 @@ from triton_server import TritonServer, missing_reason, server_env  # noqa: E402
 from yolox_deploy import Detector  # noqa: E402
 from yolox_deploy.errors import BackendUnavailableError, InvalidInputError, YoloxDeployError  # noqa: E402
 from yolox_deploy.exporters.triton import export_triton  # noqa: E402
-from yolox_deploy.images import read_image  # noqa: E402
 from yolox_deploy.integrations.triton import TritonDetectionClient  # noqa: E402
+from yolox_deploy.processing.images import read_image  # noqa: E402
 
 pytestmark = pytest.mark.triton_server
 MAX_DET = 100  # the ensemble's (export_triton's default)

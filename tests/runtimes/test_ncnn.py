@@ -42,8 +42,8 @@ def coco_map(model, coco_dir, **options):
 
 
 def test_fp32_matches_onnxruntime_on_real_images(nano_ncnn, nano_raw_outputs, coco_images):
-    from yolox_deploy.images import read_image
-    from yolox_deploy.preprocess import letterbox
+    from yolox_deploy.processing.images import read_image
+    from yolox_deploy.processing.preprocess import letterbox
 
     assert nano_ncnn.precision == "FP32" and nano_ncnn.max_abs_diff < 1e-4
     backend = load_backend(nano_ncnn.path)

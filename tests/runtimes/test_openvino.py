@@ -9,8 +9,7 @@ import pytest
 ov = pytest.importorskip("openvino")
 
 from yolox_deploy import Detector  # noqa: E402
-from yolox_deploy.errors import (BackendNotInstalledError, InvalidInputError, ModelFileError,  # noqa: E402
-                                 YoloxDeployError)
+from yolox_deploy.errors import BackendNotInstalledError, InvalidInputError, ModelFileError, YoloxDeployError  # noqa: E402
 from yolox_deploy.evaluation import evaluate_coco  # noqa: E402
 from yolox_deploy.exporters.openvino import export_openvino  # noqa: E402
 from yolox_deploy.runtimes import load_backend  # noqa: E402
@@ -34,8 +33,8 @@ def coco_map(model, coco_dir):
 
 
 def test_fp32_ir_matches_onnxruntime_on_real_images(nano_fp32, nano_onnx, nano_raw_outputs, coco_images):
-    from yolox_deploy.images import read_image
-    from yolox_deploy.preprocess import letterbox
+    from yolox_deploy.processing.images import read_image
+    from yolox_deploy.processing.preprocess import letterbox
 
     assert nano_fp32.precision == "FP32" and nano_fp32.max_abs_diff < 1e-4
     backend = load_backend(nano_fp32.path)
@@ -53,9 +52,9 @@ def test_fp32_ir_is_as_close_to_exact_as_onnxruntime(nano_fp32, nano_pth, nano_r
     so the IR is judged against a float64 evaluation of the same weights: it must be no
     further from it than ONNX Runtime is (measured: OpenVINO 1.7e-4, ONNX Runtime 1.9e-4)."""
     torch = pytest.importorskip("torch")
-    from yolox_deploy.images import read_image
     from yolox_deploy.models import load_model
-    from yolox_deploy.preprocess import letterbox
+    from yolox_deploy.processing.images import read_image
+    from yolox_deploy.processing.preprocess import letterbox
 
     model, _ = load_model(nano_pth, "yolox-nano")
     model = model.double()
@@ -69,8 +68,8 @@ def test_fp32_ir_is_as_close_to_exact_as_onnxruntime(nano_fp32, nano_pth, nano_r
 
 
 def test_pixel_input_is_bit_identical_to_the_float_input(nano_fp32, coco_images):
-    from yolox_deploy.images import read_image
-    from yolox_deploy.preprocess import letterbox_batch
+    from yolox_deploy.processing.images import read_image
+    from yolox_deploy.processing.preprocess import letterbox_batch
 
     images = [read_image(p) for p in coco_images[:2]]
     pixels, _ = letterbox_batch(images, (416, 416), pixels=True)
@@ -117,7 +116,7 @@ def test_async_queue_and_throughput_hint_give_the_sequential_results(ir_dir, tin
     for w, g in zip(want, got):
         np.testing.assert_allclose(g, w, atol=1e-4)
     pixels = [rng.integers(0, 256, (b, 64, 64, 3), dtype=np.uint8) for b in (2, 1, 3)]
-    from yolox_deploy.preprocess import pixels_to_tensor
+    from yolox_deploy.processing.preprocess import pixels_to_tensor
     for p, g in zip(pixels, throughput.infer_many(pixels)):
         np.testing.assert_allclose(g, latency.infer(pixels_to_tensor(p)), atol=1e-4)
     images = [rng.integers(0, 256, (50, 60, 3), dtype=np.uint8) for _ in range(7)]
@@ -204,7 +203,8 @@ def _without_bf16_units(monkeypatch):
 
 
 def test_bf16_is_refused_in_one_line_where_the_cpu_has_no_bf16(nano_fp32, monkeypatch, capsys, coco_dir):
-    from yolox_deploy.cli import detect, eval as eval_cli
+    from yolox_deploy.cli import detect
+    from yolox_deploy.cli import eval as eval_cli
     from yolox_deploy.errors import BackendUnavailableError
 
     _without_bf16_units(monkeypatch)

@@ -39,8 +39,8 @@ def test_onnxruntime_threads_stop_spinning_after_a_run_unless_asked_not_to(tiny_
 
 
 def test_onnxruntime_takes_pixels_natively_with_bit_identical_outputs(nano_onnx, coco_images):
-    from yolox_deploy.images import read_image
-    from yolox_deploy.preprocess import letterbox_batch
+    from yolox_deploy.processing.images import read_image
+    from yolox_deploy.processing.preprocess import letterbox_batch
 
     images = [read_image(p) for p in coco_images[:3]]
     pixels, _ = letterbox_batch(images, (416, 416), pixels=True)

@@ -13,10 +13,11 @@ import tensorrt_fake
 from tensorrt_fake.surface import ENUMS, METHODS, REMOVED_IN_11
 
 from yolox_deploy import Detector
+from yolox_deploy.artifacts.sidecar import sidecar_path
 from yolox_deploy.errors import BackendNotInstalledError, BackendUnavailableError, ModelFileError
 from yolox_deploy.exporters.tensorrt import export_tensorrt
 from yolox_deploy.runtimes import backend_for_path, load_backend
-from yolox_deploy.sidecar import sidecar_path
+
 
 @pytest.mark.parametrize("version", ["10.13.0", "11.4.0"])
 def test_the_fake_has_exactly_the_surface_written_from_the_bindings(version):

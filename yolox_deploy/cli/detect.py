@@ -15,8 +15,8 @@ from tqdm import tqdm
 from ..detections import Detections
 from ..detector import Detector
 from ..errors import InvalidInputError
-from ..images import IMAGE_SUFFIXES
-from ..streaming import VIDEO_SUFFIXES
+from ..processing.images import IMAGE_SUFFIXES
+from ..video.streaming import VIDEO_SUFFIXES
 from ..visualize import draw_detections
 from .common import add_model_args, backend_options, run
 
@@ -113,7 +113,7 @@ def write_track_lines(out: Any, frame: int, detections: Detections) -> None:
 
 
 def check_trackable(files: Sequence[Path], tracker: str) -> None:
-    from ..tracking import check_tracker_name
+    from ..video.tracking import check_tracker_name
 
     check_tracker_name(tracker)
     stills = [f for f in files if f.suffix.lower() not in VIDEO_SUFFIXES]

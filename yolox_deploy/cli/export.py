@@ -5,9 +5,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ..errors import YoloxDeployError
 from ..exporters import export_targets, get_exporter
 from ..runtimes import backend_names, get_backend_class
-from ..errors import YoloxDeployError
 from .common import run
 
 

@@ -9,7 +9,7 @@ The same code runs on a local cluster (``ray.init()``) and on a real one by addr
 (``ray.init("ray://head:10001")`` or ``--ray-address`` on the CLI). Local paths (which every
 node must see, as with any Ray job) are listed here and read by the actors; URIs
 (``s3://``, ``gs://`` ...) are read as bytes by Ray's own readers. Either way the actors
-decode exactly like :func:`yolox_deploy.images.read_image`, so results equal a
+decode exactly like :func:`yolox_deploy.processing.images.read_image`, so results equal a
 single-process Detector's.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 from .._optional import require
 from ..errors import YoloxDeployError
-from ..images import IMAGE_SUFFIXES, decode_image, read_image
+from ..processing.images import IMAGE_SUFFIXES, decode_image, read_image
 
 OUTPUT_COLUMNS = ("path", "image_height", "image_width", "boxes", "scores", "class_ids", "class_names", "error")
 

@@ -12,22 +12,18 @@ The ensemble's outputs have a fixed size per image (``max_det`` rows, padded; th
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
-from .._optional import require
 from ..detections import Detections
-from ..errors import BackendUnavailableError, InvalidInputError, ModelFileError, YoloxDeployError, first_line
-from ..metadata import ModelMetadata
-from ..postprocess import postprocess
-from ..preprocess import letterbox
+from ..errors import InvalidInputError, ModelFileError
+from ..processing.postprocess import postprocess
+from ..processing.preprocess import letterbox
+from ..runtimes.triton import TritonConnection, metadata_from_parameters
 
 ENSEMBLE_INPUTS = ("images", "ratio", "image_hw")
 ENSEMBLE_OUTPUTS = ("num_detections", "boxes", "scores", "class_ids")
-PARAM_PREFIX = "yolox_deploy."  # config.pbtxt parameters carrying our ModelMetadata
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,93 +105,6 @@ class TritonPythonModel:
 '''
 
 
-PROTOCOLS = ("http", "grpc")
-_DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.int32): "INT32"}
-
-
-class TritonConnection:
-    """Triton clients for ``url`` over ``protocol`` ("http": KServe v2 REST, e.g. port 8000;
-    "grpc": e.g. port 8001), one per calling thread: tritonclient's HTTP client (gevent) may
-    only be used from the thread that made it ("Cannot switch to a different thread" once the
-    server keeps the connection alive, as Triton does). Every call is bounded by ``timeout_s``
-    and fails with a one-line error; ``close()`` closes every client made."""
-
-    def __init__(self, url: str, timeout_s: float = 60.0, protocol: str = "http"):
-        if protocol not in PROTOCOLS:
-            raise YoloxDeployError(f"Triton protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-        self.module = require(f"tritonclient.{protocol}", extra="triton", purpose="the Triton client")
-        self.url, self.timeout_s, self.protocol = url, timeout_s, protocol
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._made: list[Any] = []
-        self._closed = False
-
-    def client(self) -> Any:
-        """This thread's client (made on first use)."""
-        client = getattr(self._local, "client", None)
-        with self._lock:
-            if self._closed:
-                raise BackendUnavailableError(f"the Triton client for {self.url} is closed")
-            if client is None:
-                client = (self.module.InferenceServerClient(self.url, network_timeout=self.timeout_s,
-                                                            connection_timeout=self.timeout_s)
-                          if self.protocol == "http" else self.module.InferenceServerClient(self.url))
-                self._made.append(client)
-        self._local.client = client
-        return client
-
-    def _timeout(self) -> dict[str, float]:
-        return {} if self.protocol == "http" else {"client_timeout": self.timeout_s}
-
-    def model_config(self, model: str) -> dict[str, Any]:
-        """The model's configuration (JSON form), or a one-line error naming the server."""
-        try:
-            if self.protocol == "http":
-                return self.client().get_model_config(model)
-            return self.client().get_model_config(model, as_json=True, **self._timeout())["config"]
-        except YoloxDeployError:
-            raise
-        except Exception as exc:  # tritonclient's InferenceServerException, or socket/gRPC errors
-            raise BackendUnavailableError(f"cannot get model {model!r} from Triton at {self.url}: "
-                                          f"{first_line(exc)}") from None
-
-    def infer(self, model: str, arrays: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
-        """Named float32/int32 inputs -> the named outputs, or a one-line error."""
-        binary = {"binary_data": True} if self.protocol == "http" else {}
-        inputs = []
-        for name, array in arrays.items():
-            tensor = self.module.InferInput(name, list(array.shape), _DATATYPES[array.dtype])
-            tensor.set_data_from_numpy(array, **binary)
-            inputs.append(tensor)
-        requested = [self.module.InferRequestedOutput(name, **binary) for name in outputs]
-        try:
-            result = self.client().infer(model, inputs, outputs=requested, **self._timeout())
-        except YoloxDeployError:
-            raise
-        except Exception as exc:
-            raise BackendUnavailableError(f"Triton inference on {model!r} at {self.url} failed: "
-                                          f"{first_line(exc)}") from None
-        return {name: result.as_numpy(name) for name in outputs}
-
-    def close(self) -> None:
-        with self._lock:
-            made, self._made, self._closed = self._made, [], True
-        for client in made:
-            try:
-                client.close()
-            except Exception:  # a client made by another thread may refuse to close from this one
-                pass
-
-
-def metadata_from_parameters(params: dict[str, Any]) -> ModelMetadata:
-    """ModelMetadata from a model config's ``parameters`` (JSON or protobuf form)."""
-    props = {}
-    for key, value in params.items():
-        if key.startswith(PARAM_PREFIX):
-            props[key[len(PARAM_PREFIX):]] = value["string_value"] if isinstance(value, dict) else value.string_value
-    return ModelMetadata.from_props(props)
-
-
 class TritonDetectionClient:
     """Detections from the ensemble (server-side postprocess) over HTTP/REST (KServe v2) or gRPC:
     images are letterboxed here, sent as a batch with their ratios and sizes, and the padded
@@ -231,7 +140,7 @@ class TritonDetectionClient:
 
     def __call__(self, images: Sequence[np.ndarray]) -> list[Detections]:
         """BGR uint8 HxWx3 images -> Detections in their pixels (sent in one request)."""
-        from ..images import to_bgr
+        from ..processing.images import to_bgr
 
         images = [to_bgr(image) for image in images]
         if self.max_batch and len(images) > self.max_batch:

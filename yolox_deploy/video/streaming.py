@@ -17,18 +17,15 @@ import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Union
 
 import cv2
 import numpy as np
 
-from .detections import Detections
-from .errors import InvalidInputError, YoloxDeployError
-from .images import IMAGE_SUFFIXES, ImageLike, to_bgr
-from .preprocess import letterbox, letterbox_pixels
-
-if TYPE_CHECKING:
-    from .detector import Detector
+from ..detections import Detections
+from ..errors import InvalidInputError, YoloxDeployError
+from ..pipeline import BatchPipeline
+from ..processing.images import IMAGE_SUFFIXES, ImageLike, to_bgr
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 StreamSource = Union[str, Path, int, Iterable[ImageLike]]
@@ -119,12 +116,11 @@ def iter_source(source: StreamSource) -> Iterator[tuple[str, ImageLike]]:
         yield (Path(item).name if isinstance(item, (str, Path)) else f"#{index}"), item
 
 
-def decode_and_letterbox(detector: Detector, item: ImageLike) -> tuple[np.ndarray, np.ndarray, float]:
-    """(BGR image, letterboxed input, ratio) of one image for ``detector``: uint8 pixels for
+def decode_and_letterbox(pipeline: BatchPipeline, item: ImageLike) -> tuple[np.ndarray, np.ndarray, float]:
+    """(BGR image, letterboxed input, ratio) of one image for ``pipeline``: uint8 pixels for
     backends that cast them inside the model, float32 CHW for the others."""
     image = to_bgr(item)
-    prepare = letterbox_pixels if detector.backend.native_pixels else letterbox
-    tensor, ratio = prepare(image, detector.input_size)
+    tensor, ratio = pipeline.prepare(image)
     return image, tensor, ratio
 
 
@@ -154,21 +150,21 @@ def _get(q: queue.Queue, stop: threading.Event) -> Any:
 
 
 class StreamPipeline:
-    """Runs one stream through ``detector``; iterate it to receive :class:`StreamResult`."""
+    """Runs one stream through ``pipeline``; iterate it to receive :class:`StreamResult`."""
 
-    def __init__(self, detector: Detector, source: StreamSource, batch_size: int | None = None,
+    def __init__(self, pipeline: BatchPipeline, source: StreamSource, batch_size: int | None = None,
                  workers: int = 2, infer_workers: int = 1, prefetch: int = 4, errors: str = "raise"):
         if errors not in ("raise", "yield"):
             raise InvalidInputError(f"errors must be 'raise' or 'yield', got {errors!r}")
         if min(workers, infer_workers, prefetch) < 1:
             raise InvalidInputError(f"workers, infer_workers and prefetch must be >= 1, got {workers}, "
                                     f"{infer_workers}, {prefetch}")
-        self.detector = detector
+        self.pipeline = pipeline
         self.source = source
-        self.batch_size = detector.batch_size if batch_size is None else int(batch_size)
-        if detector.backend.input_shape[0] not in (None, self.batch_size):
-            raise InvalidInputError(f"{detector.backend.path.name} has a static batch of "
-                                    f"{detector.backend.input_shape[0]}; batch_size={self.batch_size} cannot be used")
+        self.batch_size = pipeline.batch_size if batch_size is None else int(batch_size)
+        if pipeline.static_batch not in (None, self.batch_size):
+            raise InvalidInputError(f"{pipeline.backend.path.name} has a static batch of "
+                                    f"{pipeline.static_batch}; batch_size={self.batch_size} cannot be used")
         self.workers, self.infer_workers, self.prefetch, self.errors = workers, infer_workers, prefetch, errors
         self._stop = threading.Event()
         self._prepared: queue.Queue = queue.Queue(maxsize=prefetch * max(1, self.batch_size))
@@ -176,7 +172,7 @@ class StreamPipeline:
 
     def _prepare(self, index: int, name: str, item: ImageLike) -> _Item:
         try:
-            return _Item(index, name, *decode_and_letterbox(self.detector, item))
+            return _Item(index, name, *decode_and_letterbox(self.pipeline, item))
         except YoloxDeployError as exc:
             return _Item(index, name, error=exc)
 
@@ -216,14 +212,11 @@ class StreamPipeline:
         except BaseException as exc:
             self._fail(self._inferred, exc)
 
-    def _run_backend(self, items: list[_Item]) -> np.ndarray:
-        tensors = np.stack([item.tensor for item in items])
-        static = self.detector.backend.input_shape[0]
-        if static is not None and static > len(items):  # static-batch model: pad with the last image
-            tensors = np.concatenate([tensors, np.repeat(tensors[-1:], static - len(items), axis=0)])
+    def _run_backend(self, items: list[_Item]) -> Any:
+        tensors = self.pipeline.stack([item.tensor for item in items])
         for item in items:
             item.tensor = None  # the stacked copy is all the backend needs
-        return self.detector.infer_batch(tensors)
+        return self.pipeline.infer(tensors)
 
     def _fail(self, q: queue.Queue, exc: BaseException) -> None:
         try:
@@ -232,7 +225,7 @@ class StreamPipeline:
             pass
 
     def _results(self, batch: list[_Item], good: list[_Item], raw: Future | None) -> Iterator[StreamResult]:
-        detections = dict(zip((item.index for item in good), self.detector.postprocess_outputs(
+        detections = dict(zip((item.index for item in good), self.pipeline.postprocess(
             raw.result(), [item.ratio for item in good], [item.image.shape[:2] for item in good]))) if good else {}
         for item in batch:
             if item.error is not None:
@@ -277,8 +270,10 @@ class StreamPipeline:
                 entry[2].cancel()
 
 
-def run_stream(detector: Detector, source: StreamSource, **options: Any) -> Iterator[StreamResult]:
-    return iter(StreamPipeline(detector, source, **options))
+def run_stream(pipeline: BatchPipeline, source: StreamSource, **options: Any) -> Iterator[StreamResult]:
+    """:class:`StreamResult` of every image of ``source``, in order (options: :class:`StreamPipeline`'s)."""
+    return iter(StreamPipeline(pipeline, source, **options))
 
 
-__all__ = ["StreamPipeline", "StreamResult", "VIDEO_SUFFIXES", "decode_and_letterbox", "is_video", "iter_source", "run_stream", "video_fps"]
+__all__ = ["StreamPipeline", "StreamResult", "VIDEO_SUFFIXES", "decode_and_letterbox", "is_video", "iter_source",
+           "run_stream", "video_fps"]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
 
 PAD_VALUE = 114
 

@@ -7,12 +7,12 @@ import threading
 
 import numpy as np
 import pytest
-from yolox_deploy.benchmarks.synthetic_videos import FPS, crossing_video, ids_per_person, pan_video
 
 from yolox_deploy import Detector
+from yolox_deploy.benchmarks.synthetic_videos import FPS, crossing_video, ids_per_person, pan_video
 from yolox_deploy.detections import Detections
 from yolox_deploy.errors import BackendNotInstalledError, InvalidInputError
-from yolox_deploy.streaming import video_fps
+from yolox_deploy.video.streaming import video_fps
 
 sv = pytest.importorskip("supervision")
 
@@ -120,7 +120,7 @@ def test_a_frame_that_fails_to_decode_does_not_reset_the_tracker(videos, nano, t
     import cv2
 
     path, truth = videos["pan"]
-    frames = [frame for _, frame in __import__("yolox_deploy.streaming", fromlist=["iter_source"]).iter_source(path)]
+    frames = [frame for _, frame in __import__("yolox_deploy.video.streaming", fromlist=["iter_source"]).iter_source(path)]
     files = []
     for i, frame in enumerate(frames):
         files.append(tmp_path / f"{i:03d}.jpg")
@@ -182,8 +182,9 @@ def test_unknown_tracker_and_option(nano, videos):
 
 def test_yolox_detect_track_writes_the_annotated_video_and_json_lines(videos, nano_onnx, tmp_path, capsys):
     needs_trackers()
-    import cv2
     import json
+
+    import cv2
 
     from yolox_deploy.cli import detect
 

@@ -18,16 +18,15 @@ import dataclasses
 import queue
 import threading
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from .detections import Detections
-from .errors import InvalidInputError, YoloxDeployError, first_line
+from ..detections import Detections
+from ..errors import InvalidInputError, YoloxDeployError, first_line
+from ..pipeline import BatchPipeline
 from .streaming import decode_and_letterbox, is_video, iter_source, video_fps
-
-if TYPE_CHECKING:
-    from .detector import Detector
+from .tracking import Tracker, check_sequence, tracking_pipeline
 
 DROP_POLICIES = ("oldest", "wait")
 
@@ -68,10 +67,10 @@ class _End:
 class _Reader(threading.Thread):
     """Decodes and letterboxes one source into its queue under a drop policy."""
 
-    def __init__(self, source: Any, detector: Detector, queue_size: int, drop: str, stop: threading.Event,
+    def __init__(self, source: Any, pipeline: BatchPipeline, queue_size: int, drop: str, stop: threading.Event,
                  ready: threading.Condition):
         super().__init__(name="yolox-source", daemon=True)
-        self.source, self.detector, self.drop, self.stop, self.ready = source, detector, drop, stop, ready
+        self.source, self.pipeline, self.drop, self.stop, self.ready = source, pipeline, drop, stop, ready
         self.frames: queue.Queue = queue.Queue(maxsize=queue_size)
         self.dropped = 0
 
@@ -88,7 +87,7 @@ class _Reader(threading.Thread):
 
     def _prepare(self, index: int, name: str, item: Any) -> _Frame:
         try:
-            return _Frame(index, name, *decode_and_letterbox(self.detector, item))
+            return _Frame(index, name, *decode_and_letterbox(self.pipeline, item))
         except YoloxDeployError as exc:
             return _Frame(index, name, None, None, 1.0, first_line(exc))
 
@@ -111,7 +110,7 @@ class _Reader(threading.Thread):
 class MultiStream:
     """Iterate it for :class:`SourceResult` of every source, interleaved."""
 
-    def __init__(self, detector: Detector, sources: Sequence[Any], batch_size: int | None = None,
+    def __init__(self, pipeline: BatchPipeline, sources: Sequence[Any], batch_size: int | None = None,
                  queue_size: int = 4, drop: str | None = None, tracker: str | None = None,
                  tracker_options: dict[str, Any] | None = None):
         if isinstance(sources, (str, bytes)) or not isinstance(sources, Sequence) or not sources:
@@ -121,28 +120,26 @@ class MultiStream:
             raise InvalidInputError(f"drop must be 'oldest', 'wait' or None (per source), got {drop!r}")
         if queue_size < 1:
             raise InvalidInputError(f"queue_size must be >= 1, got {queue_size}")
-        self.detector = detector
+        self.pipeline = pipeline
         self.sources = list(sources)
-        static = detector.backend.input_shape[0]
-        self.batch_size = int(batch_size or static or max(detector.batch_size, len(self.sources)))
+        static = pipeline.static_batch
+        self.batch_size = int(batch_size or static or max(pipeline.batch_size, len(self.sources)))
         if static is not None and self.batch_size != static:
-            raise InvalidInputError(f"{detector.backend.path.name} has a static batch of {static}; batch_size="
+            raise InvalidInputError(f"{pipeline.backend.path.name} has a static batch of {static}; batch_size="
                                     f"{self.batch_size} cannot be used")
         self.queue_size = queue_size
         self.drops = [drop or ("oldest" if is_video(s) and not _is_file(s) else "wait") for s in self.sources]
         self.trackers: list[Any] = [None] * len(self.sources)
         if tracker is not None:
-            from .tracking import Tracker, check_sequence, tracking_detector
-
             for source in self.sources:
                 check_sequence(source)
             self.trackers = [Tracker(tracker, video_fps(s) or 30.0, **(tracker_options or {})) for s in self.sources]
-            self.detector = tracking_detector(detector)
-        self._keep_conf, self._max_det = np.float32(detector.conf), detector.max_det
+            self.pipeline = tracking_pipeline(pipeline)
+        self._keep_conf, self._max_det = np.float32(pipeline.conf), pipeline.max_det
 
     def __iter__(self) -> Iterator[SourceResult]:
         stop, ready = threading.Event(), threading.Condition()
-        readers = [_Reader(s, self.detector, self.queue_size, d, stop, ready) for s, d in zip(self.sources, self.drops)]
+        readers = [_Reader(s, self.pipeline, self.queue_size, d, stop, ready) for s, d in zip(self.sources, self.drops)]
         for reader in readers:
             reader.start()
         active = list(range(len(readers)))
@@ -193,13 +190,9 @@ class MultiStream:
         good = [(s, f) for s, f in batch if f.error is None]
         detections: dict[int, Detections] = {}
         if good:
-            tensors = np.stack([f.tensor for _, f in good])
-            static = self.detector.backend.input_shape[0]
-            if static is not None and static > len(good):  # static-batch model: pad with the last frame
-                tensors = np.concatenate([tensors, np.repeat(tensors[-1:], static - len(good), axis=0)])
-            outputs = self.detector.infer_batch(tensors)
-            per_frame = self.detector.postprocess_outputs(outputs, [f.ratio for _, f in good],
-                                                          [f.image.shape[:2] for _, f in good])
+            outputs = self.pipeline.infer(self.pipeline.stack([f.tensor for _, f in good]))
+            per_frame = self.pipeline.postprocess(outputs, [f.ratio for _, f in good],
+                                                  [f.image.shape[:2] for _, f in good])
             detections = {id(f): d for (_, f), d in zip(good, per_frame)}
         for source, frame in batch:
             if frame.error is not None:
@@ -218,5 +211,6 @@ def _is_file(source: Any) -> bool:
     return not isinstance(source, int) and "://" not in str(source)
 
 
-def run_many(detector: Detector, sources: Sequence[Any], **options: Any) -> Iterator[SourceResult]:
-    return iter(MultiStream(detector, sources, **options))
+def run_many(pipeline: BatchPipeline, sources: Sequence[Any], **options: Any) -> Iterator[SourceResult]:
+    """:class:`SourceResult` of every source, interleaved (options: :class:`MultiStream`'s)."""
+    return iter(MultiStream(pipeline, sources, **options))

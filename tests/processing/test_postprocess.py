@@ -6,9 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from yolox_deploy import postprocess as pp
-from yolox_deploy.grids import anchor_grid, num_anchors
-from yolox_deploy.postprocess import InvalidModelOutputError, postprocess
+from yolox_deploy.processing import postprocess as pp
+from yolox_deploy.processing.grids import anchor_grid, num_anchors
+from yolox_deploy.processing.postprocess import InvalidModelOutputError, postprocess
 
 pytestmark = pytest.mark.skipif(not pp.kernel_available(), reason="C++ kernel not built")
 
@@ -236,7 +236,7 @@ def test_malformed_outputs_raise_clear_errors(impl, bad, message):
     (dict(raw=np.zeros((1, 84, 7), np.uint8)), "dtype uint8"),
 ])
 def test_kernel_validates_its_own_arguments(kwargs, message):
-    from yolox_deploy import _kernel
+    from yolox_deploy.processing import _kernel
 
     args = dict(raw=blank(), input_h=64, input_w=64, strides=[8, 16, 32], conf=0.25, iou=0.45,
                 class_agnostic=False, max_det=-1, ratios=[1.0], image_shapes=[])

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import BackendUnavailableError, ModelFileError, YoloxDeployError
+from ..errors import BackendUnavailableError, ModelFileError, YoloxDeployError
 from .metadata import ModelMetadata
 from .sidecar import read_sidecar, write_sidecar
 
@@ -50,7 +50,7 @@ def check_tensorrt_version(version: str, what: str = "building or running an eng
 
 
 def import_tensorrt(what: str) -> Any:
-    from ._optional import require
+    from .._optional import require
 
     trt = require("tensorrt", extra="tensorrt", purpose=what)
     check_tensorrt_version(getattr(trt, "__version__", "0"), what)
@@ -165,7 +165,7 @@ def check_model_io(inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], 
     """One float image input [B, 3, H, W], and either one float output [B, N, 5 + C] (what the
     shared postprocess reads) or the four end-to-end outputs; returns True for the latter.
     Anything else is refused before it could be read as garbage."""
-    from .metadata import END_TO_END_OUTPUTS
+    from ..processing.end_to_end import END_TO_END_OUTPUTS
 
     floats = ("float32", "float16")
     problems = []

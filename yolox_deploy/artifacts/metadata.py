@@ -6,13 +6,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ._version import __version__
-from .grids import DEFAULT_STRIDES
+from .._version import __version__
+from ..processing.grids import DEFAULT_STRIDES
 
 OUTPUT_LAYOUT = ("raw [B, N, 5+C]: x, y, log w, log h offsets (not decoded), sigmoid objectness, "
                  "sigmoid class scores; strides 8/16/32, row-major")
-
-END_TO_END_OUTPUTS = ("num_dets", "boxes", "scores", "class_ids")  # TensorRT EfficientNMS / DeepStream layout
 
 
 @dataclasses.dataclass(frozen=True)

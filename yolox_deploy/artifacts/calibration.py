@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from .errors import InvalidInputError, YoloxDeployError
-from .images import IMAGE_SUFFIXES, read_image
-from .preprocess import letterbox
+from ..errors import InvalidInputError, YoloxDeployError
+from ..processing.images import IMAGE_SUFFIXES, read_image
+from ..processing.preprocess import letterbox
 
 log = logging.getLogger(__name__)
 

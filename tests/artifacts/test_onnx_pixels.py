@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from yolox_deploy.onnx_pixels import PIXEL_INPUT, _read_varint, _varint, with_pixel_input
+from yolox_deploy.artifacts.onnx_pixels import PIXEL_INPUT, _read_varint, _varint, with_pixel_input
 from yolox_deploy.runtimes.onnxruntime import fp32_session_options
 
 onnx = pytest.importorskip("onnx")

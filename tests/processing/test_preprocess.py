@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 
 from yolox_deploy.errors import InvalidInputError
-from yolox_deploy.preprocess import (check_input_size, letterbox, letterbox_batch, letterbox_pixels,
-                                     pixels_to_tensor)
+from yolox_deploy.processing.preprocess import (
+    check_input_size,
+    letterbox,
+    letterbox_batch,
+    letterbox_pixels,
+    pixels_to_tensor,
+)
 
 
 def official_preproc(img, input_size):

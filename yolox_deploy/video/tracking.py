@@ -13,12 +13,16 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .detections import Detections
-from .errors import BackendNotInstalledError, InvalidInputError
+from ..detections import Detections
+from ..errors import BackendNotInstalledError, InvalidInputError
+from ..pipeline import BatchPipeline
+from ..processing.images import IMAGE_SUFFIXES
+from .streaming import is_video, run_stream, video_fps
 
 TRACKERS = {"bytetrack": "ByteTrackTracker", "ocsort": "OCSORTTracker", "sort": "SORTTracker",
             "botsort": "BoTSORTTracker"}
@@ -88,11 +92,6 @@ class Tracker:
 def check_sequence(source: Any) -> None:
     """Tracking needs frames in time order: refuse a single image and a folder (whose files
     are just sorted by name, and may be unrelated images)."""
-    from pathlib import Path
-
-    from .images import IMAGE_SUFFIXES
-    from .streaming import is_video
-
     if isinstance(source, (str, Path)) and not is_video(source):
         path = Path(source)
         if not path.exists():
@@ -107,29 +106,24 @@ def check_sequence(source: Any) -> None:
         raise InvalidInputError("tracking needs a sequence of frames, not one image array")
 
 
-def tracking_detector(detector: Any) -> Any:
-    """A view of ``detector`` (same backend) whose conf is low enough for the tracker's second
+def tracking_pipeline(pipeline: BatchPipeline) -> BatchPipeline:
+    """A view of ``pipeline`` (same backend) whose conf is low enough for the tracker's second
     association: min(conf, 0.1), or an end-to-end model's baked conf."""
-    import copy
-
-    view = copy.copy(detector)
-    baked = (detector.backend.metadata.end_to_end or {}).get("conf") if detector.backend.end_to_end else None
-    view.conf = max(min(detector.conf, LOW_CONF), baked or 0.0)
-    view.max_det = None if not detector.backend.end_to_end else detector.max_det
-    return view
+    backend = pipeline.backend
+    baked = (backend.metadata.end_to_end or {}).get("conf") if backend.end_to_end else None
+    return pipeline.with_settings(conf=max(min(pipeline.conf, LOW_CONF), baked or 0.0),
+                                  max_det=pipeline.max_det if backend.end_to_end else None)
 
 
-def run_track(detector: Any, source: Any, tracker: str = "bytetrack", fps: float | None = None,
+def run_track(pipeline: BatchPipeline, source: Any, tracker: str = "bytetrack", fps: float | None = None,
               stream_options: dict[str, Any] | None = None, **tracker_options: Any) -> Any:
     """Generator behind :meth:`Detector.track`: ``stream()`` results whose detections carry
     ``tracker_ids``; the tracker sees detections down to the low conf, the results keep the
     detector's conf. A frame that failed (``errors="yield"``) leaves the tracker as it was."""
-    from .streaming import run_stream, video_fps
-
     check_sequence(source)  # refused here, before the first frame is read
     state = Tracker(tracker, fps or video_fps(source) or 30.0, **tracker_options)
-    stream = run_stream(tracking_detector(detector), source, **(stream_options or {}))
-    return TrackedStream(stream, state, np.float32(detector.conf), detector.max_det)
+    stream = run_stream(tracking_pipeline(pipeline), source, **(stream_options or {}))
+    return TrackedStream(stream, state, np.float32(pipeline.conf), pipeline.max_det)
 
 
 class TrackedStream:

@@ -8,7 +8,7 @@ from typing import Any, Union
 import cv2
 import numpy as np
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
 from .imagesize import image_dimensions
 
 ImageLike = Union[str, Path, np.ndarray, Any]  # Any: a PIL.Image.Image (PIL is optional)
@@ -32,9 +32,9 @@ def check_pixel_limit(data: bytes, name: str, max_pixels: int | None) -> None:
     limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     size = image_dimensions(data)
     if size is not None and size[0] * size[1] > limit:
-        raise InvalidInputError(f"{name} declares {size[0]}x{size[1]} pixels, over the limit of {limit:,}; "
-                                "raise yolox_deploy.images.MAX_IMAGE_PIXELS (or YOLOX_DEPLOY_MAX_IMAGE_PIXELS) "
-                                "if it is genuine")
+        raise InvalidInputError(f"{name} declares {size[0]}x{size[1]} pixels, over the limit of {limit:,}; raise "
+                                "yolox_deploy.processing.images.MAX_IMAGE_PIXELS (or YOLOX_DEPLOY_MAX_IMAGE_PIXELS) if "
+                                "it is genuine")
 
 
 def decode_image(data: bytes, name: str = "image", max_pixels: int | None = None) -> np.ndarray:

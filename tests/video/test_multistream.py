@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 import pytest
-from yolox_deploy.benchmarks.synthetic_videos import crossing_video, pan_video
 
 from yolox_deploy import Detector
+from yolox_deploy.benchmarks.synthetic_videos import crossing_video, pan_video
 from yolox_deploy.errors import InvalidInputError
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from yolox_deploy.errors import InvalidInputError
-from yolox_deploy.images import read_image, to_bgr
+from yolox_deploy.processing.images import read_image, to_bgr
 
 BGR = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
 

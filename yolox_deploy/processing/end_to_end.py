@@ -12,8 +12,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .errors import InvalidInputError, ModelFileError
-from .metadata import END_TO_END_OUTPUTS
+from ..errors import InvalidInputError, ModelFileError
+
+END_TO_END_OUTPUTS = ("num_dets", "boxes", "scores", "class_ids")  # TensorRT EfficientNMS / DeepStream layout
 
 
 class EndToEndOutputs(NamedTuple):

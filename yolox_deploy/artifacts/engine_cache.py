@@ -18,9 +18,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelFileError, YoloxDeployError
-from .tensorrt_engines import (DEFAULT_WORKSPACE_GIB, Gpu, OnnxSource, Profile, build_engine_file, read_engine_record,
-                               sha256_of)
+from ..errors import ModelFileError, YoloxDeployError
+from .tensorrt_engines import (
+    DEFAULT_WORKSPACE_GIB,
+    Gpu,
+    OnnxSource,
+    Profile,
+    build_engine_file,
+    read_engine_record,
+    sha256_of,
+)
 
 log = logging.getLogger(__name__)
 DEFAULT_DYNAMIC_PROFILE = (1, 1, 8)

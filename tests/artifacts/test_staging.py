@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from yolox_deploy.artifacts.staging import staged_into
 from yolox_deploy.errors import YoloxDeployError
-from yolox_deploy.staging import staged_into
 
 
 def test_files_move_into_place_only_when_the_block_succeeds(tmp_path):

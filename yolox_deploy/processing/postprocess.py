@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import InvalidInputError, YoloxDeployError
+from ..errors import InvalidInputError, YoloxDeployError
 from .grids import DEFAULT_STRIDES, anchor_grid, decode_boxes, num_anchors
 from .nms import nms
 
