@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..precision import cpu_features
+from ..processing.postprocess import kernel_available
 from .bench_config import STAGES, Row
 
 VERSIONED_PACKAGES = ("yolox-deploy", "numpy", "opencv-python-headless", "onnxruntime", "openvino", "torch",
@@ -42,7 +43,9 @@ def machine_info() -> dict[str, Any]:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             versions[package] = "not installed"
-    return {"cpu": cpu, "cores": os.cpu_count(), "cpu_features": list(cpu_features()),
+    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(), "cpu_features": list(cpu_features()),
+            "postprocess_kernel": "C++ kernel built" if kernel_available() else
+            "C++ kernel NOT built: NumPy reference (no compiler at install time)",
             "openvino_cpu_capabilities": openvino_cpu_capabilities(), "gpu": gpu, "os": platform.platform(),
             "python": platform.python_version(), "versions": versions}
 
@@ -90,7 +93,8 @@ def markdown_table(result: dict[str, Any]) -> str:
     features = " ".join(m.get("cpu_features", [])) or "unknown"
     capabilities = ", ".join(m.get("openvino_cpu_capabilities", [])) or "openvino not installed"
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, GPU: {m['gpu']}; {m['os']}; Python {m['python']}; {versions}",
-             f"CPU features: {features}; OpenVINO CPU capabilities: {capabilities}; every row computes in "
+             f"CPU features: {features}; OpenVINO CPU capabilities: {capabilities}; postprocess: "
+             f"{m.get('postprocess_kernel', 'unknown')}; every row computes in "
              "FP32 unless its precision is bf16 (fp16/int8 rows: FP16/INT8 model files, FP32 arithmetic elsewhere)",
              f"Model: {c['model_name']} ({c['source']}), "
              f"input {size}, conf {c['conf']}, iou {c['iou']}; e2e columns are per batch (ms), stage "

@@ -104,6 +104,7 @@ def test_writers(tiny_result, tmp_path):
     assert "| onnxruntime | fp32 | 2 |" in table and "unknown backend" in table and "Machine:" in table
     assert tiny_result["machine"]["cpu_features"] == list(cpu_features())
     assert f"CPU features: {' '.join(cpu_features()) or 'unknown'};" in table  # which precisions could run
+    assert "postprocess: C++ kernel built;" in table  # the header says which postprocess ran
     write_json(tiny_result, tmp_path / "r.json")
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["machine"]["cores"] >= 1 and data["config"]["input_size"] == [64, 64]

@@ -45,6 +45,7 @@ class InvalidModelOutputError(YoloxDeployError, ValueError):
 
 
 def kernel_available() -> bool:
+    """Whether the C++ kernel was built at install time (else "auto" runs the NumPy reference)."""
     return _kernel is not None
 
 
@@ -124,8 +125,8 @@ def _warn_slow_path_once() -> None:
     global _warned_slow_path
     if not _warned_slow_path:
         _warned_slow_path = True
-        log.warning("yolox_deploy: C++ postprocess kernel not built, using the slower NumPy path "
-                    "(reinstall with 'pip install .' to build it)")
+        log.warning("yolox_deploy: C++ postprocess kernel not built, using the NumPy reference (same results, "
+                    "slower); install g++ and python3-dev, then reinstall with 'pip install .' to build it")
 
 
 def postprocess(raw: np.ndarray, input_hw: tuple[int, int], ratios: Sequence[float],
@@ -143,7 +144,8 @@ def postprocess(raw: np.ndarray, input_hw: tuple[int, int], ratios: Sequence[flo
     if impl not in ("auto", "cpp", "numpy"):
         raise InvalidInputError(f"postprocess impl must be 'auto', 'cpp' or 'numpy', got {impl!r}")
     if impl == "cpp" and _kernel is None:
-        raise YoloxDeployError("the C++ postprocess kernel is not built; reinstall with 'pip install .'")
+        raise YoloxDeployError("the C++ postprocess kernel is not built (no C++ compiler at install time): use "
+                               "impl='auto' or 'numpy', or install g++ and reinstall with 'pip install .'")
     if impl == "numpy" or _kernel is None:
         if impl == "auto":
             _warn_slow_path_once()

@@ -1,0 +1,95 @@
+"""setup.py: the C++ kernel is optional at build time. Without a working compiler the package
+still builds and installs, says once that the NumPy reference will run, and detects the same."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from yolox_deploy import Detector
+from yolox_deploy.processing.images import read_image
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = ("setup.py", "pyproject.toml", "README.md", "yolox_deploy", "exporters", "runtimes", "benchmarks", "cpp")
+NOT_BUILD_INPUTS = shutil.ignore_patterns("*.so", "__pycache__", "*.egg-info", "build")
+
+DETECT = """
+import json, logging, sys
+import numpy as np
+logging.basicConfig(level=logging.WARNING, format="LOG %(message)s")
+import yolox_deploy
+from yolox_deploy import Detector
+from yolox_deploy.processing.images import read_image
+from yolox_deploy.processing.postprocess import kernel_available, postprocess
+from yolox_deploy.benchmarks.bench_report import machine_info
+model, image = sys.argv[1], np.load(sys.argv[2])
+det = Detector(model, conf=0.01)
+found = [det(image), det(image)]  # two calls: the fallback is announced once
+try:
+    postprocess(np.zeros((1, 126, 8), np.float32), (64, 96), [1.0], impl="cpp")
+    cpp_error = None
+except yolox_deploy.YoloxDeployError as exc:
+    cpp_error = str(exc)
+print(json.dumps({"file": yolox_deploy.__file__, "kernel": kernel_available(), "cpp_error": cpp_error,
+                  "bench_header": machine_info()["postprocess_kernel"],
+                  "xyxy": found[0].xyxy.tolist(), "scores": found[0].scores.tolist(),
+                  "classes": found[0].class_ids.tolist()}))
+"""
+
+
+@pytest.fixture(scope="module")
+def built_without_compiler(tmp_path_factory) -> tuple[Path, str]:
+    """The package built with CC=false CXX=false and installed into a folder of its own."""
+    root = tmp_path_factory.mktemp("nocompiler")
+    src = root / "src"
+    src.mkdir()
+    for name in SOURCES:
+        path = REPO / name
+        if path.is_dir():
+            shutil.copytree(path, src / name, ignore=NOT_BUILD_INPUTS)
+        else:
+            shutil.copy2(path, src / name)
+    env = {**os.environ, "CC": "false", "CXX": "false"}
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation",
+                            "-w", str(root / "wheel"), str(src)], env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    wheel = next((root / "wheel").glob("*.whl"))
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile", "--target",
+                              str(root / "site"), str(wheel)], capture_output=True, text=True, timeout=600)
+    assert install.returncode == 0, install.stderr[-3000:]
+    return root / "site", build.stdout + build.stderr
+
+
+def test_the_build_succeeds_without_a_compiler_and_says_so_once(built_without_compiler):
+    site, log = built_without_compiler
+    assert log.count("the C++ postprocess kernel was not built") == 1
+    assert "the NumPy reference postprocess will be used" in log
+    assert not list(site.glob("yolox_deploy/**/_kernel*"))
+
+
+def test_auto_falls_back_to_numpy_with_the_kernels_answer(built_without_compiler, tiny_onnx, coco_images):
+    site, _ = built_without_compiler
+    image = read_image(coco_images[0])
+    np.save(site.parent / "image.npy", image)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    run = subprocess.run([sys.executable, "-c", DETECT, str(tiny_onnx), str(site.parent / "image.npy")], env=env,
+                         capture_output=True, text=True, timeout=300, cwd=site.parent)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["file"].startswith(str(site)) and out["kernel"] is False
+    assert run.stderr.count("C++ postprocess kernel not built, using the NumPy reference") == 1
+    assert "NOT built" in out["bench_header"] and "\n" not in out["cpp_error"]
+    assert "impl='auto'" in out["cpp_error"]
+    # this process has the kernel: both give the same detections
+    with_kernel = Detector(tiny_onnx, conf=0.01, postprocess_impl="cpp")(image)
+    assert len(with_kernel) == len(out["scores"]) > 0
+    np.testing.assert_array_equal(with_kernel.class_ids, out["classes"])
+    np.testing.assert_allclose(with_kernel.xyxy, np.asarray(out["xyxy"], np.float32), atol=1e-4)
+    np.testing.assert_allclose(with_kernel.scores, np.asarray(out["scores"], np.float32), atol=1e-6)
