@@ -70,6 +70,19 @@ def test_fp32_raw_outputs_equal_x86(reference, paths, runtime):
         f"{runtime} aarch64 vs x86: scores max |diff| {scores:.3g}, box offsets {boxes:.3g}"
 
 
+def test_onnxruntime_pixel_input_equals_its_float_input_here(reference, paths):
+    """The default ONNX Runtime backend takes uint8 pixels and casts them inside the graph: on
+    aarch64 too, that gives exactly the float input's outputs."""
+    from yolox_deploy.runtimes import load_backend
+
+    inputs = reference[2]["inputs"][:3]
+    pixels = np.ascontiguousarray(inputs.transpose(0, 2, 3, 1).astype(np.uint8))
+    native = load_backend(paths["onnx"], threads=2)
+    assert native.native_pixels
+    from_pixels = np.concatenate([native.infer(pixels[i:i + 1]) for i in range(len(pixels))])  # static batch 1
+    np.testing.assert_array_equal(from_pixels, raw_outputs(paths["onnx"], inputs))
+
+
 def test_the_kernel_equals_numpy_on_these_outputs(reference):
     from yolox_deploy.processing.postprocess import postprocess
 
