@@ -14,6 +14,7 @@ from ..errors import BackendUnavailableError, InvalidInputError, ModelFileError
 from ..precision import normalize_precision
 from ..processing.end_to_end import END_TO_END_OUTPUTS, EndToEndOutputs
 from ..processing.preprocess import pixels_to_tensor
+from .registry import backends_offering
 
 InputShape = tuple[int | None, int, int | None, int | None]  # (batch, 3, height, width); None = dynamic
 
@@ -50,8 +51,6 @@ class Backend(abc.ABC):
     def _checked_precision(self, precision: str) -> str:
         name = normalize_precision(precision)
         if name not in self.precisions:
-            from .registry import backends_offering  # the registry imports the backends, this module among them
-
             raise BackendUnavailableError(
                 f"the {self.name} backend computes in {', '.join(self.precisions)}, not {name}; use "
                 f"precision='fp32', or a backend that offers {name}: {', '.join(backends_offering(name)) or 'none'}")

@@ -198,7 +198,10 @@ def test_layer_check_finds_a_planted_upward_import():
                                        "yolox_deploy.video.streaming -> yolox_deploy.cli.detect (outside the core stack)"]
 
 
-def test_old_module_paths_are_the_moved_modules(recwarn):
+def test_old_module_paths_are_the_moved_modules(recwarn, monkeypatch):
+    import sys
+
+    monkeypatch.delitem(sys.modules, "yolox_deploy.multistream", raising=False)  # so the alias is found again
     import yolox_deploy.multistream as old_video
     import yolox_deploy.processing.postprocess as new
     import yolox_deploy.video.multistream as new_video

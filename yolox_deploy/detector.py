@@ -167,7 +167,7 @@ class Detector:
         end-to-end model's detections."""
         return self.pipeline.infer(batch)
 
-    def postprocess_outputs(self, outputs: np.ndarray | EndToEndOutputs, ratios: Sequence[float],
+    def postprocess_outputs(self, outputs: BackendOutput, ratios: Sequence[float],
                             image_shapes: Sequence[tuple[int, int]]) -> list[Detections]:
         """:meth:`infer_batch`'s output -> one :class:`Detections` per image."""
         return self.pipeline.postprocess(outputs, ratios, image_shapes)

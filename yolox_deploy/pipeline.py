@@ -11,7 +11,7 @@ import copy
 import dataclasses
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from .processing.postprocess import postprocess
 from .processing.preprocess import letterbox, letterbox_batch, letterbox_pixels
 from .runtimes.base import Backend
 
-BackendOutput = Any  # np.ndarray raw [B, N, 5 + C], or EndToEndOutputs
+BackendOutput = Union[np.ndarray, EndToEndOutputs]  # raw [B, N, 5 + C], or an end-to-end model's detections
 
 
 @dataclasses.dataclass

@@ -97,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     assets = args.assets or Path(os.environ.get("YOLOX_DEPLOY_ASSETS", "../shared"))
     paths = asset_paths(assets)
+    missing = [str(p) for p in paths.values() if not p.exists()]
+    if missing:
+        parser.error(f"shared assets not found: {', '.join(missing)}; pass --assets or set YOLOX_DEPLOY_ASSETS")
     args.out.mkdir(parents=True, exist_ok=True)
     param = export_ncnn(paths["pth"], args.out)
     export_openvino(paths["onnx"], args.out)
