@@ -56,6 +56,8 @@ SUPERVISION = ["supervision>=0.26.1"]
 # trackers itself then goes in with: pip install --no-deps "trackers==2.6.1" (see yolox_deploy/video/tracking.py)
 TRACKING = SUPERVISION + ["scipy>=1.13.1", "rich>=13.0.0", "requests>=2.28.0", "pydeprecate>=0.8.0"]
 TRITON = ["tritonclient[http,grpc]>=2.40"]
+# yolox-tune: exports (torch, onnx), COCO mAP, the Pareto plot; add openvino-int8 / ncnn-export for their candidates
+TUNE = EXPORT + EVAL + ["matplotlib>=3.5"]
 
 setup(
     name="yolox-deploy",
@@ -66,7 +68,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.9",
     packages=["yolox_deploy", "yolox_deploy.processing", "yolox_deploy.artifacts", "yolox_deploy.video",
-              "yolox_deploy.models", "yolox_deploy.cli", "yolox_deploy.integrations",
+              "yolox_deploy.models", "yolox_deploy.cli", "yolox_deploy.integrations", "yolox_deploy.tune",
               "yolox_deploy.exporters", "yolox_deploy.runtimes", "yolox_deploy.benchmarks"],
     package_dir={"yolox_deploy": "yolox_deploy",
                  "yolox_deploy.exporters": "exporters",
@@ -89,6 +91,7 @@ setup(
         "supervision": SUPERVISION,
         "tracking": TRACKING,
         "bench": ["matplotlib>=3.5"],
+        "tune": TUNE,
         "all": EXPORT + EVAL + OPENVINO_INT8 + NCNN_EXPORT + RAY + TRITON + TRACKING,
         "test": EXPORT + EVAL + OPENVINO_INT8 + NCNN_EXPORT + RAY + TRITON + TRACKING
         + ["matplotlib>=3.5", "pytest>=7", "pytest-timeout>=2.1", "hypothesis>=6", "pillow>=9",
@@ -100,6 +103,7 @@ setup(
         "yolox-detect=yolox_deploy.cli.detect:main",
         "yolox-eval=yolox_deploy.cli.eval:main",
         "yolox-bench=yolox_deploy.cli.bench:main",
+        "yolox-tune=yolox_deploy.cli.tune:main",
     ]},
     zip_safe=False,
 )

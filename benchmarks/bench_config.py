@@ -29,6 +29,7 @@ class BenchConfig:
     backends: Sequence[str]
     models: Sequence[Path] = ()  # existing model files: benchmarked as they are, no export, no torch needed
     weights: Path | None = None
+    onnx: Path | None = None  # an FP32 ONNX to make the other formats from, instead of exporting ``weights``
     model_name: str | None = None
     precisions: Sequence[str] = ("fp32",)
     batches: Sequence[int] = (1,)

@@ -3,14 +3,18 @@ through the same :class:`~yolox_deploy.Detector` users call, and the official de
 as the baseline row. A row that cannot be opened keeps the reason as its status."""
 from __future__ import annotations
 
+import functools
+import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from ..artifacts.deploy import file_sha256
 from ..detector import Detector
 from ..errors import YoloxDeployError, first_line
+from ..exporters import exporter_source
 from ..processing.images import IMAGE_SUFFIXES, read_image
 from ..runtimes import backends_offering, get_backend_class, load_backend
 from .bench_config import ARTIFACT_AND_ARITHMETIC, BASELINE, BenchConfig, Call, Row, Skip
@@ -18,27 +22,50 @@ from .official_demo import demo_postprocess, demo_preproc
 
 
 class ModelCache:
-    """Exports each (backend format, precision) once per model and input size."""
+    """Exports each (backend format, precision) once per model and input size.
+
+    The folder is keyed by the weights' content (two checkpoints with one file name never
+    share exports) and INT8 files by the calibration images they were calibrated on.
+    ``cfg.onnx``: an FP32 ONNX to make the other formats from (formats that are converted
+    from the PyTorch checkpoint then need ``cfg.weights``)."""
 
     def __init__(self, cfg: BenchConfig):
-        from ..models import get_spec, infer_spec, read_state_dict
+        from ..models import get_spec
 
         self.cfg = cfg
-        if cfg.model_name:
-            spec = get_spec(cfg.model_name)
-        elif cfg.weights:
-            spec = infer_spec(read_state_dict(cfg.weights))[0]
+        self.dynamic_batch = True  # the exports' batch dimension (an ONNX given with a static batch keeps it)
+        if cfg.onnx is not None:
+            self.name, size, self.dynamic_batch = inspect_raw_onnx(Path(cfg.onnx))
+            self.input_size = tuple(cfg.input_size or size)
         else:
-            spec = get_spec("yolox-nano")
-        self.name = spec.name
-        self.input_size = tuple(cfg.input_size or spec.input_size)
-        source = Path(cfg.weights).stem if cfg.weights else "seed0"
-        self.dir = Path(cfg.cache_dir) / f"{self.name}-{source}-{self.input_size[0]}x{self.input_size[1]}"
+            spec = get_spec(cfg.model_name) if cfg.model_name else self._spec_of_weights()
+            self.name = spec.name
+            self.input_size = tuple(cfg.input_size or spec.input_size)
+        source = cfg.onnx or cfg.weights
+        tag = f"{Path(source).stem}-{file_sha256(source)[:12]}" if source else "seed0"
+        self.dir = Path(cfg.cache_dir) / f"{self.name}-{tag}-{self.input_size[0]}x{self.input_size[1]}"
         self.dir.mkdir(parents=True, exist_ok=True)
+
+    def _spec_of_weights(self):
+        from ..models import get_spec, infer_spec, read_state_dict
+
+        return infer_spec(read_state_dict(self.cfg.weights))[0] if self.cfg.weights else get_spec("yolox-nano")
+
+    @functools.cached_property
+    def calibration_tag(self) -> str:
+        """'-calib<digest>' of the calibration images (names, sizes, times): INT8 files are
+        made from them, so other images make other files."""
+        if self.cfg.data is None:
+            return ""
+        files = sorted(p for p in Path(self.cfg.data).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        listing = "\n".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+        return f"-calib{hashlib.sha256(listing.encode()).hexdigest()[:10]}"
 
     def checkpoint(self) -> Path:
         if self.cfg.weights:
             return Path(self.cfg.weights)
+        if self.cfg.onnx is not None:
+            raise Skip("made from the PyTorch checkpoint: pass --weights (an .onnx was given)")
         path = self.dir / "model.pth"
         if not path.exists():
             import torch
@@ -49,7 +76,7 @@ class ModelCache:
         return path
 
     def onnx(self) -> Path:
-        path = self.dir / "model-fp32.onnx"
+        path = self.onnx_path()
         if not path.exists():
             from ..exporters import get_exporter
 
@@ -60,7 +87,7 @@ class ModelCache:
     def reduced_onnx(self, precision: str, symmetric: bool = False) -> Path:
         """The FP16 or Q/DQ INT8 ONNX made from :meth:`onnx` (INT8 calibrated on ``--data``;
         int8-all: every conv quantized; ``symmetric``: the signed zero-point-0 Q/DQ TensorRT builds)."""
-        path = self.dir / f"model-{precision}{'-symmetric' if symmetric else ''}.onnx"
+        path = self._reduced_onnx_path(precision, symmetric)
         if not path.exists():
             from ..exporters import get_exporter
 
@@ -72,43 +99,90 @@ class ModelCache:
                                  int8_symmetric=symmetric)
         return path
 
+    def _reduced_onnx_path(self, precision: str, symmetric: bool = False) -> Path:
+        calibrated = self.calibration_tag if precision.startswith("int8") else ""
+        return self.dir / f"model-{precision}{'-symmetric' if symmetric else ''}{calibrated}.onnx"
+
+    def unsupported(self, backend: str, precision: str) -> str | None:
+        """Why a (backend, bench precision) row cannot be made here, found without exporting
+        anything; None when it can (it may still fail when exported or opened)."""
+        cls = get_backend_class(backend)
+        artifact, arithmetic = ARTIFACT_AND_ARITHMETIC[precision]
+        target = cls.export_target
+        if arithmetic not in cls.precisions:
+            return f"{backend} does not compute in {arithmetic}; {', '.join(backends_offering(arithmetic))} does"
+        if target is None and artifact != "fp32":
+            return f"{backend} runs the FP32 checkpoint; {artifact} is not offered"
+        if artifact == "int8-nncf" and target in ("onnx", "trt"):
+            runs = "runs the int8 (Q/DQ) ONNX" if target == "onnx" else "builds the int8 (symmetric Q/DQ) ONNX"
+            return f"int8-nncf is OpenVINO's NNCF IR; {backend} {runs}"
+        if artifact.startswith("int8") and self.cfg.data is None:
+            return "int8 needs --data DIR for calibration images"
+        from_onnx = target in ("onnx", "trt") or (target == "openvino" and artifact in ("int8", "int8-all"))
+        if self.cfg.onnx is not None and not self.cfg.weights and not from_onnx and (
+                target is None or exporter_source(target) == "checkpoint"):
+            return "made from the PyTorch checkpoint: pass --weights (an .onnx was given)"
+        return None
+
+    def artifact_path(self, backend: str, precision: str) -> Path:
+        """Where the model file of a (backend, bench precision) row is, or will be once exported."""
+        cls = get_backend_class(backend)
+        artifact = ARTIFACT_AND_ARITHMETIC[precision][0]
+        if cls.export_target is None:
+            return Path(self.cfg.weights) if self.cfg.weights else self.dir / "model.pth"
+        if cls.export_target == "onnx":
+            return self.onnx_path() if artifact == "fp32" else self._reduced_onnx_path(artifact)
+        calibrated = self.calibration_tag if artifact.startswith("int8") else ""
+        # a folder per format: .bin is both OpenVINO's and ncnn's
+        return self.dir / cls.export_target / f"model-{artifact}{calibrated}{cls.suffixes[0]}"
+
+    def onnx_path(self) -> Path:
+        return Path(self.cfg.onnx) if self.cfg.onnx is not None else self.dir / "model-fp32.onnx"
+
     def model_for(self, backend: str, precision: str) -> Path:
         """The model file of a (backend, bench precision) row, exported on first use."""
-        cls = get_backend_class(backend)
-        precision, arithmetic = ARTIFACT_AND_ARITHMETIC[precision]
-        if arithmetic not in cls.precisions:
-            raise Skip(f"{backend} does not compute in {arithmetic}; {', '.join(backends_offering(arithmetic))} "
-                       "does")
-        target = cls.export_target
+        reason = self.unsupported(backend, precision)
+        if reason:
+            raise Skip(reason)
+        target = get_backend_class(backend).export_target
+        precision = ARTIFACT_AND_ARITHMETIC[precision][0]
         if target is None:
-            if precision != "fp32":
-                raise Skip(f"{backend} runs the FP32 checkpoint; {precision} is not offered")
             return self.checkpoint()
         if target == "onnx":
-            if precision == "int8-nncf":
-                raise Skip("int8-nncf is OpenVINO's NNCF IR; onnxruntime runs the int8 (Q/DQ) ONNX")
             return self.onnx() if precision == "fp32" else self.reduced_onnx(precision)
-        path = self.dir / target / f"model-{precision}{cls.suffixes[0]}"  # a folder per format: .bin is
-        if not path.exists():                                                # both OpenVINO's and ncnn's
+        path = self.artifact_path(backend, precision)
+        if not path.exists():
             path.parent.mkdir(exist_ok=True)
-            from ..exporters import exporter_source, get_exporter
+            from ..exporters import get_exporter
 
             if target == "trt":  # built from the ONNX artifact of that precision, strongly typed
-                if precision == "int8-nncf":
-                    raise Skip("int8-nncf is OpenVINO's NNCF IR; tensorrt builds the int8 (symmetric Q/DQ) ONNX")
                 source = self.onnx() if precision == "fp32" else self.reduced_onnx(precision, symmetric=True)
                 get_exporter(target)(path, weights=source, batch=(1, max(self.cfg.batches), max(self.cfg.batches)))
                 return path
-            if precision.startswith("int8") and self.cfg.data is None:
-                raise Skip("int8 needs --data DIR for calibration images")
             if target == "openvino" and precision in ("int8", "int8-all"):  # it converts the Q/DQ ONNX as it is
-                get_exporter(target)(path, weights=self.reduced_onnx(precision), dynamic=True)
+                get_exporter(target)(path, weights=self.reduced_onnx(precision), dynamic=self.dynamic_batch)
                 return path
             source = self.onnx() if exporter_source(target) == "onnx" else self.checkpoint()
             get_exporter(target)(path, weights=source, model_name=self.cfg.model_name,
-                                 input_size=self.input_size, dynamic=True, half=precision == "fp16",
+                                 input_size=self.input_size, dynamic=self.dynamic_batch, half=precision == "fp16",
                                  int8=precision.startswith("int8"), calib=self.cfg.data, calib_size=300)
         return path
+
+
+def inspect_raw_onnx(path: Path) -> tuple[str, tuple[int, int], bool]:
+    """The model name (stored, else the file's stem), input size (static, else stored) and
+    whether the batch is dynamic, of a raw FP32 ONNX; other kinds of ONNX are refused in one line."""
+    opened = load_backend(path, "onnxruntime")
+    if opened.end_to_end or opened.metadata.precision != "fp32":
+        kind = "an end-to-end" if opened.end_to_end else f"a {opened.metadata.precision}"
+        raise YoloxDeployError(f"{path.name} is {kind} ONNX: give the raw FP32 ONNX (or the .pth) to make the "
+                               "other formats from")
+    batch, _, h, w = opened.input_shape
+    size = (h, w) if h and w else opened.metadata.input_size
+    if not size:
+        raise YoloxDeployError(f"{path.name} has a dynamic input size and stores none: pass the input size")
+    name = opened.metadata.model_name if opened.metadata.model_name != "yolox" else path.stem
+    return name, (int(size[0]), int(size[1])), batch is None
 
 
 def bench_images(cfg: BenchConfig, count: int) -> list[np.ndarray]:
@@ -136,7 +210,7 @@ def open_file_row(cfg: BenchConfig, path: Path, batch: int) -> tuple[Row, Call |
     def open_it() -> Call:
         backend = backend_for_path(path)
         row.backend = f"{backend} ({Path(path).name})"
-        return open_model(cfg, row, Path(path), backend, cfg.input_size)
+        return open_model(cfg, row, Path(path), backend, cfg.input_size, arithmetic=None)
 
     return row, _guarded(row, open_it)
 
@@ -151,15 +225,15 @@ def _guarded(row: Row, open_it: Callable[[], Call]) -> Call | None:
 
 
 def open_model(cfg: BenchConfig, row: Row, path: Path, backend: str, input_size: tuple[int, int] | None,
-               arithmetic: str = "fp32") -> Call:
-    """A Detector on ``path`` computing in ``arithmetic``, and the call that times
-    ``row.batch`` images through it."""
+               arithmetic: str | None = "fp32") -> Call:
+    """A Detector on ``path`` computing in ``arithmetic`` (None: the backend's FP32, or a
+    deployment folder's own), and the call that times ``row.batch`` images through it."""
     row.model_file = str(path)
     row.backend_name = backend
-    row.arithmetic = arithmetic
     dynamic_hw = backend == "torch"
-    opened = load_backend(path, backend, threads=cfg.threads, precision=arithmetic,
+    opened = load_backend(path, backend, threads=cfg.threads, **({"precision": arithmetic} if arithmetic else {}),
                           **({"model_name": cfg.model_name} if dynamic_hw and cfg.model_name else {}))
+    row.arithmetic = opened.precision
     thresholds = {} if opened.end_to_end else {"conf": cfg.conf, "iou": cfg.iou}  # end-to-end: the baked ones
     det = Detector(opened, input_size=input_size if dynamic_hw else None, batch_size=row.batch, **thresholds)
     if opened.end_to_end:

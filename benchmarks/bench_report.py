@@ -3,10 +3,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import importlib.metadata
 import json
-import os
-import platform
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -15,21 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from ..precision import cpu_features
+from ..artifacts.machine import machine_fingerprint
 from ..processing.postprocess import kernel_available
 from .bench_config import STAGES, Row
 
-VERSIONED_PACKAGES = ("yolox-deploy", "numpy", "opencv-python-headless", "onnxruntime", "openvino", "torch",
-                      "ncnn", "tensorrt")
-
 
 def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    """:func:`~yolox_deploy.artifacts.machine.machine_fingerprint` plus the GPU, whether the
+    C++ kernel is built, and OpenVINO's CPU capabilities."""
     gpu = "none"
     if shutil.which("nvidia-smi"):
         try:
@@ -37,17 +27,10 @@ def machine_info() -> dict[str, Any]:
                                  text=True, timeout=10).stdout.strip() or "none"
         except (OSError, subprocess.SubprocessError):
             pass
-    versions = {}
-    for package in VERSIONED_PACKAGES:
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(), "cpu_features": list(cpu_features()),
+    return {**machine_fingerprint(),
             "postprocess_kernel": "C++ kernel built" if kernel_available() else
             "C++ kernel NOT built: NumPy reference (no compiler at install time)",
-            "openvino_cpu_capabilities": openvino_cpu_capabilities(), "gpu": gpu, "os": platform.platform(),
-            "python": platform.python_version(), "versions": versions}
+            "openvino_cpu_capabilities": openvino_cpu_capabilities(), "gpu": gpu}
 
 
 def openvino_cpu_capabilities() -> list[str]:

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import abc
 import functools
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from ..artifacts.deploy import Deployment
 from ..artifacts.metadata import ModelMetadata
 from ..errors import BackendUnavailableError, InvalidInputError, ModelFileError
 from ..precision import normalize_precision
@@ -34,12 +36,20 @@ class Backend(abc.ABC):
     name: ClassVar[str]
     suffixes: ClassVar[tuple[str, ...]]
     extra: ClassVar[str]
+    runtime_module: ClassVar[str | None] = None  # the package its runtime imports (onnxruntime, openvino ...)
     export_target: ClassVar[str | None]  # the `yolox-export --to` that makes its files; None: loads .pth
     loads_files: ClassVar[bool] = True  # False: ``path`` names a model on a server (e.g. Triton)
     # True when the runtime itself casts and transposes uint8 pixels (inside the model), so
     # infer() is fastest fed uint8 [B, H, W, 3]; False: pixels are converted here first.
     native_pixels: bool = False
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    # the deployment folder this model was opened from (``load_backend``), else None
+    deployment: Deployment | None = None
+
+    @classmethod
+    def installed(cls) -> bool:
+        """True when the runtime's package can be imported here (without importing it)."""
+        return cls.runtime_module is None or importlib.util.find_spec(cls.runtime_module) is not None
 
     def __init__(self, path: str | Path, device: str = "cpu", precision: str = "fp32", **options: Any):
         self.path = Path(path)

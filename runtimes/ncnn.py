@@ -77,6 +77,7 @@ class NcnnBackend(Backend):
     name = "ncnn"
     suffixes = (".param",)
     extra = "ncnn"
+    runtime_module = "ncnn"
     export_target = "ncnn"
     precisions = ("fp32", "fp16")
     # Option switches that lower the arithmetic or storage below FP32 where the hardware has them

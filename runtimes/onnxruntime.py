@@ -43,6 +43,7 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     suffixes = (".onnx",)
     extra = "onnxruntime"
+    runtime_module = "onnxruntime"
     export_target = "onnx"
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None,

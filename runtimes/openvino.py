@@ -86,6 +86,7 @@ class OpenVinoBackend(Backend):
     name = "openvino"
     suffixes = (".xml",)
     extra = "openvino"
+    runtime_module = "openvino"
     export_target = "openvino"
     precisions = ("fp32", "bf16", "fp16")
 

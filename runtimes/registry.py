@@ -9,6 +9,7 @@ import pkgutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..artifacts.deploy import DEPLOY_FILE, is_deployment, read_deployment
 from ..errors import ModelFileError
 
 if TYPE_CHECKING:
@@ -56,6 +57,11 @@ def get_backend_class(name: str) -> type[Backend]:
 def backend_for_path(path: str | Path) -> str:
     """The backend that loads files with this suffix."""
     _discover()
+    if Path(path).is_dir():
+        if is_deployment(path):
+            return read_deployment(path, check_machine=False).backend
+        raise ModelFileError(f"{Path(path).name}/ is a folder without {DEPLOY_FILE}: give a model file, or a "
+                             "deployment folder that yolox-tune wrote")
     suffix = Path(path).suffix.lower()
     for name, cls in sorted(_REGISTRY.items()):
         if suffix in cls.suffixes:

@@ -69,6 +69,7 @@ class TensorRTBackend(Backend):
     name = "tensorrt"
     suffixes = (".engine", ".plan")
     extra = "tensorrt"
+    runtime_module = "tensorrt"
     export_target = "trt"
 
     def __init__(self, path: str | Path, device: str = "cuda", batch: int | Sequence[int] | None = None,

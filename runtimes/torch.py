@@ -57,6 +57,7 @@ class TorchBackend(Backend):
     name = "torch"
     suffixes = (".pth", ".pt")
     extra = "torch"
+    runtime_module = "torch"
     export_target = None
     precisions = ("fp32", "fp16")
 

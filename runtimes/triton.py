@@ -121,6 +121,7 @@ class TritonBackend(Backend):
     name = "triton"
     suffixes = ()
     extra = "triton"
+    runtime_module = "tritonclient"
     export_target = "triton"
     loads_files = False
 

@@ -42,7 +42,9 @@ class _Setting:
 class Detector:
     """A YOLOX model behind any backend, with the shared pre/postprocessing.
 
-    ``model``: a model file (``.onnx``, ``.pth`` ...) or an opened :class:`Backend`;
+    ``model``: a model file (``.onnx``, ``.pth`` ...), a deployment folder written by
+    ``yolox-tune`` (its backend, precision, threads, batch and thresholds are the defaults
+    here), or an opened :class:`Backend`;
     ``backend``: backend name, inferred from the file suffix when None;
     ``conf``: minimum objectness x class score; ``iou``: NMS IoU threshold (both default
     to the model's stored defaults, ``yolox-export --conf/--iou``, else 0.25 and 0.45);
@@ -66,7 +68,14 @@ class Detector:
                  max_det: int | None | str = "model", *, clip_boxes: bool = True, batch_size: int | None = None,
                  postprocess_impl: str | None = None, **backend_options: Any):
         self.backend = model if isinstance(model, Backend) else load_backend(model, backend, device, **backend_options)
-        defaults = {"conf": 0.25, "iou": 0.45, "max_det": 300, **(self.backend.metadata.defaults or {})}
+        deployment = self.backend.deployment  # a yolox-tune folder: its thresholds and batch are the defaults
+        tuned = deployment.detector if deployment is not None else {}
+        defaults = {"conf": 0.25, "iou": 0.45, "max_det": 300, **(self.backend.metadata.defaults or {}),
+                    **{k: tuned[k] for k in ("conf", "iou", "max_det") if k in tuned}}
+        if batch_size is None and deployment is not None:
+            batch_size = deployment.batch
+        if class_agnostic is None and "class_agnostic" in tuned:
+            class_agnostic = tuned["class_agnostic"]
         baked = self.backend.metadata.end_to_end or {}
         if self.backend.end_to_end:
             if postprocess_impl is not None:

@@ -28,7 +28,6 @@ def evaluate_coco(detector: Detector, images_dir: str | Path, ann_file: str | Pa
     COCO box statistics (``mAP50_95``, ``mAP50`` ...), counts and the printed summary."""
     require("pycocotools", extra="eval", purpose="COCO evaluation")
     from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
 
     images_dir, ann_file = Path(images_dir), Path(ann_file)
     if not ann_file.is_file():
@@ -51,6 +50,14 @@ def evaluate_coco(detector: Detector, images_dir: str | Path, ann_file: str | Pa
                                     f"{ann_file.name} has only {len(category_ids)} categories")
         results.extend(detections.to_coco(image_id, category_ids))
 
+    return {**coco_box_stats(coco, results), "num_images": len(image_ids), "num_detections": len(results)}
+
+
+def coco_box_stats(coco: Any, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The 12 COCO box statistics of ``results`` (COCO result dicts) against the ground truth
+    ``coco`` (a pycocotools ``COCO``), and the printed ``summary``; zeros without detections."""
+    from pycocotools.cocoeval import COCOeval
+
     stats = [0.0] * len(STAT_NAMES)
     summary = "no detections"
     if results:
@@ -62,5 +69,16 @@ def evaluate_coco(detector: Detector, images_dir: str | Path, ann_file: str | Pa
             coco_eval.summarize()
         stats = [float(v) for v in coco_eval.stats]
         summary = buffer.getvalue().strip()
-    return {**dict(zip(STAT_NAMES, stats)), "num_images": len(image_ids), "num_detections": len(results),
-            "summary": summary}
+    return {**dict(zip(STAT_NAMES, stats)), "summary": summary}
+
+
+def coco_from_dict(dataset: dict[str, Any]) -> Any:
+    """A pycocotools ``COCO`` over an in-memory dataset dict (images, annotations, categories)."""
+    require("pycocotools", extra="eval", purpose="COCO evaluation")
+    from pycocotools.coco import COCO
+
+    coco = COCO()
+    coco.dataset = dataset
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco

@@ -31,3 +31,32 @@ def staged_into(destination: str | Path) -> Iterator[Path]:
             os.replace(entry, target)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_folder(destination: str | Path) -> Iterator[Path]:
+    """A fresh folder that replaces ``destination`` as a whole (nothing of the old content
+    stays) when the block ends without an error; on any error, Ctrl-C included, the folder
+    is removed and ``destination`` is left as it was.
+
+    The folder is a hidden sibling of ``destination``; the old folder is moved aside, the new
+    one renamed into place, then the old one removed (put back if the rename fails)."""
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{destination.name}.staging-", dir=destination.parent))
+    try:
+        yield stage
+        aside = None
+        if destination.exists():
+            aside = Path(tempfile.mkdtemp(prefix=f".{destination.name}.old-", dir=destination.parent))
+            os.replace(destination, aside)  # over the empty folder mkdtemp made
+        try:
+            os.replace(stage, destination)
+        except BaseException:
+            if aside is not None:
+                os.replace(aside, destination)
+            raise
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

@@ -1,0 +1,265 @@
+"""yolox-tune end to end on YOLOX-Nano with small budgets: the choice, the deployment folder,
+loading it everywhere, and every bad input in one line with nothing half-written."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from yolox_deploy import Detector
+from yolox_deploy.cli import bench as bench_cli
+from yolox_deploy.cli import detect as detect_cli
+from yolox_deploy.cli import eval as eval_cli
+from yolox_deploy.cli import tune as tune_cli
+from yolox_deploy.runtimes import load_backend
+from yolox_deploy.tune.choice import TuneRow, choose
+
+pytest.importorskip("openvino")
+pytest.importorskip("pycocotools")
+
+COUNT = 12  # images: enough for calibration and a stable mAP, few enough for CI
+
+
+@pytest.fixture(scope="module")
+def subset(coco_dir, tmp_path_factory):
+    """The first COUNT shared images in a folder of their own, with their annotations."""
+    folder = tmp_path_factory.mktemp("subset")
+    images = folder / "images"
+    images.mkdir()
+    ann = json.loads((coco_dir / "instances_val2017.json").read_text())
+    kept = sorted(ann["images"], key=lambda e: e["id"])[:COUNT]
+    for entry in kept:
+        (images / entry["file_name"]).write_bytes((coco_dir / "images" / entry["file_name"]).read_bytes())
+    ids = {e["id"] for e in kept}
+    ann = {**ann, "images": kept, "annotations": [a for a in ann["annotations"] if a["image_id"] in ids]}
+    (folder / "ann.json").write_text(json.dumps(ann))
+    return images, folder / "ann.json"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+def tune(capsys, *args) -> tuple[int, str, str]:
+    rc = tune_cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture(scope="module")
+def tuned(nano_onnx, subset, cache, tmp_path_factory):
+    """ONNX Runtime and OpenVINO x fp32/int8 on one thread, with the COCO labels."""
+    images, ann = subset
+    out = tmp_path_factory.mktemp("deploy") / "nano"
+    with pytest.MonkeyPatch.context():
+        rc = tune_cli.main(["--model", str(nano_onnx), "--data", str(images), "--ann", str(ann), "-o", str(out),
+                            "--backends", "onnxruntime,openvino", "--precisions", "fp32,int8", "--threads", "1",
+                            "--budget-s", "300", "--timing-s", "0.3", "--cache-dir", str(cache)])
+    assert rc == 0
+    return out, json.loads((out / "deploy.json").read_text())
+
+
+def rows_of(record) -> list[TuneRow]:
+    return [TuneRow(**{**r, "images_per_s_by_batch": {int(k): v for k, v in r["images_per_s_by_batch"].items()}})
+            for r in record["candidates"]]
+
+
+def test_the_folder_holds_the_fastest_candidate_within_the_bound_and_why(tuned):
+    out, record = tuned
+    assert sorted(p.name for p in out.iterdir()) == ["deploy.json", "model.bin", "model.xml", "pareto.png",
+                                                     "table.md"] or (out / "model.onnx").is_file()
+    labels = {(r["backend"], r["precision"]) for r in record["candidates"]}
+    assert labels == {("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "int8")}
+    rows = rows_of(record)
+    chosen, _ = choose(rows, record["accuracy"]["max_ap_drop"], by_throughput=False)
+    assert (chosen.backend, chosen.precision, chosen.threads) == (record["backend"], record["precision"],
+                                                                  record["threads"])
+    assert record["measured"]["delta_mAP50_95"] >= -0.01 and record["batch"] == 1
+    reference = next(r for r in rows if r.role == "reference")
+    assert reference.delta_mAP50_95 == 0 and reference.speedup == 1.0 and 0.2 < reference.mAP50_95 < 0.6
+    for r in rows:
+        assert r.p50_ms > 0 and r.p99_ms >= r.p50_ms and r.speedup > 0
+    int8 = next(r for r in rows if r.backend == "onnxruntime" and r.precision == "int8")
+    assert -0.05 < int8.delta_mAP50_95 < 0.02  # the Q/DQ INT8 keeps its accuracy on COCO labels
+    assert record["accuracy"]["mode"] == "annotations" and record["accuracy"]["images"] == 12
+    machine = record["machine"]
+    assert machine["cpu"] and machine["cores"] >= 1 and machine["os"] and "onnxruntime" in machine["versions"]
+    assert isinstance(machine["cpu_features"], list)
+    assert record["detector"] == {"conf": 0.25, "iou": 0.45, "max_det": 300, "class_agnostic": False}
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (out / "table.md").read_text()
+    assert sum(line.startswith("| -> ") for line in table.splitlines()) == 1
+    assert "ncnn" not in table  # not asked for: not listed
+
+
+def test_detector_on_the_folder_equals_the_chosen_configuration(tuned, coco_images):
+    out, record = tuned
+    det = Detector(out)
+    assert (det.backend.name, det.backend.precision, det.conf, det.iou, det.max_det) == (
+        record["backend"], record["arithmetic"], 0.25, 0.45, 300)
+    direct = Detector(load_backend(out / record["model_file"], record["backend"], threads=record["threads"],
+                                   precision=record["arithmetic"]), conf=0.25, iou=0.45)
+    for image in coco_images[:4]:
+        got, want = det(image), direct(image)
+        np.testing.assert_array_equal(got.xyxy, want.xyxy)
+        np.testing.assert_array_equal(got.class_ids, want.class_ids)
+
+
+def test_every_cli_takes_the_folder_as_its_model(tuned, subset, capsys, tmp_path):
+    out, record = tuned
+    images, ann = subset
+    image = sorted(images.iterdir())[0]
+    assert detect_cli.main(["--model", str(out), str(image), "--no-save"]) == 0
+    assert image.name in capsys.readouterr().out
+    assert eval_cli.main(["--model", str(out), "--images", str(images), "--ann", str(ann), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    chosen = next(r for r in record["candidates"] if (r["backend"], r["precision"], r["threads"]) ==
+                  (record["backend"], record["precision"], record["threads"]))
+    # yolox-eval's settings are tune's accuracy settings: the same mAP on the same images
+    assert evaluated["backend"] == record["backend"] and evaluated["mAP50_95"] == pytest.approx(chosen["mAP50_95"],
+                                                                                                abs=1e-6)
+    assert bench_cli.main(["--model", str(out), "--iters", "2", "--warmup", "0", "--no-baseline", "--settle-ms", "0",
+                           "--json", str(tmp_path / "b.json")]) == 0
+    (row,) = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert row["status"] == "ok" and row["backend_name"] == record["backend"]
+
+
+def test_another_machine_gets_one_warning_line_and_the_detections(tuned, subset, tmp_path):
+    out, _ = tuned
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    for path in out.iterdir():
+        (moved / path.name).write_bytes(path.read_bytes())
+    record = json.loads((moved / "deploy.json").read_text())
+    record["machine"] = {**record["machine"], "cpu": "Some Other CPU", "cores": 64}
+    (moved / "deploy.json").write_text(json.dumps(record))
+    image = sorted(subset[0].iterdir())[0]
+    done = subprocess.run([sys.executable, "-m", "yolox_deploy.cli.detect", "--model", str(moved), str(image),
+                           "--no-save"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    warned = [line for line in done.stderr.splitlines() if "tuned on another machine" in line]
+    assert len(warned) == 1 and warned[0].startswith("yolox-detect: warning: elsewhere was tuned on another machine")
+    assert "'Some Other CPU'" in warned[0] and "cores 64" in warned[0]
+    assert image.name in done.stdout
+
+
+def test_the_folder_of_another_model_is_refused_unless_forced(tuned, nano_pth, subset, capsys, tmp_path):
+    out, _ = tuned
+    before = (out / "deploy.json").read_bytes()
+    rc, _, err = tune(capsys, "--weights", nano_pth, "--data", subset[0], "-o", out, "--budget-s", "60")
+    assert rc == 2 and err.startswith("yolox-tune: error: ") and err.count("\n") == 1
+    assert "already holds another model's deployment" in err
+    assert "--force" in err and (out / "deploy.json").read_bytes() == before
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    rc, _, err = tune(capsys, "--weights", nano_pth, "--data", subset[0], "-o", other, "--budget-s", "60")
+    assert rc == 2 and "holds files that are not a yolox-tune deployment" in err
+    assert [p.name for p in other.iterdir()] == ["notes.txt"]
+
+
+def test_an_interrupted_run_leaves_the_folder_as_it_was(tuned, nano_onnx, subset, cache, capsys, monkeypatch):
+    out, _ = tuned
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # as Ctrl-C lands while the staged folder is being written
+
+    monkeypatch.setattr("yolox_deploy.tune.run.write_pareto_plot", interrupted)
+    rc, _, err = tune(capsys, "--model", nano_onnx, "--data", subset[0], "--ann", subset[1], "-o", out,
+                      "--backends", "onnxruntime", "--precisions", "fp32", "--threads", "1", "--timing-s", "0.1",
+                      "--cache-dir", cache)
+    assert rc == 130 and "interrupted: nothing written" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no staging folder left beside it
+
+
+def test_budget_skips_are_listed_and_pseudo_labels_stand_in_for_annotations(nano_onnx, subset, capsys, tmp_path):
+    """A fresh cache: every OpenVINO candidate needs an export the budget cannot cover."""
+    out = tmp_path / "deploy"
+    rc, stdout, _ = tune(capsys, "--model", nano_onnx, "--data", subset[0], "-o", out, "--backends",
+                         "onnxruntime,openvino", "--precisions", "fp32", "--threads", "1", "--budget-s", "15",
+                         "--timing-s", "0.2", "--cache-dir", tmp_path / "cache")
+    assert rc == 0, stdout
+    record = json.loads((out / "deploy.json").read_text())
+    assert (record["backend"], record["precision"]) == ("onnxruntime", "fp32")
+    assert record["skipped"] == [{"candidate": "openvino fp32 x1", "reason": record["skipped"][0]["reason"]}]
+    assert record["skipped"][0]["reason"].startswith("budget: needs about")
+    assert "openvino fp32 x1: budget: needs about" in stdout
+    assert record["accuracy"]["mode"] == "fp32-pseudo-labels" and record["elapsed_s"] < 15
+    assert record["measured"]["mAP50_95"] > 0.9  # FP32 agrees with its own detections
+
+
+def test_batch_auto_deploys_the_batch_with_the_most_images_per_second(nano_pth, subset, cache, capsys, tmp_path):
+    out = tmp_path / "deploy"
+    rc, stdout, _ = tune(capsys, "--weights", nano_pth, "--data", subset[0], "-o", out, "--backends", "onnxruntime",
+                         "--precisions", "fp32", "--threads", "2", "--batch", "auto", "--timing-s", "0.2",
+                         "--cache-dir", cache)
+    assert rc == 0, stdout
+    record = json.loads((out / "deploy.json").read_text())
+    (row,) = record["candidates"]
+    by_batch = {int(k): v for k, v in row["images_per_s_by_batch"].items()}
+    assert sorted(by_batch) == [1, 2, 4, 8]
+    assert record["batch"] == max(by_batch, key=by_batch.get) and Detector(out).batch_size == record["batch"]
+
+
+@pytest.mark.parametrize("case", ["empty", "unreadable", "missing", "not a folder", "other images", "resized",
+                                  "budget"])
+def test_bad_input_is_one_line_and_writes_nothing(case, nano_onnx, subset, cache, capsys, tmp_path):
+    images, ann = subset
+    data, labels, budget = images, None, "60"
+    if case == "empty":
+        data = tmp_path / "empty"
+        data.mkdir()
+    elif case == "unreadable":
+        data = tmp_path / "bad"
+        data.mkdir()
+        (data / "a.jpg").write_bytes(b"not a jpeg at all")
+    elif case == "missing":
+        data = tmp_path / "nowhere"
+    elif case == "not a folder":
+        data = next(images.iterdir())
+    elif case == "other images":
+        full = json.loads(ann.read_text())
+        full["images"].append({**full["images"][0], "id": 999999, "file_name": "not_here.jpg"})
+        labels = tmp_path / "ann.json"
+        labels.write_text(json.dumps(full))
+    elif case == "resized":
+        full = json.loads(ann.read_text())
+        full["images"][0]["width"] //= 2
+        labels = tmp_path / "ann.json"
+        labels.write_text(json.dumps(full))
+    else:
+        budget = "0.01"
+    out = tmp_path / "deploy"
+    rc, _, err = tune(capsys, "--model", nano_onnx, "--data", data, *(["--ann", labels] if labels else []),
+                      "-o", out, "--budget-s", budget, "--backends", "onnxruntime", "--precisions", "fp32",
+                      "--cache-dir", cache)
+    expected = {"empty": "holds no images", "unreadable": "unreadable image", "missing": "is not a folder",
+                "not a folder": "is not a folder", "other images": "1 of the 13 images in ann.json are not in",
+                "resized": "the annotations are for other images", "budget": "too small for even one candidate"}
+    errors = [line for line in err.replace("\r", "\n").splitlines() if "error" in line]
+    assert rc == 2 and len(errors) == 1 and errors[0].startswith("yolox-tune: error: "), err
+    assert expected[case] in errors[0]
+    assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_the_source_must_be_a_raw_onnx_or_a_checkpoint(tuned, subset, capsys, tmp_path):
+    out, _ = tuned
+    rc, _, err = tune(capsys, "--model", out / "model.xml" if (out / "model.xml").exists() else out / "deploy.json",
+                      "--data", subset[0], "-o", tmp_path / "d")
+    assert rc == 2 and "makes every format from a raw FP32 .onnx or a .pth" in err
+    assert not (tmp_path / "d").exists()
+
+
+def test_the_entry_point_is_installed():
+    from importlib.metadata import entry_points
+
+    assert any(ep.name == "yolox-tune" and ep.value == "yolox_deploy.cli.tune:main"
+               for ep in entry_points(group="console_scripts"))
+    assert Path(tune_cli.__file__).name == "tune.py"

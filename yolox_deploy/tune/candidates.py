@@ -1,0 +1,72 @@
+"""The candidates ``yolox-tune`` measures: every installed backend x precision this machine
+can run x thread setting, the FP32 ONNX Runtime reference first, then in the order most
+likely to win on a CPU (so a short budget measures those), thread variants last. What
+cannot run here is listed with the reason instead."""
+from __future__ import annotations
+
+import dataclasses
+
+from ..benchmarks.bench_models import ModelCache
+from ..runtimes import backend_names, get_backend_class
+from .config import TuneConfig
+
+REFERENCE = ("onnxruntime", "fp32")
+# (backend, precision) most likely to be fastest on a CPU first; the rest follow in name order
+PRIORITY = (("openvino", "fp32"), ("onnxruntime", "int8"), ("openvino", "int8-nncf"), ("openvino", "bf16"),
+            ("openvino", "int8"), ("openvino", "int8-all"), ("onnxruntime", "int8-all"), ("ncnn", "fp32"),
+            ("tensorrt", "fp16"), ("tensorrt", "int8"), ("tensorrt", "fp32"), ("ncnn", "fp16"),
+            ("openvino", "fp16"), ("onnxruntime", "fp16"), ("torch", "fp32"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    backend: str
+    precision: str  # a yolox-bench precision: fp32, fp16, int8, int8-all, int8-nncf, bf16
+    threads: int
+
+    @property
+    def artifact(self) -> tuple[str, str]:
+        """What its model file and accuracy depend on (not the thread count)."""
+        return self.backend, self.precision
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend} {self.precision} x{self.threads}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Skipped:
+    candidate: str
+    reason: str
+
+
+def plan_candidates(cfg: TuneConfig, cache: ModelCache) -> tuple[list[Candidate], list[Skipped], bool]:
+    """(candidates in measuring order, what is skipped and why, whether the reference is
+    itself a candidate). The first candidate is always the reference, ONNX Runtime FP32 on
+    all the threads given first; with ``--backends``/``--precisions`` leaving it out, it
+    is measured for accuracy and speed only and never chosen."""
+    skipped: list[Skipped] = []
+    pairs = []
+    wanted = list(cfg.backends) if cfg.backends else None
+    for name in wanted or backend_names():
+        cls = get_backend_class(name)
+        if not cls.loads_files:
+            if wanted:
+                skipped.append(Skipped(name, "serves models from a server; yolox-tune measures local backends"))
+            continue
+        if not cls.installed():
+            skipped.append(Skipped(name, f"not installed: pip install 'yolox-deploy[{cls.extra}]'"))
+            continue
+        for precision in cfg.precisions:
+            reason = cache.unsupported(name, precision)
+            if reason:
+                skipped.append(Skipped(f"{name} {precision}", reason))
+            else:
+                pairs.append((name, precision))
+    reference_chosen = REFERENCE in pairs
+    order = {pair: rank for rank, pair in enumerate((REFERENCE, *PRIORITY))}
+    pairs = sorted(set(pairs) - {REFERENCE}, key=lambda p: (order.get(p, len(order)), p))
+    first, *others = cfg.thread_options
+    candidates = [Candidate(*REFERENCE, first)] + [Candidate(b, p, first) for b, p in pairs]
+    candidates += [Candidate(b, p, t) for t in others for b, p in ([REFERENCE] if reference_chosen else []) + pairs]
+    return candidates, skipped, reference_chosen

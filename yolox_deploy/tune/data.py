@@ -1,0 +1,130 @@
+"""The user's images for ``yolox-tune``: decoded once, checked against their annotations
+when there are some, and turned into the ground truth accuracy is measured against (the
+annotations, or the FP32 model's own detections as pseudo-labels)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from ..detections import Detections
+from ..errors import InvalidInputError
+from ..processing.images import IMAGE_SUFFIXES, read_image
+
+
+@dataclasses.dataclass
+class TuneImages:
+    """Decoded BGR images with their COCO image ids; ``annotations``: the COCO dataset dict
+    restricted to them (None: no labels given)."""
+
+    folder: Path
+    files: list[Path]
+    images: list[np.ndarray]
+    image_ids: list[int]
+    annotations: dict[str, Any] | None = None
+
+    @property
+    def category_ids(self) -> list[int] | None:
+        """Dataset category ids in class-index order (the official evaluator's mapping)."""
+        if self.annotations is None:
+            return None
+        return sorted(int(c["id"]) for c in self.annotations["categories"])
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files of ``folder`` by name, or a one-line error for a missing, unreadable or empty one."""
+    if not folder.is_dir():
+        raise InvalidInputError(f"--data {folder} is not a folder: give the folder of your images")
+    try:
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    except PermissionError:
+        raise InvalidInputError(f"--data {folder} cannot be read (permission denied)") from None
+    if not files:
+        raise InvalidInputError(f"--data {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}): give the folder "
+                                "of the images the model will see")
+    return files
+
+
+def load_images(folder: str | Path, ann: str | Path | None, max_images: int, progress: bool = True) -> TuneImages:
+    """The first ``max_images`` images of ``folder`` (with ``ann``: the annotated ones, by
+    image id), decoded; every one must decode, and with ``ann`` every annotated image must
+    be there, at the size the annotations give."""
+    folder = Path(folder)
+    files = image_files(folder)
+    annotations = read_annotations(Path(ann)) if ann is not None else None
+    if annotations is not None:
+        by_name = {p.name: p for p in files}
+        entries = sorted(annotations["images"], key=lambda e: int(e["id"]))
+        missing = [e["file_name"] for e in entries if e["file_name"] not in by_name]
+        if missing:
+            raise InvalidInputError(f"{len(missing)} of the {len(entries)} images in {Path(ann).name} are not in "
+                                    f"{folder} (e.g. {missing[0]}): the annotations do not match these images")
+        entries = entries[:max_images]
+        files, ids = [by_name[e["file_name"]] for e in entries], [int(e["id"]) for e in entries]
+    else:
+        files, ids = files[:max_images], list(range(1, min(len(files), max_images) + 1))
+        entries = []
+    images = []
+    with tqdm(files, desc="reading images", unit="img", leave=False, disable=not progress) as bar:
+        for path in bar:
+            images.append(_read(path))
+    for entry, image in zip(entries, images):
+        if (int(entry.get("height", image.shape[0])), int(entry.get("width", image.shape[1]))) != image.shape[:2]:
+            raise InvalidInputError(f"{entry['file_name']} is {image.shape[1]}x{image.shape[0]} in {folder} but "
+                                    f"{entry.get('width')}x{entry.get('height')} in {Path(ann).name}: the annotations "
+                                    "are for other images (resized?)")
+    if annotations is not None:
+        kept = set(ids)
+        annotations = {**annotations, "images": [e for e in annotations["images"] if int(e["id"]) in kept],
+                       "annotations": [a for a in annotations["annotations"] if int(a["image_id"]) in kept]}
+    return TuneImages(folder, files, images, ids, annotations)
+
+
+def _read(path: Path) -> np.ndarray:
+    try:
+        return read_image(path)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"--data holds an unreadable image: {exc}; remove or replace it") from None
+    except PermissionError:
+        raise InvalidInputError(f"--data holds an unreadable image: {path} (permission denied)") from None
+
+
+def read_annotations(path: Path) -> dict[str, Any]:
+    """A COCO instances JSON, checked to have images, annotations and categories."""
+    if not path.is_file():
+        raise InvalidInputError(f"annotation file not found: {path}")
+    try:
+        dataset = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{path.name} is not valid JSON ({exc}): give a COCO instances file") from None
+    if not isinstance(dataset, dict) or not all(isinstance(dataset.get(k), list)
+                                                for k in ("images", "annotations", "categories")):
+        raise InvalidInputError(f"{path.name} is not a COCO instances file (it needs 'images', 'annotations' and "
+                                "'categories' lists)")
+    if not dataset["images"] or not dataset["categories"]:
+        raise InvalidInputError(f"{path.name} lists no images or no categories")
+    return dataset
+
+
+def pseudo_labels(images: TuneImages, detections: Sequence[Detections], class_names: Sequence[str],
+                  conf: float) -> dict[str, Any]:
+    """A COCO dataset dict whose boxes are ``detections`` (the FP32 reference at the deployed
+    thresholds, ``conf`` among them): the ground truth when the user has no annotations."""
+    entries = [{"id": i, "file_name": f.name, "height": int(im.shape[0]), "width": int(im.shape[1])}
+               for i, f, im in zip(images.image_ids, images.files, images.images)]
+    boxes = []
+    for image_id, found in zip(images.image_ids, detections):
+        for box, class_id in zip(found.xywh, found.class_ids):
+            w, h = float(box[2]), float(box[3])
+            boxes.append({"id": len(boxes) + 1, "image_id": int(image_id), "category_id": int(class_id),
+                          "bbox": [float(v) for v in box], "area": w * h, "iscrowd": 0})
+    if not boxes:
+        raise InvalidInputError(f"the FP32 model detects nothing at conf {conf} on the {len(entries)} images of "
+                                f"{images.folder}: give --ann, or images with the objects the model finds")
+    return {"images": entries, "annotations": boxes,
+            "categories": [{"id": i, "name": name} for i, name in enumerate(class_names)]}
