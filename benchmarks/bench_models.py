@@ -113,8 +113,9 @@ class ModelCache:
             return f"{backend} does not compute in {arithmetic}; {', '.join(backends_offering(arithmetic))} does"
         if target is None and artifact != "fp32":
             return f"{backend} runs the FP32 checkpoint; {artifact} is not offered"
-        if artifact == "int8-nncf" and target in ("onnx", "trt"):
-            runs = "runs the int8 (Q/DQ) ONNX" if target == "onnx" else "builds the int8 (symmetric Q/DQ) ONNX"
+        if artifact == "int8-nncf" and target != "openvino":
+            runs = {"onnx": "runs the int8 (Q/DQ) ONNX", "trt": "builds the int8 (symmetric Q/DQ) ONNX"}.get(
+                target, "has no NNCF IR")
             return f"int8-nncf is OpenVINO's NNCF IR; {backend} {runs}"
         if artifact.startswith("int8") and self.cfg.data is None:
             return "int8 needs --data DIR for calibration images"
@@ -174,7 +175,7 @@ def inspect_raw_onnx(path: Path) -> tuple[str, tuple[int, int], bool]:
     whether the batch is dynamic, of a raw FP32 ONNX; other kinds of ONNX are refused in one line."""
     opened = load_backend(path, "onnxruntime")
     if opened.end_to_end or opened.metadata.precision != "fp32":
-        kind = "an end-to-end" if opened.end_to_end else f"a {opened.metadata.precision}"
+        kind = "an end-to-end" if opened.end_to_end else f"an {opened.metadata.precision.upper()}"
         raise YoloxDeployError(f"{path.name} is {kind} ONNX: give the raw FP32 ONNX (or the .pth) to make the "
                                "other formats from")
     batch, _, h, w = opened.input_shape

@@ -72,8 +72,9 @@ class Detector:
         tuned = deployment.detector if deployment is not None else {}
         defaults = {"conf": 0.25, "iou": 0.45, "max_det": 300, **(self.backend.metadata.defaults or {}),
                     **{k: tuned[k] for k in ("conf", "iou", "max_det") if k in tuned}}
-        if batch_size is None and deployment is not None:
-            batch_size = deployment.batch
+        if deployment is not None:
+            batch_size = deployment.batch if batch_size is None else batch_size
+            input_size = deployment.input_size if input_size is None else input_size
         if class_agnostic is None and "class_agnostic" in tuned:
             class_agnostic = tuned["class_agnostic"]
         baked = self.backend.metadata.end_to_end or {}

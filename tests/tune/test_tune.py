@@ -71,8 +71,10 @@ def rows_of(record) -> list[TuneRow]:
 
 def test_the_folder_holds_the_fastest_candidate_within_the_bound_and_why(tuned):
     out, record = tuned
-    assert sorted(p.name for p in out.iterdir()) == ["deploy.json", "model.bin", "model.xml", "pareto.png",
-                                                     "table.md"] or (out / "model.onnx").is_file()
+    model = record["model_file"]
+    assert model in ("model.onnx", "model.xml")  # onnxruntime or openvino won
+    companions = {"model.bin"} if model == "model.xml" else set()
+    assert {p.name for p in out.iterdir()} == {"deploy.json", "pareto.png", "table.md", model} | companions
     labels = {(r["backend"], r["precision"]) for r in record["candidates"]}
     assert labels == {("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "int8")}
     rows = rows_of(record)
@@ -102,6 +104,7 @@ def test_detector_on_the_folder_equals_the_chosen_configuration(tuned, coco_imag
     det = Detector(out)
     assert (det.backend.name, det.backend.precision, det.conf, det.iou, det.max_det) == (
         record["backend"], record["arithmetic"], 0.25, 0.45, 300)
+    assert list(det.input_size) == record["model"]["input_size"] == [416, 416]
     direct = Detector(load_backend(out / record["model_file"], record["backend"], threads=record["threads"],
                                    precision=record["arithmetic"]), conf=0.25, iou=0.45)
     for image in coco_images[:4]:
@@ -148,7 +151,8 @@ def test_another_machine_gets_one_warning_line_and_the_detections(tuned, subset,
     assert image.name in done.stdout
 
 
-def test_the_folder_of_another_model_is_refused_unless_forced(tuned, nano_pth, subset, capsys, tmp_path):
+def test_the_folder_of_another_model_is_refused_unless_forced(tuned, nano_pth, nano_onnx, subset, cache, capsys,
+                                                              tmp_path):
     out, _ = tuned
     before = (out / "deploy.json").read_bytes()
     rc, _, err = tune(capsys, "--weights", nano_pth, "--data", subset[0], "-o", out, "--budget-s", "60")
@@ -161,6 +165,11 @@ def test_the_folder_of_another_model_is_refused_unless_forced(tuned, nano_pth, s
     rc, _, err = tune(capsys, "--weights", nano_pth, "--data", subset[0], "-o", other, "--budget-s", "60")
     assert rc == 2 and "holds files that are not a yolox-tune deployment" in err
     assert [p.name for p in other.iterdir()] == ["notes.txt"]
+    rc, _, err = tune(capsys, "--model", nano_onnx, "--data", subset[0], "-o", other, "--force", "--backends",
+                      "onnxruntime", "--precisions", "fp32", "--threads", "1", "--timing-s", "0.1",
+                      "--cache-dir", cache)
+    assert rc == 0, err
+    assert sorted(p.name for p in other.iterdir()) == ["deploy.json", "model.onnx", "pareto.png", "table.md"]
 
 
 def test_an_interrupted_run_leaves_the_folder_as_it_was(tuned, nano_onnx, subset, cache, capsys, monkeypatch):
@@ -177,6 +186,20 @@ def test_an_interrupted_run_leaves_the_folder_as_it_was(tuned, nano_onnx, subset
     assert rc == 130 and "interrupted: nothing written" in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in out.parent.iterdir()] == [out.name]  # no staging folder left beside it
+
+
+def test_nothing_within_the_bound_prints_the_table_names_the_closest_and_writes_nothing(nano_onnx, subset, cache,
+                                                                                          capsys, tmp_path):
+    """The FP32 reference left out by --backends/--precisions is measured but never chosen."""
+    out = tmp_path / "deploy"
+    rc, stdout, err = tune(capsys, "--model", nano_onnx, "--data", subset[0], "--ann", subset[1], "-o", out,
+                           "--backends", "openvino", "--precisions", "int8-all", "--threads", "1", "--timing-s", "0.1",
+                           "--cache-dir", cache)
+    assert rc == 1, err
+    assert "| reference only |" in stdout and "openvino | int8-all" in stdout and "| -> " not in stdout
+    assert "no candidate is within --max-ap-drop 0.01; closest: openvino int8-all x1" in err
+    assert "nothing was written" in err
+    assert not out.exists()
 
 
 def test_budget_skips_are_listed_and_pseudo_labels_stand_in_for_annotations(nano_onnx, subset, capsys, tmp_path):
@@ -249,11 +272,13 @@ def test_bad_input_is_one_line_and_writes_nothing(case, nano_onnx, subset, cache
     assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_the_source_must_be_a_raw_onnx_or_a_checkpoint(tuned, subset, capsys, tmp_path):
+def test_the_source_must_be_a_raw_fp32_onnx_or_a_checkpoint(tuned, subset, cache, capsys, tmp_path):
     out, _ = tuned
-    rc, _, err = tune(capsys, "--model", out / "model.xml" if (out / "model.xml").exists() else out / "deploy.json",
-                      "--data", subset[0], "-o", tmp_path / "d")
+    rc, _, err = tune(capsys, "--model", out / "deploy.json", "--data", subset[0], "-o", tmp_path / "d")
     assert rc == 2 and "makes every format from a raw FP32 .onnx or a .pth" in err
+    (int8,) = cache.glob("*/model-int8-calib*.onnx")  # made by the module's run
+    rc, _, err = tune(capsys, "--model", int8, "--data", subset[0], "-o", tmp_path / "d", "--cache-dir", cache)
+    assert rc == 2 and f"{int8.name} is an INT8 ONNX: give the raw FP32 ONNX" in err
     assert not (tmp_path / "d").exists()
 
 

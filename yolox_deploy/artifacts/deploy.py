@@ -51,6 +51,7 @@ class Deployment:
     threads: int | None
     batch: int
     detector: dict[str, Any]  # conf, iou, max_det, class_agnostic
+    input_size: tuple[int, int] | None  # (height, width) it was measured at
     source_sha256: str
     record: dict[str, Any]
 
@@ -93,6 +94,7 @@ def read_deployment(folder: str | Path, check_machine: bool = True) -> Deploymen
     deployment = Deployment(folder=folder, model_file=str(record["model_file"]), backend=str(record["backend"]),
                             precision=str(record["precision"]), arithmetic=str(record["arithmetic"]),
                             threads=record["threads"], batch=int(record["batch"]), detector=dict(record["detector"]),
+                            input_size=_input_size(record),
                             source_sha256=str(record.get("source", {}).get("sha256", "")), record=record)
     if not deployment.model.is_file():
         raise ModelFileError(f"{folder} names {deployment.model_file} in {DEPLOY_FILE} but the file is missing; "
@@ -100,6 +102,11 @@ def read_deployment(folder: str | Path, check_machine: bool = True) -> Deploymen
     if check_machine:
         warn_if_other_machine(deployment)
     return deployment
+
+
+def _input_size(record: dict[str, Any]) -> tuple[int, int] | None:
+    size = (record.get("model") or {}).get("input_size")
+    return (int(size[0]), int(size[1])) if size else None
 
 
 def warn_if_other_machine(deployment: Deployment) -> list[str]:

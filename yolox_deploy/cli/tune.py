@@ -85,7 +85,8 @@ def _main(argv: Sequence[str] | None) -> int:
         result = tune(cfg)
     except NothingWithinBound as exc:
         print(exc.result.table)
-        raise
+        print(f"yolox-tune: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"yolox-tune: interrupted: nothing written, {cfg.output} left as it was", file=sys.stderr)
         return 130

@@ -47,7 +47,8 @@ class TuneConfig:
 
     def check(self) -> None:
         if (self.weights is None) == (self.model is None):
-            raise InvalidInputError("give --weights (an official .pth) or --model (a raw FP32 .onnx or a .pth), one of them")
+            raise InvalidInputError("give --weights (an official .pth) or --model (a raw FP32 .onnx or a .pth), "
+                                    "one of them")
         if not 0 <= self.max_ap_drop <= 1:
             raise InvalidInputError(f"--max-ap-drop is an mAP50-95 difference in [0, 1], got {self.max_ap_drop}")
         if not self.budget_s > 0:
@@ -59,6 +60,10 @@ class TuneConfig:
             raise InvalidInputError(f"unknown precision {unknown[0]!r}; use {', '.join(PRECISIONS)}")
         if any(t < 1 for t in self.thread_options):
             raise InvalidInputError(f"--threads are counts >= 1, got {list(self.thread_options)}")
+        if self.max_images < 1 or (self.max_det is not None and self.max_det < 1):
+            raise InvalidInputError(f"--max-images and --max-det must be >= 1, got {self.max_images}, {self.max_det}")
+        if self.timing_s is not None and not self.timing_s > 0:
+            raise InvalidInputError(f"--timing-s must be > 0 seconds, got {self.timing_s}")
         if not (0 <= self.conf <= 1 and 0 <= self.iou <= 1):
             raise InvalidInputError(f"--conf and --iou must be in [0, 1], got {self.conf}, {self.iou}")
         source = self.model or self.weights

@@ -69,7 +69,8 @@ def write_pareto_plot(rows: Sequence[TuneRow], path: Path, *, by_throughput: boo
     for r in measured:
         if r in front or r.chosen:
             ax.annotate(r.label + (" (chosen)" if r.chosen else ""), (objective(r, by_throughput), r.mAP50_95),
-                        fontsize=7, textcoords="offset points", xytext=(4, 3), weight="bold" if r.chosen else None)
+                        fontsize=7, textcoords="offset points", xytext=(-10, -12) if r.chosen else (4, 3),
+                        ha="right" if r.chosen else "left", weight="bold" if r.chosen else None)
         if r.chosen:
             ax.scatter(objective(r, by_throughput), r.mAP50_95, s=160, marker="*", color="tab:red", zorder=4)
     ax.axhline(reference_map - max_ap_drop, color="gray", ls="--", lw=1,
