@@ -282,6 +282,13 @@ def test_the_source_must_be_a_raw_fp32_onnx_or_a_checkpoint(tuned, subset, cache
     assert not (tmp_path / "d").exists()
 
 
+def test_an_onnx_given_as_weights_is_the_source_not_random_weights(nano_onnx, subset, tmp_path):
+    from yolox_deploy.tune import TuneConfig
+
+    cfg = TuneConfig(data=subset[0], output=tmp_path / "d", weights=nano_onnx)
+    assert cfg.onnx == nano_onnx and cfg.checkpoint is None
+
+
 def test_the_entry_point_is_installed():
     from importlib.metadata import entry_points
 

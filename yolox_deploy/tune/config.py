@@ -94,7 +94,8 @@ class TuneConfig:
 
     @property
     def onnx(self) -> Path | None:
-        return Path(self.model) if self.model is not None and Path(self.model).suffix.lower() == ".onnx" else None
+        source = self.weights or self.model
+        return Path(source) if source is not None and Path(source).suffix.lower() == ".onnx" else None
 
     @property
     def timing_seconds(self) -> float:
