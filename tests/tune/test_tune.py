@@ -213,6 +213,7 @@ def test_budget_skips_are_listed_and_pseudo_labels_stand_in_for_annotations(nano
     assert (record["backend"], record["precision"]) == ("onnxruntime", "fp32")
     assert record["skipped"] == [{"candidate": "openvino fp32 x1", "reason": record["skipped"][0]["reason"]}]
     assert record["skipped"][0]["reason"].startswith("budget: needs about")
+    assert record["candidates"][0]["export_s"] == 0.0  # the given ONNX: nothing exported
     assert "openvino fp32 x1: budget: needs about" in stdout
     assert record["accuracy"]["mode"] == "fp32-pseudo-labels" and record["elapsed_s"] < 15
     assert record["measured"]["mAP50_95"] > 0.9  # FP32 agrees with its own detections
@@ -226,6 +227,7 @@ def test_batch_auto_deploys_the_batch_with_the_most_images_per_second(nano_pth, 
     assert rc == 0, stdout
     record = json.loads((out / "deploy.json").read_text())
     (row,) = record["candidates"]
+    assert row["export_s"] > 0 and row["accuracy_s"] > 0  # the FP32 ONNX was exported from the .pth here
     by_batch = {int(k): v for k, v in row["images_per_s_by_batch"].items()}
     assert sorted(by_batch) == [1, 2, 4, 8]
     assert record["batch"] == max(by_batch, key=by_batch.get) and Detector(out).batch_size == record["batch"]

@@ -26,7 +26,7 @@ class TuneRow:
     mAP50_95: float | None = None
     mAP50: float | None = None
     delta_mAP50_95: float | None = None
-    export_s: float = 0.0
+    export_s: float = 0.0  # exporting its model file in this run (0: found in the cache)
     accuracy_s: float = 0.0
     chosen: bool = False
 

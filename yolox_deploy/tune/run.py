@@ -161,8 +161,9 @@ class Tuner:
         started = time.monotonic()
         cached = self.cache.artifact_path(*candidate.artifact).exists()
         path = self.cache.model_for(*candidate.artifact)
+        self.last_export_s = 0.0 if cached else time.monotonic() - started
         if not cached:
-            self.export_times.append(time.monotonic() - started)
+            self.export_times.append(self.last_export_s)
         arithmetic = ARTIFACT_AND_ARITHMETIC[candidate.precision][1]
         torch_options = {"model_name": self.cfg.model_name} if candidate.backend == "torch" and self.cfg.model_name \
             else {}
@@ -174,7 +175,7 @@ class Tuner:
 
     def new_row(self, candidate: Candidate, detector: Detector, role: str) -> TuneRow:
         return TuneRow(candidate.backend, candidate.precision, candidate.threads, arithmetic=detector.backend.precision,
-                       model_file=str(detector.backend.path), role=role)
+                       model_file=str(detector.backend.path), role=role, export_s=self.last_export_s)
 
     def measure_reference(self, candidate: Candidate, choosable: bool) -> None:
         """The FP32 reference: its accuracy (and, without annotations, the pseudo-labels) and
