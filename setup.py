@@ -3,8 +3,11 @@
 ``exporters/``, ``runtimes/`` and ``benchmarks/`` live at the top of the repository and
 install as ``yolox_deploy.exporters``, ``yolox_deploy.runtimes`` and ``yolox_deploy.benchmarks``.
 """
+import os
 import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from pybind11.setup_helpers import Pybind11Extension, build_ext
@@ -25,19 +28,40 @@ kernel = Pybind11Extension(
 
 
 class OptionalKernelBuild(build_ext):
-    """Builds the C++ kernel when a compiler works; without one (no g++, ``CXX=false``) the
-    install still succeeds, says once that the NumPy reference will run (same results,
-    slower), and ``postprocess_impl="auto"`` falls back to it."""
+    """Builds the C++ kernel. Only when no working C++ compiler exists (no g++, ``CXX=false``:
+    a trivial C++17 file does not compile) does the install go on without it, saying once
+    that the NumPy reference will run (same results, slower); ``YOLOX_DEPLOY_REQUIRE_KERNEL=1``
+    makes that an install error too. With a working compiler, an error in our own source
+    fails the install with the compiler's message."""
 
     def build_extension(self, ext):
+        problem = self._compiler_problem()
+        if problem is None:
+            super().build_extension(ext)  # a compile error in cpp/ is a real error: let it fail the install
+            return
+        message = (f"yolox-deploy: no working C++17 compiler ({problem}), so the C++ postprocess kernel was "
+                   "not built. Install a C++ compiler (g++) and python3-dev, then reinstall to build it")
+        if os.environ.get("YOLOX_DEPLOY_REQUIRE_KERNEL", "") == "1":
+            raise SystemExit(f"error: {message} (YOLOX_DEPLOY_REQUIRE_KERNEL=1 requires the kernel)")
+        print(f"WARNING: {message}; the NumPy reference postprocess will be used (same results, slower).",
+              file=sys.stderr)
+
+    def _compiler_problem(self):
+        """None when the configured compiler builds a trivial C++17 translation unit, else why not."""
+        from setuptools.errors import CCompilerError, CompileError, PlatformError
+        probe_dir = tempfile.mkdtemp(prefix="yolox-deploy-probe-")
         try:
-            super().build_extension(ext)
-        except Exception as exc:  # CompileError, LinkError, a missing compiler: all mean "no kernel"
+            source = os.path.join(probe_dir, "probe.cpp")
+            with open(source, "w") as f:
+                f.write("#include <vector>\nint probe() { std::vector<int> v{1}; auto [a, b] = "
+                        "std::pair<int, int>{v[0], 2}; return a + b; }\n")
+            self.compiler.compile([source], output_dir=probe_dir, extra_postargs=["-std=c++17"])
+            return None
+        except (CompileError, CCompilerError, PlatformError, OSError) as exc:
             compiler = (getattr(self.compiler, "compiler_so", None) or ["the C++ compiler"])[0]
-            print(f"WARNING: yolox-deploy: the C++ postprocess kernel was not built ({type(exc).__name__}: "
-                  f"{compiler!r} failed on {ext.sources[0]}); the NumPy "
-                  "reference postprocess will be used (same results, slower). Install a C++ compiler "
-                  "(g++) and python3-dev, then reinstall to build it.", file=sys.stderr)
+            return f"{compiler!r}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}"
+        finally:
+            shutil.rmtree(probe_dir, ignore_errors=True)
 
 
 TORCH = ["torch>=2.1"]

@@ -6,8 +6,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..errors import YoloxDeployError
+from ..precision import DEPLOYED_PRECISIONS
 
-PRECISIONS = ("fp32", "fp16", "int8", "int8-all", "int8-nncf", "bf16")
+PRECISIONS = DEPLOYED_PRECISIONS
 # bench precision -> (the artifact exported for it, the arithmetic the runtime is asked for). fp16 and
 # int8 are stored in the model file (int8: the Q/DQ ONNX, run by ONNX Runtime and converted by
 # OpenVINO; int8-all: the same with every conv quantized; int8-nncf: OpenVINO's NNCF IR) and run

@@ -265,7 +265,7 @@ py::list postprocess(const py::object& raw_obj, int64_t input_h, int64_t input_w
 }  // namespace
 
 PYBIND11_MODULE(_kernel, m) {
-    m.doc() = "Fused YOLOX postprocess (grid decode + score filter + NMS); see yolox_deploy.postprocess.";
+    m.doc() = "Fused YOLOX postprocess (grid decode + score filter + NMS); see yolox_deploy.processing.postprocess.";
     m.def("postprocess", &postprocess, py::arg("raw"), py::arg("input_h"), py::arg("input_w"), py::arg("strides"),
           py::arg("conf"), py::arg("iou"), py::arg("class_agnostic"), py::arg("max_det"), py::arg("ratios"),
           py::arg("image_shapes"),

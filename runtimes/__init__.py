@@ -11,7 +11,8 @@ from typing import Any
 
 from ..artifacts.deploy import is_deployment, read_deployment
 from .base import Backend, InputShape
-from .registry import backend_for_path, backend_names, backends_offering, get_backend_class, register
+from .registry import (backend_for_path, backend_names, backends_offering, get_backend_class, register,
+                       runtime_error_types)
 
 
 def load_backend(model: str | Path, backend: str | None = None, device: str | None = None,
@@ -31,4 +32,4 @@ def load_backend(model: str | Path, backend: str | None = None, device: str | No
 
 
 __all__ = ["Backend", "InputShape", "backend_for_path", "backend_names", "backends_offering", "get_backend_class",
-           "load_backend", "register"]
+           "load_backend", "register", "runtime_error_types"]

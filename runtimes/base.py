@@ -47,6 +47,13 @@ class Backend(abc.ABC):
     deployment: Deployment | None = None
 
     @classmethod
+    def runtime_errors(cls) -> tuple[type[BaseException], ...]:
+        """The runtime's own exception types (raised for a model or input it cannot serve), for
+        callers that must tell a runtime's refusal from a bug; empty while its package is not
+        imported."""
+        return ()
+
+    @classmethod
     def installed(cls) -> bool:
         """True when the runtime's package can be imported here (without importing it)."""
         return cls.runtime_module is None or importlib.util.find_spec(cls.runtime_module) is not None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,14 @@ class OnnxRuntimeBackend(Backend):
     extra = "onnxruntime"
     runtime_module = "onnxruntime"
     export_target = "onnx"
+
+
+    @classmethod
+    def runtime_errors(cls) -> tuple[type[BaseException], ...]:
+        state = sys.modules.get("onnxruntime.capi.onnxruntime_pybind11_state")
+        if state is None:
+            return ()
+        return tuple(v for v in vars(state).values() if isinstance(v, type) and issubclass(v, Exception))
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None,
                  stop_spinning: bool = True, pixel_input: bool = True, **options: Any):

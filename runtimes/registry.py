@@ -47,6 +47,12 @@ def backends_offering(precision: str) -> list[str]:
     return sorted(name for name, cls in _REGISTRY.items() if precision in cls.precisions)
 
 
+def runtime_error_types() -> tuple[type[BaseException], ...]:
+    """The typed exceptions of every backend's runtime that is imported in this process."""
+    _discover()
+    return tuple(dict.fromkeys(e for cls in _REGISTRY.values() for e in cls.runtime_errors()))
+
+
 def get_backend_class(name: str) -> type[Backend]:
     _discover()
     if name not in _REGISTRY:

@@ -5,7 +5,7 @@ on the asked device ("cuda", "cuda:1").
 ``Detector("m.engine")`` runs an engine built by ``yolox-export --to trt``;
 ``Detector("m.onnx", backend="tensorrt")`` builds the engine on first use and caches it,
 keyed by the ONNX, TensorRT version, GPU compute capability, precision and batch profile
-(see :mod:`yolox_deploy.engine_cache`), as DeepStream does. Device and pinned host memory
+(see :mod:`yolox_deploy.artifacts.engine_cache`), as DeepStream does. Device and pinned host memory
 are PyTorch tensors (torch is already an extra, no cuda-python needed).
 """
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """PyTorch backend: the reference, loading official-format ``.pth`` checkpoints."""
 from __future__ import annotations
 
+import sys
 import logging
 import threading
 from pathlib import Path
@@ -60,6 +61,13 @@ class TorchBackend(Backend):
     runtime_module = "torch"
     export_target = None
     precisions = ("fp32", "fp16")
+
+
+    @classmethod
+    def runtime_errors(cls) -> tuple[type[BaseException], ...]:
+        torch = sys.modules.get("torch")
+        names = ("OutOfMemoryError", "AcceleratorError")
+        return tuple(getattr(torch, n) for n in names if torch is not None and isinstance(getattr(torch, n, None), type))
 
     def __init__(self, path: str | Path, device: str = "cpu", model_name: str | None = None,
                  threads: int | None = None, half: bool = False, channels_last: bool = False,

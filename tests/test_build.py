@@ -1,9 +1,12 @@
-"""setup.py: the C++ kernel is optional at build time. Without a working compiler the package
-still builds and installs, says once that the NumPy reference will run, and detects the same."""
+"""setup.py: the C++ kernel is optional at build time only where no C++ compiler works. Then the
+package still builds and installs, says once that the NumPy reference will run, and detects the
+same; YOLOX_DEPLOY_REQUIRE_KERNEL=1 makes it an error. With a working compiler, an error in our
+own source fails the build with the compiler's message."""
 from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -43,28 +46,72 @@ print(json.dumps({"file": yolox_deploy.__file__, "kernel": kernel_available(), "
 """
 
 
+def copy_sources(dest: Path) -> Path:
+    dest.mkdir()
+    for name in SOURCES:
+        path = REPO / name
+        if path.is_dir():
+            shutil.copytree(path, dest / name, ignore=NOT_BUILD_INPUTS)
+        else:
+            shutil.copy2(path, dest / name)
+    return dest
+
+
+def build_wheel(src: Path, out: Path, **env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k != "YOLOX_DEPLOY_REQUIRE_KERNEL"}
+    return subprocess.run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation",
+                           "-w", str(out), str(src)], env={**environment, **env}, capture_output=True, text=True,
+                          timeout=600)
+
+
 @pytest.fixture(scope="module")
 def built_without_compiler(tmp_path_factory) -> tuple[Path, str]:
     """The package built with CC=false CXX=false and installed into a folder of its own."""
     root = tmp_path_factory.mktemp("nocompiler")
-    src = root / "src"
-    src.mkdir()
-    for name in SOURCES:
-        path = REPO / name
-        if path.is_dir():
-            shutil.copytree(path, src / name, ignore=NOT_BUILD_INPUTS)
-        else:
-            shutil.copy2(path, src / name)
-    env = {**os.environ, "CC": "false", "CXX": "false"}
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation",
-                            "-w", str(root / "wheel"), str(src)], env=env, capture_output=True, text=True,
-                           timeout=600)
+    src = copy_sources(root / "src")
+    build = build_wheel(src, root / "wheel", CC="false", CXX="false")
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     wheel = next((root / "wheel").glob("*.whl"))
     install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile", "--target",
                               str(root / "site"), str(wheel)], capture_output=True, text=True, timeout=600)
     assert install.returncode == 0, install.stderr[-3000:]
     return root / "site", build.stdout + build.stderr
+
+
+def test_a_compile_error_in_our_source_fails_the_build_with_the_compilers_message(tmp_path):
+    if shutil.which(os.environ.get("CXX", "c++")) is None and shutil.which("g++") is None:
+        pytest.skip("needs a C++ compiler")
+    src = copy_sources(tmp_path / "src")
+    kernel = src / "cpp" / "postprocess.cpp"
+    kernel.write_text(kernel.read_text() + "\nthis_is_not_cpp planted_error;\n")
+    build = build_wheel(src, tmp_path / "wheel")
+    log = build.stdout + build.stderr
+    assert build.returncode != 0, log[-3000:]
+    assert "this_is_not_cpp" in log and "error" in log  # the compiler's own diagnostic, not our fallback
+    assert "the NumPy reference postprocess will be used" not in log
+    assert not list((tmp_path / "wheel").glob("*.whl"))
+
+
+def test_require_kernel_makes_a_missing_compiler_an_install_error(tmp_path):
+    src = copy_sources(tmp_path / "src")
+    build = build_wheel(src, tmp_path / "wheel", CC="false", CXX="false", YOLOX_DEPLOY_REQUIRE_KERNEL="1")
+    log = build.stdout + build.stderr
+    assert build.returncode != 0
+    assert "no working C++17 compiler" in log and "YOLOX_DEPLOY_REQUIRE_KERNEL=1 requires the kernel" in log
+    assert not list((tmp_path / "wheel").glob("*.whl"))
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="the x86 install's promise")
+def test_the_x86_install_has_the_kernel():
+    """CI installs with YOLOX_DEPLOY_REQUIRE_KERNEL=1 on x86; elsewhere a kernel-less install is
+    allowed (no compiler) and this says nothing."""
+    from yolox_deploy.artifacts.machine import machine_fingerprint
+    from yolox_deploy.processing.postprocess import kernel_available
+
+    if os.environ.get("YOLOX_DEPLOY_REQUIRE_KERNEL") != "1":
+        pytest.skip("YOLOX_DEPLOY_REQUIRE_KERNEL is not 1 (CI sets it)")
+    assert kernel_available()
+    assert machine_fingerprint()["postprocess_kernel"] is True
 
 
 def test_the_build_succeeds_without_a_compiler_and_says_so_once(built_without_compiler):

@@ -14,10 +14,6 @@ if not _os.path.isdir(_os.path.join(__path__[0], "runtimes")) and _os.path.isfil
         _os.path.join(_root, "runtimes", "base.py")):
     __path__.append(_root)
 
-from . import _moved  # noqa: E402
-
-_moved.install()  # old module paths (yolox_deploy.streaming ...) still import
-
 from ._version import __version__  # noqa: E402
 from .artifacts.metadata import ModelMetadata
 from .detections import Detections

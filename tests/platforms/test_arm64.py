@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from arm64_reference import EVAL_SETTINGS, asset_paths, coco_map, letterboxed_inputs, open_backend, raw_outputs
+from arm64_reference import (EVAL_SETTINGS, MAP_IMAGES, asset_paths, coco_map, letterboxed_inputs, open_backend,
+                             raw_outputs)
 
 pytestmark = [pytest.mark.arm64,
               pytest.mark.skipif(platform.machine() != "aarch64", reason="runs on aarch64 (.ci/arm64 emulates one)")]
@@ -119,9 +120,11 @@ def test_an_fp16_default_would_not_pass_the_raw_check(reference):
 
 @pytest.mark.parametrize("runtime", ["onnxruntime", "ncnn"])
 def test_coco_map_equals_x86(reference, paths, runtime):
+    """On the fixed subset of arm64_reference.MAP_IMAGES images, with the x86 side's annotations file."""
     folder, summary, _ = reference
+    assert summary["map_images"] == MAP_IMAGES
     model = paths["onnx"] if runtime == "onnxruntime" else folder / "nano_ncnn.param"
-    here = coco_map(model, paths["images"], paths["ann"])
+    here = coco_map(model, paths["images"], folder / "coco_subset.json")
     there = summary["map"][runtime]
     assert abs(here["mAP50_95"] - there["mAP50_95"]) <= MAP_TOLERANCE, (here, there, EVAL_SETTINGS)
     assert abs(here["mAP50"] - there["mAP50"]) <= MAP50_TOLERANCE, (here, there)

@@ -15,6 +15,7 @@ from yolox_deploy.cli import bench as bench_cli
 from yolox_deploy.cli import detect as detect_cli
 from yolox_deploy.cli import eval as eval_cli
 from yolox_deploy.cli import tune as tune_cli
+from yolox_deploy.errors import ModelFileError
 from yolox_deploy.runtimes import load_backend
 from yolox_deploy.tune.choice import TuneRow, choose
 
@@ -139,7 +140,8 @@ def test_another_machine_gets_one_warning_line_and_the_detections(tuned, subset,
     for path in out.iterdir():
         (moved / path.name).write_bytes(path.read_bytes())
     record = json.loads((moved / "deploy.json").read_text())
-    record["machine"] = {**record["machine"], "cpu": "Some Other CPU", "cores": 64}
+    other_cores = record["machine"]["cores"] + 1  # another machine, built from this one: holds on any CPU
+    record["machine"] = {**record["machine"], "cpu": "Some Other CPU", "cores": other_cores}
     (moved / "deploy.json").write_text(json.dumps(record))
     image = sorted(subset[0].iterdir())[0]
     done = subprocess.run([sys.executable, "-m", "yolox_deploy.cli.detect", "--model", str(moved), str(image),
@@ -147,7 +149,7 @@ def test_another_machine_gets_one_warning_line_and_the_detections(tuned, subset,
     assert done.returncode == 0, done.stderr
     warned = [line for line in done.stderr.splitlines() if "tuned on another machine" in line]
     assert len(warned) == 1 and warned[0].startswith("yolox-detect: warning: elsewhere was tuned on another machine")
-    assert "'Some Other CPU'" in warned[0] and "cores 64" in warned[0]
+    assert "'Some Other CPU'" in warned[0] and f"cores {other_cores}" in warned[0]
     assert image.name in done.stdout
 
 
@@ -186,6 +188,34 @@ def test_an_interrupted_run_leaves_the_folder_as_it_was(tuned, nano_onnx, subset
     assert rc == 130 and "interrupted: nothing written" in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in out.parent.iterdir()] == [out.name]  # no staging folder left beside it
+
+
+@pytest.mark.parametrize("raised, skipped", [
+    (KeyError("a bug in the measuring code"), False),
+    (ValueError("a bug in the measuring code"), False),
+    (RuntimeError("a bug in the measuring code"), False),
+    (ModelFileError("this candidate's model cannot be used"), True),
+])
+def test_only_the_candidates_own_errors_become_skipped_rows(nano_onnx, subset, cache, capsys, tmp_path, monkeypatch,
+                                                            raised, skipped):
+    from yolox_deploy.tune.run import Tuner
+
+    def measure(self, candidate, detector):
+        raise raised
+
+    monkeypatch.setattr(Tuner, "measure", measure)
+    out = tmp_path / "deploy"
+    args = ["--model", nano_onnx, "--data", subset[0], "--ann", subset[1], "-o", out, "--backends", "onnxruntime",
+            "--precisions", "fp32,fp16", "--threads", "1", "--timing-s", "0.1", "--cache-dir", cache]
+    if not skipped:
+        with pytest.raises(type(raised), match="a bug in the measuring code"):
+            tune(capsys, *args)
+        assert not out.exists()
+        return
+    rc, stdout, err = tune(capsys, *args)
+    assert rc == 0, err
+    assert "this candidate's model cannot be used" in stdout
+    assert json.loads((out / "deploy.json").read_text())["precision"] == "fp32"
 
 
 def test_nothing_within_the_bound_prints_the_table_names_the_closest_and_writes_nothing(nano_onnx, subset, cache,

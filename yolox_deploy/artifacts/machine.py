@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..precision import cpu_features
+from ..processing.postprocess import kernel_available
 
 VERSIONED_PACKAGES = ("yolox-deploy", "numpy", "opencv-python-headless", "onnxruntime", "openvino", "nncf", "torch",
                       "ncnn", "tensorrt")
@@ -44,10 +45,11 @@ def package_versions() -> dict[str, str]:
 def machine_fingerprint() -> dict[str, Any]:
     """What decides which configuration is fastest and what it computes: CPU model, its
     precision features (avx512_bf16, amx, asimdhp ...), logical cores, architecture, OS,
-    Python and library versions."""
+    Python and library versions, and whether the C++ postprocess kernel is built (else the
+    NumPy reference runs: same answers, slower)."""
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
             "cpu_features": list(cpu_features()), "os": platform.platform(), "python": platform.python_version(),
-            "versions": package_versions()}
+            "versions": package_versions(), "postprocess_kernel": kernel_available()}
 
 
 def fingerprint_differences(recorded: dict[str, Any], here: dict[str, Any], backend: str) -> list[str]:
@@ -55,17 +57,28 @@ def fingerprint_differences(recorded: dict[str, Any], here: dict[str, Any], back
     deployment was tuned on and this one (CPU, features, cores, architecture, the backend's
     library version); empty when it is the same kind of machine."""
     notes = []
-    for key, label in (("cpu", "CPU"), ("machine", "architecture"), ("cores", "cores")):
-        if recorded.get(key) != here.get(key):
+    for key, label in (("cpu", "CPU"), ("machine", "architecture"), ("cores", "cores"),
+                       ("postprocess_kernel", "C++ postprocess kernel built")):
+        if key in recorded and recorded.get(key) != here.get(key):
             notes.append(f"{label} {recorded.get(key)!r} -> {here.get(key)!r}")
-    lost = sorted(set(recorded.get("cpu_features") or ()) - set(here.get("cpu_features") or ()))
-    gained = sorted(set(here.get("cpu_features") or ()) - set(recorded.get("cpu_features") or ()))
+    lost = sorted(_features(recorded) - _features(here))
+    gained = sorted(_features(here) - _features(recorded))
     if lost or gained:
         notes.append("CPU features " + ", ".join([*(f"-{f}" for f in lost), *(f"+{f}" for f in gained)]))
     package = BACKEND_PACKAGES.get(backend)
     if package:
-        before = (recorded.get("versions") or {}).get(package)
-        now = (here.get("versions") or {}).get(package)
+        before = _versions(recorded).get(package)
+        now = _versions(here).get(package)
         if before != now:
             notes.append(f"{package} {before} -> {now}")
     return notes
+
+
+def _features(fingerprint: dict[str, Any]) -> set[str]:
+    features = fingerprint.get("cpu_features")
+    return {str(f) for f in features} if isinstance(features, list) else set()
+
+
+def _versions(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    versions = fingerprint.get("versions")
+    return versions if isinstance(versions, dict) else {}

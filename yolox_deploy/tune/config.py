@@ -72,6 +72,8 @@ class TuneConfig:
         if source is not None and Path(source).suffix.lower() not in (".onnx", ".pth", ".pt"):
             raise InvalidInputError(f"{Path(source).name}: yolox-tune makes every format from a raw FP32 .onnx or "
                                     "a .pth checkpoint; give one of those")
+        if self.force:
+            check_force_target(self.output, self.data, Path(source).parent if source is not None else None)
 
     @property
     def thread_options(self) -> tuple[int, ...]:
@@ -101,3 +103,28 @@ class TuneConfig:
     def timing_seconds(self) -> float:
         """Timed seconds per candidate: 1/200 of the budget, between 0.3 and 3 s."""
         return self.timing_s if self.timing_s is not None else min(3.0, max(0.3, self.budget_s / 200))
+
+
+def check_force_target(output: Path, data: Path, weights_folder: Path | None) -> None:
+    """``--force`` replaces ``output`` whole: refuse (one line) an ``output`` that is, holds or
+    lies inside the user's images or the weights' folder, or that is or holds the current
+    directory, the home directory or a filesystem root (symlinks resolved)."""
+    target = output.expanduser().resolve()
+    inside_too = {"--data": data, "the weights' folder": weights_folder}
+    is_or_holds = {"the current directory": Path.cwd(), "the home directory": Path.home(),
+                   "a filesystem root": Path(target.anchor)}
+    found = []
+    for label, protected in {**inside_too, **is_or_holds}.items():
+        if protected is None:
+            continue
+        protected = protected.expanduser().resolve()
+        if target == protected:
+            found.append((0, "is", label, protected))
+        elif protected.is_relative_to(target):
+            found.append((1, "holds", label, protected))
+        elif label in inside_too and target.is_relative_to(protected):
+            found.append((2, "lies inside", label, protected))
+    if found:
+        _, relation, label, protected = min(found, key=lambda f: f[0])
+        raise InvalidInputError(f"-o {output} {relation} {label} ({protected}): --force would replace it whole; "
+                                "choose a new or dedicated folder for the deployment")

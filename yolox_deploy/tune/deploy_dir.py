@@ -9,15 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts.deploy import DEPLOY_FILE, is_deployment, read_deployment, write_deployment
+from ..artifacts.deploy import COMPANIONS, DEPLOY_FILE, is_deployment, read_deployment, write_deployment
 from ..artifacts.staging import staged_folder
 from ..detections import Detections
 from ..detector import Detector
 from ..errors import InvalidInputError, ModelFileError, YoloxDeployError
-
-# files that travel with a model file of these kinds (same stem): OpenVINO weights, ncnn weights + sidecar,
-# TensorRT sidecar
-COMPANIONS = {".xml": (".bin",), ".param": (".bin", ".json"), ".engine": (".json",), ".plan": (".json",)}
 
 
 def check_destination(output: Path, source_sha256: str, force: bool) -> None:
@@ -35,7 +31,7 @@ def check_destination(output: Path, source_sha256: str, force: bool) -> None:
     except ModelFileError as exc:
         raise InvalidInputError(f"-o {output} holds a broken deployment ({exc}); pass --force to replace it") from None
     if held.source_sha256 != source_sha256:
-        source = held.record.get("source", {}).get("path", "another file")
+        source = (held.record.get("source") or {}).get("path") or "another file"
         raise InvalidInputError(f"-o {output} already holds another model's deployment (made from {source}): "
                                 "choose another folder, or pass --force to replace it")
 

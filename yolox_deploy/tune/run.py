@@ -27,7 +27,7 @@ from ..benchmarks.bench_config import ARTIFACT_AND_ARITHMETIC, BenchConfig
 from ..benchmarks.bench_models import ModelCache
 from ..detector import Detector
 from ..errors import InvalidInputError, YoloxDeployError, first_line
-from ..runtimes import load_backend
+from ..runtimes import load_backend, runtime_error_types
 from .accuracy import BudgetExhausted, coco_map, detect_all, evaluation_detector
 from .candidates import Candidate, Skipped, plan_candidates
 from .choice import TuneRow, choose
@@ -40,7 +40,13 @@ from .report import markdown_table, write_pareto_plot
 DEFAULT_EXPORT_S = 20.0  # assumed for an export not yet seen, until one has been timed
 TIMING_OVERHEAD = 1.5  # warm-up and settling calls around the timed ones
 CHECK_IMAGES = 4  # images the staged deployment must reproduce
-FAILURES = (YoloxDeployError, ImportError, OSError, RuntimeError, ValueError)
+
+
+def candidate_failures() -> tuple[type[BaseException], ...]:
+    """What counts as a candidate's own failure (a skipped row): the project's one-line errors,
+    a missing optional dependency and the runtimes' typed errors. Anything else is a bug in
+    the measuring and stops the run with its traceback."""
+    return (YoloxDeployError, ImportError, *runtime_error_types())
 
 
 class TuneBudgetError(InvalidInputError):
@@ -245,7 +251,7 @@ class Tuner:
             self.rows.append(self.measure(candidate, detector))
         except BudgetExhausted as exc:
             self.skipped.append(Skipped(candidate.label, f"budget ran out in its accuracy pass ({exc})"))
-        except FAILURES as exc:
+        except candidate_failures() as exc:
             reason = first_line(exc)
             self.failed[candidate.artifact] = reason
             self.skipped.append(Skipped(candidate.label, reason))
