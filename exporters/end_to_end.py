@@ -20,7 +20,10 @@ float32 [B, max_det, 4], ``scores`` float32 [B, max_det], ``class_ids`` int32 [B
 zero past ``num_dets``.
 
 ``flavor="trt"`` writes an ``EfficientNMS_TRT`` plugin node (domain ``TRT``) instead of the
-NMS + TopK tail: for TensorRT users who want the plugin. Only TensorRT runs it.
+NMS + TopK tail: for TensorRT users who want the plugin. Only TensorRT runs it, the plugin is
+deprecated since TensorRT 10.12, and it is not the shared kernel (keeps IoU >= iou where the
+kernel keeps > iou, considers only the 5000 best candidates, breaks score ties in no fixed
+order): docs/end_to_end.md. ``--nms onnx`` runs everywhere, TensorRT included.
 """
 from __future__ import annotations
 
@@ -36,7 +39,13 @@ from ..processing.grids import anchor_grid, num_anchors
 
 MASKED = -1.0
 NMS_SCORE_THRESHOLD = -0.5
-TRT_TOPK_LIMIT = 3840  # TensorRT's TopK takes k <= 3840
+TRT_TOPK_LIMIT = 3840  # TensorRT's TopK takes k <= 3840, and EfficientNMS_TRT keeps at most that many
+# Below this score threshold EfficientNMS_TRT takes its dense path (efficientNMSInference.cu,
+# kernelSelectThreshold): every anchor x class is a candidate, those under the threshold with score
+# -32768, and they fill the outputs and count in num_detections when fewer real ones remain.
+TRT_DENSE_PATH_CONF = 0.007
+TRT_DEPRECATION = ("--nms trt writes the EfficientNMS_TRT plugin, deprecated since TensorRT 10.12 (to be removed); "
+                   "--nms onnx builds on TensorRT too and gives the shared kernel's detections")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,9 +67,21 @@ class NmsSettings:
             raise YoloxDeployError(f"--max-det must be >= 1, got {self.max_det}")
         if self.flavor not in ("onnx", "trt"):
             raise YoloxDeployError(f"--nms takes 'onnx' or 'trt', got {self.flavor!r}")
-        if self.flavor == "trt" and self.max_det > TRT_TOPK_LIMIT:
+        if self.flavor == "trt":
+            self._check_efficient_nms()
+
+    def _check_efficient_nms(self) -> None:
+        """What EfficientNMS_TRT refuses or gets wrong (efficientNMSPlugin.cpp, efficientNMSInference.cu)."""
+        if self.max_det > TRT_TOPK_LIMIT:
             raise YoloxDeployError(f"--nms trt: EfficientNMS_TRT keeps at most {TRT_TOPK_LIMIT} boxes, got --max-det "
                                    f"{self.max_det}")
+        if not self.iou > 0:
+            raise YoloxDeployError(f"--nms trt: EfficientNMS_TRT needs --iou > 0 (its plugin refuses {self.iou:g} "
+                                   "and the engine would not build); give --iou > 0, or use --nms onnx")
+        if self.conf < TRT_DENSE_PATH_CONF:
+            raise YoloxDeployError(f"--nms trt: below --conf {TRT_DENSE_PATH_CONF} EfficientNMS_TRT pads its outputs "
+                                   "with score -32768 entries that num_detections counts; give --conf >= "
+                                   f"{TRT_DENSE_PATH_CONF}, or use --nms onnx (any --conf)")
 
     def record(self) -> dict[str, Any]:
         return {"layout": list(END_TO_END_OUTPUTS), "boxes": "xyxy, letterboxed-input pixels", **dataclasses.asdict(self)}
@@ -173,12 +194,12 @@ def _onnx_nms_tail(g: _Graph, boxes: str, score: str, masked: str, best_class: s
 def _efficient_nms_tail(g: _Graph, boxes: str, masked: str, settings: NmsSettings) -> None:
     """EfficientNMS_TRT (plugin_version 1): inputs boxes [B,N,4] corners and scores [B,N,C];
     outputs num_detections, detection_boxes, detection_scores, detection_classes, renamed to
-    our layout. Filtered anchors score 0 and the threshold sits one float32 step below conf,
-    so the plugin's ">" keeps exactly the ``score >= conf`` anchors."""
-    threshold = float(np.nextafter(np.float32(settings.conf), np.float32(0))) if settings.conf > 0 else 0.0
+    our layout. Filtered anchors score 0 and the plugin keeps ``score >= score_threshold``
+    (its filter's ``gte_mp``), so a threshold of conf keeps exactly the kernel's candidates."""
     g.op("EfficientNMS_TRT", [boxes, masked], out_names=list(END_TO_END_OUTPUTS), domain="TRT",
          background_class=-1, box_coding=0, iou_threshold=float(settings.iou), max_output_boxes=settings.max_det,
-         plugin_version="1", score_activation=0, score_threshold=threshold, class_agnostic=int(settings.agnostic))
+         plugin_version="1", score_activation=0, score_threshold=float(settings.conf),
+         class_agnostic=int(settings.agnostic))
 
 
 def add_end_to_end(model: Any, input_hw: tuple[int, int], strides: Sequence[int], num_classes: int,

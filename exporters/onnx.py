@@ -118,7 +118,7 @@ def export_onnx(output: str | Path, weights: str | Path | None = None, *, nms: s
     end-to-end model, :mod:`.end_to_end`) with ``conf``/``iou``/``max_det``/``agnostic`` baked
     in; without it, ``conf``/``iou``/``max_det`` are stored as the model's defaults, which a
     bare ``Detector(path)`` uses. A raw ``.onnx`` given as ``weights`` is converted as it is."""
-    from .end_to_end import NmsSettings
+    from .end_to_end import TRT_DEPRECATION, NmsSettings
 
     defaults = {k: v for k, v in (("conf", conf), ("iou", iou), ("max_det", max_det)) if v is not None}
     if agnostic and not nms:
@@ -126,6 +126,8 @@ def export_onnx(output: str | Path, weights: str | Path | None = None, *, nms: s
     settings = NmsSettings(**{"conf": 0.25, "iou": 0.45, "max_det": 100, **defaults}, agnostic=agnostic,
                            flavor=nms or "onnx")
     settings.check()  # the stored defaults of a raw export are checked the same way
+    if nms == "trt":
+        warnings.warn(TRT_DEPRECATION, FutureWarning, stacklevel=2)
     if not nms:
         settings = None
     if settings is None and not defaults:

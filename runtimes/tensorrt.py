@@ -4,7 +4,7 @@ on the asked device ("cuda", "cuda:1").
 
 ``Detector("m.engine")`` runs an engine built by ``yolox-export --to trt``;
 ``Detector("m.onnx", backend="tensorrt")`` builds the engine on first use and caches it,
-keyed by the ONNX, TensorRT version, GPU compute capability, precision and batch profile
+keyed by the ONNX, TensorRT version, GPU model and compute capability, precision and batch profile
 (see :mod:`yolox_deploy.artifacts.engine_cache`), as DeepStream does. Device and pinned host memory
 are PyTorch tensors (torch is already an extra, no cuda-python needed).
 """
@@ -26,6 +26,7 @@ from ..artifacts.tensorrt_engines import (
     deserialize,
     engine_io,
     import_tensorrt,
+    on_gpu,
     read_engine_record,
 )
 from ..errors import BackendUnavailableError, ModelFileError
@@ -92,6 +93,10 @@ class TensorRTBackend(Backend):
         stale = record.stale_for(trt.__version__, gpu)
         if stale:
             raise ModelFileError(f"{self.path.name} {stale}; rebuild it here with `yolox-export --to trt`")
+        with on_gpu(gpu):  # deserialized, given a context and buffers on the requested device
+            self._open_on_device(trt, gpu, record)
+
+    def _open_on_device(self, trt: Any, gpu: Any, record: Any) -> None:
         self.engine, self._runtime = deserialize(trt, self.path.read_bytes(), self.path.name)
         inputs, outputs = engine_io(trt, self.engine)
         if (tuple(inputs), tuple(outputs)) != (record.inputs, record.outputs):
@@ -107,6 +112,9 @@ class TensorRTBackend(Backend):
         self._torch = torch
         self._memory = memory_for(torch, gpu.index)
         self.context = self.engine.create_execution_context()
+        if self.context is None:
+            raise BackendUnavailableError(f"TensorRT could not create an execution context for {self.path.name} on "
+                                          f"{self.device} (its log above says why)")
         self._lock = threading.Lock()  # one execution context, one set of buffers
         self._current_batch = 0
         self._allocate()

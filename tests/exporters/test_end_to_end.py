@@ -162,7 +162,9 @@ def test_raw_exports_store_default_thresholds(tmp_path, raw_nano):
 
 def test_efficient_nms_trt_node(tmp_path, raw_nano):
     path = tmp_path / "trt.onnx"
-    report = export_onnx(path, weights=raw_nano, nms="trt", conf=0.3, iou=0.5, max_det=50, agnostic=True)
+    with pytest.warns(FutureWarning, match=r"^--nms trt writes the EfficientNMS_TRT plugin, deprecated since "
+                                           r"TensorRT 10.12 .*--nms onnx builds on TensorRT too"):
+        report = export_onnx(path, weights=raw_nano, nms="trt", conf=0.3, iou=0.5, max_det=50, agnostic=True)
     assert "checked with onnx.checker only" in report.summary()
     model = onnx.load(str(path))
     onnx.checker.check_model(model)
@@ -171,7 +173,7 @@ def test_efficient_nms_trt_node(tmp_path, raw_nano):
     assert node.domain == "TRT" and list(node.output) == list(END_TO_END_OUTPUTS)
     assert attrs == {"background_class": -1, "box_coding": 0, "iou_threshold": pytest.approx(0.5),
                      "max_output_boxes": 50, "plugin_version": b"1", "score_activation": 0,
-                     "score_threshold": pytest.approx(np.nextafter(np.float32(0.3), np.float32(0))),
+                     "score_threshold": np.float32(0.3),  # the plugin keeps score >= it, as the kernel >= conf
                      "class_agnostic": 1}
     shapes = {i: [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
               for i, v in enumerate(onnx.shape_inference.infer_shapes(model).graph.value_info)
@@ -186,12 +188,27 @@ def test_efficient_nms_trt_node(tmp_path, raw_nano):
     ({"nms": "onnx", "conf": -0.1}, r"--conf must be in \[0, 1\]"),
     ({"nms": "fast"}, "--nms takes 'onnx' or 'trt'"),
     ({"nms": "trt", "max_det": 5000}, "EfficientNMS_TRT keeps at most 3840"),
+    ({"nms": "trt", "iou": 0.0}, r"EfficientNMS_TRT needs --iou > 0 \(its plugin refuses 0"),
+    ({"nms": "trt", "conf": 0.001}, r"below --conf 0.007 EfficientNMS_TRT pads its outputs with score -32768"),
     ({"agnostic": True}, "--agnostic is baked into end-to-end models only"),
 ])
 def test_bad_settings(tmp_path, raw_nano, kwargs, message):
     with pytest.raises(YoloxDeployError, match=message):
         export_onnx(tmp_path / "x.onnx", weights=raw_nano, **kwargs)
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_cli_prints_the_nms_trt_deprecation_in_one_line(tmp_path, raw_nano):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "yolox_deploy.cli.export", "--to", "onnx", "--weights", str(raw_nano),
+                           "--nms", "trt", "-o", str(tmp_path / "t.onnx")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    warned = [line for line in done.stderr.splitlines() if "deprecated" in line]
+    assert warned == ["yolox-export: warning: --nms trt writes the EfficientNMS_TRT plugin, deprecated since TensorRT "
+                      "10.12 (to be removed); --nms onnx builds on TensorRT too and gives the shared kernel's "
+                      "detections"]
 
 
 def test_cli_refusals_and_eval(tmp_path, e2e_models, raw_nano, coco_dir, capsys):

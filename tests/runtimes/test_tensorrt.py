@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 import tensorrt_fake
-from tensorrt_fake.surface import ENUMS, METHODS, REMOVED_IN_11
+from tensorrt_fake.surface import ENUMS, FUNCTIONS, METHODS, REMOVED_IN_11
 
 from yolox_deploy import Detector
 from yolox_deploy.artifacts.sidecar import sidecar_path
@@ -36,7 +36,13 @@ def test_the_fake_has_exactly_the_surface_written_from_the_bindings(version):
         allowed = set(methods) | (set(REMOVED_IN_11.get(cls_name, ())) if major < 11 else set())
         assert extra <= allowed, (cls_name, extra - allowed)
     for enum_name, members in ENUMS[major].items():
-        assert tuple(getattr(trt, enum_name).__members__) == members
+        assert {m: int(v) for m, v in getattr(trt, enum_name).__members__.items()} == members, enum_name
+    for function, params in FUNCTIONS.items():
+        assert tuple(inspect.signature(getattr(trt, function)).parameters) == params
+    # the values the bindings give (NvInfer.h): a shifted value would build another network
+    assert int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) == 1 and int(trt.BuilderFlag.TF32) == 6
+    assert int(trt.NetworkDefinitionCreationFlag.PREFER_JIT_PYTHON_PLUGINS) == 2 and int(trt.DataType.E8M0) == 11
+    assert hasattr(trt.BuilderFlag, "DIRECT_IO")  # deprecated, still bound in 11.1
     if major >= 11:
         for name in REMOVED_IN_11["module"]:
             assert not hasattr(trt, name)
@@ -165,7 +171,7 @@ def test_onnx_builds_once_then_loads_from_the_cache(tmp_path, tiny_onnx, trt, mo
         got = first(image)
     assert builds(trt) == 1
     cached = sorted((tmp_path / "cache" / "tensorrt").glob("*.engine"))
-    assert [p.name.split("-", 2)[2] for p in cached] == ["trt10.13.0-sm90-fp32-b1_1_8.engine"]
+    assert [p.name.split("-", 2)[2] for p in cached] == ["trt10.13.0-stand-in-gpu-sm90-sm90-fp32-b1_1_8.engine"]
     with Detector(tiny_onnx, backend="tensorrt", conf=0.0) as second:
         np.testing.assert_array_equal(second(image).xyxy, got.xyxy)
     assert builds(trt) == 1  # loaded, not rebuilt
@@ -194,7 +200,7 @@ def test_new_tensorrt_or_gpu_gets_its_own_entry(tmp_path, tiny_onnx, monkeypatch
     load_backend(tiny_onnx, backend="tensorrt", engine_cache=tmp_path)
     assert builds(trt) == 1
     assert sorted(p.name.split("-", 2)[2] for p in tmp_path.glob("*.engine")) == [
-        "trt10.13.0-sm90-fp32-b1_1_8.engine", "trt11.4.0-sm100-fp32-b1_1_8.engine"]
+        "trt10.13.0-stand-in-gpu-sm90-sm90-fp32-b1_1_8.engine", "trt11.4.0-stand-in-gpu-sm100-sm100-fp32-b1_1_8.engine"]
 
 
 def test_cache_folder_that_cannot_be_written(tmp_path, tiny_onnx, trt):

@@ -17,6 +17,10 @@ Sources read (NVIDIA/TensorRT on GitHub, via the search tool's stored copies, 20
   ``set_tensor_address("name", "memory")``, ``execute_async_v3("stream_handle")``),
   ``TensorIOMode`` {NONE, INPUT, OUTPUT}, ``NetworkDefinitionCreationFlag`` {EXPLICIT_BATCH,
   STRONGLY_TYPED, PREFER_AOT_PYTHON_PLUGINS, PREFER_JIT_PYTHON_PLUGINS}.
+- ``python/src/infer/pyPlugin.cpp``: ``init_libnvinfer_plugins("logger", "namespace")`` (returns
+  bool; registers EfficientNMS_TRT and TensorRT's other plugins, which ``import tensorrt`` does not).
+- ``include/NvInfer.h``, ``NvInferRuntimeBase.h``: the enum values (``ENUMS``);
+  ``python/src/infer/pyFoundationalTypes.cpp``: ``DataType`` including ``E8M0``.
 - ``python/src/parsers/pyOnnx.cpp``: ``OnnxParser("network", "logger")``,
   ``parse("model", "path" = None)``, ``num_errors``, ``get_error("index")``,
   ``ParserError.desc()``.
@@ -26,6 +30,8 @@ Sources read (NVIDIA/TensorRT on GitHub, via the search tool's stored copies, 20
   ``IBuilderConfig.int8_calibrator``, ``set/get_calibration_profile``, the quantization flags,
   ``Builder.platform_has_fast_fp16/int8`` and ``NetworkDefinitionCreationFlag.EXPLICIT_BATCH``
   are gone; ``STRONGLY_TYPED`` stays (accepted, ignored: always strongly typed); ``TF32`` stays.
+  ``DIRECT_IO`` is listed there but, per the 11.1 bindings as reviewed for issue 35, still bound
+  (deprecated); the 11.x binding source itself is not among the stored copies read here.
 """
 from __future__ import annotations
 
@@ -53,28 +59,37 @@ METHODS: dict[str, dict[str, tuple[str, ...] | None]] = {
                           "set_tensor_address": ("name", "memory"), "execute_async_v3": ("stream_handle",)},
 }
 
-BUILDER_FLAGS_10 = ("FP16", "BF16", "INT8", "DEBUG", "GPU_FALLBACK", "REFIT", "DISABLE_TIMING_CACHE", "TF32",
-                    "SPARSE_WEIGHTS", "SAFETY_SCOPE", "OBEY_PRECISION_CONSTRAINTS", "PREFER_PRECISION_CONSTRAINTS",
-                    "DIRECT_IO", "REJECT_EMPTY_ALGORITHMS", "VERSION_COMPATIBLE", "EXCLUDE_LEAN_RUNTIME", "FP8",
-                    "ERROR_ON_TIMING_CACHE_MISS", "DISABLE_COMPILATION_CACHE", "STRIP_PLAN", "REFIT_IDENTICAL",
-                    "WEIGHT_STREAMING", "INT4", "REFIT_INDIVIDUAL", "STRICT_NANS", "MONITOR_MEMORY", "FP4",
-                    "EDITABLE_TIMING_CACHE", "DISTRIBUTIVE_INDEPENDENCE")
+# enum -> {member: value}, in the binding's order. Values from include/NvInfer.h /
+# NvInferRuntimeBase.h (10.13): they are explicit there, so a member removed in 11.x leaves the
+# others' values as they were (11.x NetworkDefinitionCreationFlag.STRONGLY_TYPED stays 1).
+BUILDER_FLAGS_10 = {"FP16": 0, "INT8": 1, "DEBUG": 2, "GPU_FALLBACK": 3, "REFIT": 4, "DISABLE_TIMING_CACHE": 5,
+                    "EDITABLE_TIMING_CACHE": 27, "TF32": 6, "SPARSE_WEIGHTS": 7, "SAFETY_SCOPE": 8,
+                    "OBEY_PRECISION_CONSTRAINTS": 9, "PREFER_PRECISION_CONSTRAINTS": 10, "DIRECT_IO": 11,
+                    "REJECT_EMPTY_ALGORITHMS": 12, "VERSION_COMPATIBLE": 13, "EXCLUDE_LEAN_RUNTIME": 14, "FP8": 15,
+                    "ERROR_ON_TIMING_CACHE_MISS": 16, "BF16": 17, "DISABLE_COMPILATION_CACHE": 18, "STRIP_PLAN": 19,
+                    "REFIT_IDENTICAL": 20, "WEIGHT_STREAMING": 21, "INT4": 22, "REFIT_INDIVIDUAL": 23,
+                    "STRICT_NANS": 24, "MONITOR_MEMORY": 25, "FP4": 26, "DISTRIBUTIVE_INDEPENDENCE": 28}
+# gone in 11.x (the migration guide); DIRECT_IO is still bound in 11.1 (deprecated, not removed)
 REMOVED_BUILDER_FLAGS_11 = ("FP16", "INT8", "FP8", "BF16", "INT4", "FP4", "OBEY_PRECISION_CONSTRAINTS",
-                            "PREFER_PRECISION_CONSTRAINTS", "DIRECT_IO", "REJECT_EMPTY_ALGORITHMS")
+                            "PREFER_PRECISION_CONSTRAINTS", "REJECT_EMPTY_ALGORITHMS")
 
-ENUMS: dict[int, dict[str, tuple[str, ...]]] = {
+ENUMS: dict[int, dict[str, dict[str, int]]] = {
     10: {"BuilderFlag": BUILDER_FLAGS_10,
-         "NetworkDefinitionCreationFlag": ("EXPLICIT_BATCH", "STRONGLY_TYPED", "PREFER_AOT_PYTHON_PLUGINS",
-                                           "PREFER_JIT_PYTHON_PLUGINS"),
-         "MemoryPoolType": ("WORKSPACE", "DLA_MANAGED_SRAM", "DLA_LOCAL_DRAM", "DLA_GLOBAL_DRAM", "TACTIC_DRAM",
-                            "TACTIC_SHARED_MEMORY"),
-         "DataType": ("FLOAT", "HALF", "INT8", "INT32", "BOOL", "UINT8", "FP8", "BF16", "INT64", "INT4", "FP4"),
-         "TensorIOMode": ("NONE", "INPUT", "OUTPUT")},
+         "NetworkDefinitionCreationFlag": {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1, "PREFER_AOT_PYTHON_PLUGINS": 3,
+                                           "PREFER_JIT_PYTHON_PLUGINS": 2},
+         "MemoryPoolType": {"WORKSPACE": 0, "DLA_MANAGED_SRAM": 1, "DLA_LOCAL_DRAM": 2, "DLA_GLOBAL_DRAM": 3,
+                            "TACTIC_DRAM": 4, "TACTIC_SHARED_MEMORY": 5},
+         "DataType": {"FLOAT": 0, "HALF": 1, "BF16": 7, "INT8": 2, "INT32": 3, "INT64": 8, "BOOL": 4, "UINT8": 5,
+                      "FP8": 6, "INT4": 9, "FP4": 10, "E8M0": 11},
+         "TensorIOMode": {"NONE": 0, "INPUT": 1, "OUTPUT": 2}},
 }
 ENUMS[11] = {**ENUMS[10],
-             "BuilderFlag": tuple(f for f in BUILDER_FLAGS_10 if f not in REMOVED_BUILDER_FLAGS_11),
-             "NetworkDefinitionCreationFlag": ("STRONGLY_TYPED", "PREFER_AOT_PYTHON_PLUGINS",
-                                               "PREFER_JIT_PYTHON_PLUGINS")}
+             "BuilderFlag": {k: v for k, v in BUILDER_FLAGS_10.items() if k not in REMOVED_BUILDER_FLAGS_11},
+             "NetworkDefinitionCreationFlag": {k: v for k, v in ENUMS[10]["NetworkDefinitionCreationFlag"].items()
+                                               if k != "EXPLICIT_BATCH"}}
+
+# module-level functions -> parameter names (python/src/infer/pyPlugin.cpp)
+FUNCTIONS: dict[str, tuple[str, ...]] = {"init_libnvinfer_plugins": ("logger", "namespace")}
 
 # what exists in 10.x and is gone in 11.x, beyond the enum members above (class -> names)
 REMOVED_IN_11 = {"IBuilderConfig": ("int8_calibrator", "set_calibration_profile", "get_calibration_profile",

@@ -2,8 +2,8 @@
 
 Engines only run on the TensorRT version and GPU generation that built them, so shipping
 ``.onnx`` and building where it runs avoids "version tag does not match" failures. An entry
-is keyed by the ONNX's content, the TensorRT version, the GPU's compute capability, the
-precision and the batch profile; one whose sidecar disagrees with the key (a copied or
+is keyed by the ONNX's content, the TensorRT version, the GPU model and its compute capability,
+the precision and the batch profile; one whose sidecar disagrees with the key (a copied or
 half-replaced file) is rebuilt, never loaded.
 
 Cache folder: ``engine_cache=`` argument, else ``$YOLOX_DEPLOY_CACHE/tensorrt``, else
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,8 +39,15 @@ def default_cache_dir() -> Path:
     return (Path(root) if root else Path.home() / ".cache" / "yolox_deploy") / "tensorrt"
 
 
+def gpu_slug(gpu: Gpu) -> str:
+    """'nvidia-a10-sm86': the GPU model and compute capability, file-name safe. Engines are
+    tuned for one GPU model: two models of one SM (an A10 and an A40) get their own entries."""
+    name = re.sub(r"[^a-z0-9]+", "-", gpu.name.lower()).strip("-") or "gpu"
+    return f"{name[:40]}-sm{gpu.capability.replace('.', '')}"
+
+
 def cache_key(onnx_name: str, digest: str, trt_version: str, gpu: Gpu, precision: str, profile: Profile) -> str:
-    return (f"{Path(onnx_name).stem}-{digest[:16]}-trt{trt_version}-sm{gpu.capability.replace('.', '')}-{precision}"
+    return (f"{Path(onnx_name).stem}-{digest[:16]}-trt{trt_version}-{gpu_slug(gpu)}-{precision}"
             f"-b{profile.min}_{profile.opt}_{profile.max}.engine")
 
 
@@ -54,6 +62,8 @@ def _why_stale(path: Path, trt_version: str, gpu: Gpu, digest: str, precision: s
         return stale
     if (record.onnx_sha256, record.precision, record.profile) != (digest, precision, profile):
         return "its sidecar describes another ONNX, precision or profile"
+    if record.gpu_name != gpu.name:
+        return f"it was built on a {record.gpu_name}, this is a {gpu.name}"
     return None
 
 
@@ -75,7 +85,7 @@ def cached_engine(onnx_path: Path, trt: Any, gpu: Gpu, batch: int | Sequence[int
         log.warning("cached engine %s is stale (%s); rebuilding it", path.name, stale)
     log.warning("building a TensorRT engine for %s (%s, batch %d/%d/%d) on %s; cached in %s", onnx_path.name,
                 source.precision, profile.min, profile.opt, profile.max, gpu.name, folder)
-    timing = folder / f"timing-trt{trt.__version__}-sm{gpu.capability.replace('.', '')}.cache"
+    timing = folder / f"timing-trt{trt.__version__}-{gpu_slug(gpu)}.cache"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=folder).close()

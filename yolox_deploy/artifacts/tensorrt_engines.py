@@ -10,13 +10,14 @@ ONNX, or symmetric INT8 Q/DQ ONNX), exactly as ONNX Runtime ran it on the CPU.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ INSTALL_HINT = "pip install 'yolox-deploy[tensorrt]'"
 # TensorRT DataType name -> numpy dtype name, for the I/O types we can feed and read
 DTYPES = {"FLOAT": "float32", "HALF": "float16", "INT32": "int32", "INT64": "int64", "INT8": "int8",
           "UINT8": "uint8", "BOOL": "bool", "BF16": "bfloat16"}
+# ITopKLayer takes K <= 3840 (NvInfer.h); an end-to-end ONNX's TopK k is its --max-det
+TRT_TOPK_LIMIT = 3840
+_PLUGINS_REGISTERED: dict[int, Any] = {}  # id(tensorrt module) -> the module (kept alive), once registered
 
 
 def version_tuple(version: str) -> tuple[int, int]:
@@ -55,6 +59,28 @@ def import_tensorrt(what: str) -> Any:
     trt = require("tensorrt", extra="tensorrt", purpose=what)
     check_tensorrt_version(getattr(trt, "__version__", "0"), what)
     return trt
+
+
+def register_plugins(trt: Any, logger: Any) -> None:
+    """Register TensorRT's own plugins (EfficientNMS_TRT ...) once per process: ``import
+    tensorrt`` does not, and the ONNX parser and the deserializer look plugin ops up in that
+    registry (``initLibNvInferPlugins``, as NVIDIA's samples and Polygraphy call it)."""
+    if id(trt) in _PLUGINS_REGISTERED:
+        return
+    if not trt.init_libnvinfer_plugins(logger, ""):
+        raise BackendUnavailableError("TensorRT could not register its plugins (init_libnvinfer_plugins returned "
+                                      "False): check that libnvinfer_plugin is installed with tensorrt")
+    _PLUGINS_REGISTERED[id(trt)] = trt
+
+
+@contextlib.contextmanager
+def on_gpu(gpu: "Gpu") -> Iterator[None]:
+    """Make ``gpu`` the current CUDA device: TensorRT builds, deserializes and creates
+    execution contexts on the current device (as trtexec sets it first)."""
+    import torch
+
+    with torch.cuda.device(gpu.index):
+        yield
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,6 +226,7 @@ class OnnxSource:
     metadata: ModelMetadata
 
     unbuildable_qdq: tuple[str, ...] = ()  # Q/DQ nodes TensorRT refuses (see check_buildable)
+    topk_k: tuple[int, ...] = ()  # the constant k of each TopK node (an end-to-end graph's --max-det)
 
     @classmethod
     def read(cls, path: Path, name: str | None = None) -> "OnnxSource":
@@ -219,10 +246,17 @@ class OnnxSource:
             metadata = dataclasses.replace(metadata, input_size=(dims[2], dims[3]))
         precision = stored_precision(model)
         return cls(data, name, precision, model.graph.input[0].name, dims[0], (dims[2], dims[3]), metadata,
-                   tuple(asymmetric_qdq_nodes(model)) if precision == "int8" else ())
+                   tuple(asymmetric_qdq_nodes(model)) if precision == "int8" else (), topk_constants(model))
 
     def check_buildable(self) -> None:
-        """Refuse a Q/DQ ONNX TensorRT cannot build (asymmetric uint8 activations, int32 biases)."""
+        """Refuse what TensorRT cannot build or run: a Q/DQ ONNX it cannot build (asymmetric
+        uint8 activations, int32 biases), a TopK over its 3840 limit (the engine would build,
+        then fail at inference)."""
+        over = [k for k in self.topk_k if k > TRT_TOPK_LIMIT]
+        if over:
+            raise YoloxDeployError(
+                f"{self.name} has a TopK of k={max(over)} and TensorRT's TopK takes k <= {TRT_TOPK_LIMIT} (the engine "
+                f"would fail at inference): re-export it with --nms and --max-det <= {TRT_TOPK_LIMIT}")
         if self.unbuildable_qdq:
             raise YoloxDeployError(
                 f"{self.name} has {len(self.unbuildable_qdq)} Q/DQ nodes TensorRT cannot build (e.g. "
@@ -230,7 +264,23 @@ class OnnxSource:
                 "with --int8, or make the ONNX with `yolox-export --to onnx --int8 --int8-symmetric`")
 
 
+def topk_constants(model: Any) -> tuple[int, ...]:
+    """The k of every TopK node whose k is an initializer or a Constant node."""
+    from onnx import numpy_helper
+
+    constants = {i.name: i for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].HasField("t"):
+            constants[node.output[0]] = node.attribute[0].t
+    found = []
+    for node in model.graph.node:
+        if node.op_type == "TopK" and len(node.input) > 1 and node.input[1] in constants:
+            found.extend(int(k) for k in numpy_helper.to_array(constants[node.input[1]]).ravel())
+    return tuple(found)
+
+
 def parse_onnx(trt: Any, network: Any, logger: Any, onnx_bytes: bytes, name: str) -> None:
+    register_plugins(trt, logger)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_bytes):
         errors = "; ".join(str(parser.get_error(i).desc()) for i in range(parser.num_errors))
@@ -296,7 +346,10 @@ def build_serialized_engine(trt: Any, onnx_bytes: bytes, name: str, profile: Pro
 
 
 def deserialize(trt: Any, data: bytes, name: str) -> Any:
-    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+    """(engine, runtime) on the current device (see :func:`on_gpu`); plugins registered first."""
+    logger = trt.Logger(trt.Logger.WARNING)
+    register_plugins(trt, logger)
+    runtime = trt.Runtime(logger)
     engine = runtime.deserialize_cuda_engine(data)
     if engine is None:
         raise ModelFileError(f"TensorRT could not deserialize {name} (corrupt, or built by another TensorRT or for "
@@ -363,9 +416,10 @@ def build_engine_file(trt: Any, source: OnnxSource, profile: Profile, gpu: Gpu, 
     """Build ``source`` for ``profile``, check the engine's I/O, and write the engine and its
     sidecar at ``path`` (together or not at all); returns the sidecar's record."""
     source.check_buildable()
-    serialized = build_serialized_engine(trt, source.data, source.name, profile, source.input_hw, workspace_gib,
-                                         timing_cache)
-    engine, _runtime = deserialize(trt, serialized, path.name)
+    with on_gpu(gpu):  # the build and the check read the requested GPU, not device 0
+        serialized = build_serialized_engine(trt, source.data, source.name, profile, source.input_hw, workspace_gib,
+                                             timing_cache)
+        engine, _runtime = deserialize(trt, serialized, path.name)
     inputs, outputs = engine_io(trt, engine)
     check_model_io(inputs, outputs, path.name)
     record = EngineRecord(trt.__version__, source.precision, profile, tuple(inputs), tuple(outputs), gpu.name,
