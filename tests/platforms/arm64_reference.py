@@ -6,13 +6,16 @@ emulated aarch64 tests as files (nothing of it is committed).
 - ``nano_ncnn.param/.bin/.json``: YOLOX-Nano exported to ncnn here, from the shared official
   checkpoint, and ``nano_openvino.xml/.bin``, the official ONNX as an FP32 IR (the aarch64 side
   runs these x86-exported files, as a Jetson user would);
-- ``reference.npz``: the letterboxed float32 inputs of the first ``IMAGES`` shared images, and
-  the raw FP32 outputs of ONNX Runtime (the official ONNX) and ncnn on exactly those inputs;
-- ``coco_subset.json``: the shared annotations cut to the first ``MAP_IMAGES`` images (by id):
-  the COCO mAP check runs on them on both sides, so that the emulated stage stays bounded
-  (about 5.5 s an image under emulation on a 2-vCPU EPYC, several times that on slower hosts);
-- ``reference.json``: COCO mAP50-95 / mAP50 of both backends on that subset, with the
-  official evaluator's settings, and the machine that computed them.
+- ``reference.npz``: the letterboxed float32 inputs of the first ``IMAGES`` shared images (by
+  name), their letterbox ratios and image sizes, and the raw FP32 outputs of ONNX Runtime (the
+  official ONNX) and ncnn on exactly those inputs;
+- ``coco_subset.json``: the shared annotations cut to those images;
+- ``reference.json``: COCO mAP50-95 / mAP50 of both backends' raw outputs on those inputs,
+  decoded by the shared postprocess with the official evaluator's settings, and the machine
+  that computed them.
+
+The subset keeps the emulated stage bounded: inference under qemu-user takes about 2-6 s an
+image on a 2-vCPU EPYC, and several times that on slower hosts (docs/platforms.md).
 
 Every runtime is stated: FP32 arithmetic, ``THREADS`` threads, on both sides.
 """
@@ -28,8 +31,7 @@ from typing import Any
 
 import numpy as np
 
-IMAGES = 8  # raw-output checks (each image: ONNX Runtime and ncnn, every anchor)
-MAP_IMAGES = 16  # the COCO mAP check
+IMAGES = 16  # raw outputs (every anchor) and COCO mAP, each runtime, on the same inputs
 THREADS = 2
 INPUT_SIZE = (416, 416)
 EVAL_SETTINGS = {"conf": 0.01, "iou": 0.65, "max_det": None, "clip_boxes": False}  # the official evaluator's
@@ -47,10 +49,22 @@ def reference_images(images_dir: Path) -> list[Path]:
 
 def letterboxed_inputs(images_dir: Path) -> np.ndarray:
     """float32 [IMAGES, 3, 416, 416]: the shared letterbox of the first shared images."""
+    return letterboxed(images_dir)[0]
+
+
+def letterboxed(images_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(inputs float32 [IMAGES, 3, 416, 416], ratios [IMAGES], image sizes int [IMAGES, 2] (h, w))."""
     from yolox_deploy.processing.images import read_image
     from yolox_deploy.processing.preprocess import letterbox
 
-    return np.stack([letterbox(read_image(p), INPUT_SIZE)[0] for p in reference_images(images_dir)])
+    inputs, ratios, sizes = [], [], []
+    for path in reference_images(images_dir):
+        image = read_image(path)
+        tensor, ratio = letterbox(image, INPUT_SIZE)
+        inputs.append(tensor)
+        ratios.append(ratio)
+        sizes.append(image.shape[:2])
+    return np.stack(inputs), np.asarray(ratios, np.float64), np.asarray(sizes, np.int64)
 
 
 def open_backend(model: Path, precision: str = "fp32") -> Any:
@@ -68,22 +82,37 @@ def raw_outputs(model: Path, inputs: np.ndarray, precision: str = "fp32") -> np.
     return np.concatenate([backend.infer(inputs[i:i + 1]) for i in range(len(inputs))])
 
 
-def write_coco_subset(ann: Path, out: Path, count: int = MAP_IMAGES) -> Path:
-    """``ann`` cut to its first ``count`` images (by id) and their annotations, written to ``out``."""
+def write_coco_subset(ann: Path, out: Path, file_names: Sequence[str]) -> Path:
+    """``ann`` cut to the images named ``file_names`` and their annotations, written to ``out``."""
     data = json.loads(ann.read_text(encoding="utf-8"))
-    kept = sorted(data["images"], key=lambda image: image["id"])[:count]
+    kept = [image for image in data["images"] if image["file_name"] in set(file_names)]
     ids = {image["id"] for image in kept}
     data = {**data, "images": kept, "annotations": [a for a in data["annotations"] if a["image_id"] in ids]}
     out.write_text(json.dumps(data), encoding="utf-8")
     return out
 
 
-def coco_map(model: Path, images_dir: Path, ann: Path) -> dict[str, float]:
-    from yolox_deploy import Detector
-    from yolox_deploy.evaluation import evaluate_coco
+def coco_map_of_raw(raw: np.ndarray, ratios: np.ndarray, sizes: np.ndarray, file_names: Sequence[str],
+                    ann: Path) -> dict[str, float]:
+    """COCO mAP of raw outputs [IMAGES, N, 85], decoded by the shared postprocess at the official
+    evaluator's settings (``EVAL_SETTINGS``), against ``ann`` (the subset's annotations)."""
+    from yolox_deploy.coco import default_class_names
+    from yolox_deploy.detections import Detections
+    from yolox_deploy.evaluation import coco_box_stats, coco_from_dict
+    from yolox_deploy.processing.postprocess import postprocess
 
-    result = evaluate_coco(Detector(open_backend(model), **EVAL_SETTINGS), images_dir, ann, progress=False)
-    return {"mAP50_95": float(result["mAP50_95"]), "mAP50": float(result["mAP50"])}
+    dataset = json.loads(ann.read_text(encoding="utf-8"))
+    coco = coco_from_dict(dataset)
+    ids = {image["file_name"]: image["id"] for image in dataset["images"]}
+    categories = sorted(coco.getCatIds())
+    found = postprocess(raw, INPUT_SIZE, list(ratios), None, conf=EVAL_SETTINGS["conf"], iou=EVAL_SETTINGS["iou"],
+                        max_det=EVAL_SETTINGS["max_det"])
+    results, names = [], default_class_names(raw.shape[-1] - 5)
+    for name, size, (boxes, scores, classes) in zip(file_names, sizes, found):
+        detections = Detections.from_arrays(boxes, scores, classes, names, tuple(size))
+        results.extend(detections.to_coco(ids[name], categories))
+    stats = coco_box_stats(coco, results)
+    return {"mAP50_95": float(stats["mAP50_95"]), "mAP50": float(stats["mAP50"])}
 
 
 def export_ncnn(pth: Path, out: Path) -> Path:
@@ -117,14 +146,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     param = export_ncnn(paths["pth"], args.out)
     export_openvino(paths["onnx"], args.out)
-    inputs = letterboxed_inputs(paths["images"])
-    np.savez(args.out / "reference.npz", inputs=inputs, onnxruntime=raw_outputs(paths["onnx"], inputs),
-             ncnn=raw_outputs(param, inputs))
-    subset = write_coco_subset(paths["ann"], args.out / "coco_subset.json")
+    inputs, ratios, sizes = letterboxed(paths["images"])
+    raw = {"onnxruntime": raw_outputs(paths["onnx"], inputs), "ncnn": raw_outputs(param, inputs)}
+    np.savez(args.out / "reference.npz", inputs=inputs, ratios=ratios, sizes=sizes, **raw)
+    names = [p.name for p in reference_images(paths["images"])]
+    subset = write_coco_subset(paths["ann"], args.out / "coco_subset.json", names)
     summary = {"machine": platform.machine(), "python": platform.python_version(), "threads": THREADS,
-               "images": [p.name for p in reference_images(paths["images"])], "map_images": MAP_IMAGES,
-               "map": {"onnxruntime": coco_map(paths["onnx"], paths["images"], subset),
-                       "ncnn": coco_map(param, paths["images"], subset)}}
+               "images": names, "map": {runtime: coco_map_of_raw(out, ratios, sizes, names, subset)
+                                        for runtime, out in raw.items()}}
     (args.out / "reference.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary["map"]), file=sys.stderr)
     return 0

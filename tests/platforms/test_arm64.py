@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from arm64_reference import (EVAL_SETTINGS, MAP_IMAGES, asset_paths, coco_map, letterboxed_inputs, open_backend,
+from arm64_reference import (EVAL_SETTINGS, IMAGES, asset_paths, coco_map_of_raw, letterboxed_inputs, open_backend,
                              raw_outputs)
 
 pytestmark = [pytest.mark.arm64,
@@ -24,12 +24,12 @@ pytestmark = [pytest.mark.arm64,
 # 3.0e-4 grid cells (float32 sums in another order: NEON vs AVX kernels)
 SCORE_TOLERANCE = 1e-4  # objectness and class scores, in [0, 1]
 BOX_TOLERANCE = 5e-4  # raw x, y, log w, log h offsets, in grid cells: 0.016 px at stride 32
-MAP_TOLERANCE = 1e-4  # COCO mAP50-95
+MAP_TOLERANCE = 1e-4  # COCO mAP50-95 and mAP50 of the raw outputs on the same inputs
 # OpenCV's bilinear resize (the official letterbox's INTER_LINEAR) has its own NEON code: 15% of the
-# letterboxed values differ from x86 by one level, which moves a few boxes near conf 0.01 and
-# IoU 0.5 (measured: mAP50 -0.0032, mAP50-95 +0.00002; the same detections file evaluates
-# identically on both machines)
-MAP50_TOLERANCE = 5e-3
+# letterboxed values differ from x86 by one level (bounded by the letterbox test). That moves a few
+# boxes near conf 0.01 and IoU 0.5: on all 80 images mAP50 -0.0032 and mAP50-95 +0.00002, on 16 of
+# them mAP50-95 -0.0038 (ncnn). So the mAP check runs on the x86-letterboxed inputs, where only the
+# runtimes' and the kernel's arithmetic can differ (docs/platforms.md).
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +48,18 @@ def paths(assets) -> dict[str, Path]:
     return asset_paths(assets)
 
 
+@pytest.fixture(scope="module")
+def aarch64_raw(reference, paths) -> dict[str, np.ndarray]:
+    """Each runtime's raw outputs here on the x86-letterboxed inputs (computed once: inference is
+    what costs time under emulation)."""
+    folder, _, arrays = reference
+    models = {"onnxruntime": paths["onnx"], "ncnn": folder / "nano_ncnn.param"}
+    return {runtime: raw_outputs(model, arrays["inputs"]) for runtime, model in models.items()}
+
+
 def test_the_reference_is_from_x86(reference):
     _, summary, arrays = reference
-    assert summary["machine"] == "x86_64" and arrays["inputs"].shape == (8, 3, 416, 416)
+    assert summary["machine"] == "x86_64" and arrays["inputs"].shape == (IMAGES, 3, 416, 416)
 
 
 def test_letterbox_differs_from_x86_by_at_most_one_level(reference, paths):
@@ -60,11 +69,9 @@ def test_letterbox_differs_from_x86_by_at_most_one_level(reference, paths):
 
 
 @pytest.mark.parametrize("runtime", ["onnxruntime", "ncnn"])
-def test_fp32_raw_outputs_equal_x86(reference, paths, runtime):
+def test_fp32_raw_outputs_equal_x86(reference, aarch64_raw, runtime):
     """On the same (x86-letterboxed) inputs, the runtimes' raw outputs equal x86's."""
-    folder, _, arrays = reference
-    model = paths["onnx"] if runtime == "onnxruntime" else folder / "nano_ncnn.param"
-    here, there = raw_outputs(model, arrays["inputs"]), arrays[runtime]
+    here, there = aarch64_raw[runtime], reference[2][runtime]
     scores = float(np.abs(here[..., 4:] - there[..., 4:]).max())
     boxes = float(np.abs(here[..., :4] - there[..., :4]).max())
     assert scores <= SCORE_TOLERANCE and boxes <= BOX_TOLERANCE, \
@@ -119,15 +126,16 @@ def test_an_fp16_default_would_not_pass_the_raw_check(reference):
 
 
 @pytest.mark.parametrize("runtime", ["onnxruntime", "ncnn"])
-def test_coco_map_equals_x86(reference, paths, runtime):
-    """On the fixed subset of arm64_reference.MAP_IMAGES images, with the x86 side's annotations file."""
-    folder, summary, _ = reference
-    assert summary["map_images"] == MAP_IMAGES
-    model = paths["onnx"] if runtime == "onnxruntime" else folder / "nano_ncnn.param"
-    here = coco_map(model, paths["images"], folder / "coco_subset.json")
+def test_coco_map_equals_x86(reference, aarch64_raw, runtime):
+    """The raw outputs here, decoded here by the shared postprocess (the aarch64 kernel) at the
+    official evaluator's settings, score x86's COCO mAP on the same images."""
+    folder, summary, arrays = reference
+    here = coco_map_of_raw(aarch64_raw[runtime], arrays["ratios"], arrays["sizes"], summary["images"],
+                           folder / "coco_subset.json")
     there = summary["map"][runtime]
+    assert 0.2 < there["mAP50_95"] < 0.6, there  # the detector works: not a match of two empty results
     assert abs(here["mAP50_95"] - there["mAP50_95"]) <= MAP_TOLERANCE, (here, there, EVAL_SETTINGS)
-    assert abs(here["mAP50"] - there["mAP50"]) <= MAP50_TOLERANCE, (here, there)
+    assert abs(here["mAP50"] - there["mAP50"]) <= MAP_TOLERANCE, (here, there)
 
 
 def test_the_kernel_is_built_for_aarch64():
