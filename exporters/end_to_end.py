@@ -33,13 +33,13 @@ from typing import Any
 
 import numpy as np
 
+from ..artifacts.tensorrt_engines import TRT_TOPK_LIMIT  # EfficientNMS_TRT keeps at most as many boxes
 from ..errors import YoloxDeployError
 from ..processing.end_to_end import END_TO_END_OUTPUTS
 from ..processing.grids import anchor_grid, num_anchors
 
 MASKED = -1.0
 NMS_SCORE_THRESHOLD = -0.5
-TRT_TOPK_LIMIT = 3840  # TensorRT's TopK takes k <= 3840, and EfficientNMS_TRT keeps at most that many
 # Below this score threshold EfficientNMS_TRT takes its dense path (efficientNMSInference.cu,
 # kernelSelectThreshold): every anchor x class is a candidate, those under the threshold with score
 # -32768, and they fill the outputs and count in num_detections when fewer real ones remain.

@@ -47,7 +47,6 @@ class OnnxRuntimeBackend(Backend):
     runtime_module = "onnxruntime"
     export_target = "onnx"
 
-
     @classmethod
     def runtime_errors(cls) -> tuple[type[BaseException], ...]:
         state = sys.modules.get("onnxruntime.capi.onnxruntime_pybind11_state")

@@ -1,8 +1,8 @@
 """PyTorch backend: the reference, loading official-format ``.pth`` checkpoints."""
 from __future__ import annotations
 
-import sys
 import logging
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -62,12 +62,11 @@ class TorchBackend(Backend):
     export_target = None
     precisions = ("fp32", "fp16")
 
-
     @classmethod
     def runtime_errors(cls) -> tuple[type[BaseException], ...]:
         torch = sys.modules.get("torch")
-        names = ("OutOfMemoryError", "AcceleratorError")
-        return tuple(getattr(torch, n) for n in names if torch is not None and isinstance(getattr(torch, n, None), type))
+        found = (getattr(torch, name, None) for name in ("OutOfMemoryError", "AcceleratorError"))
+        return tuple(error for error in found if isinstance(error, type))
 
     def __init__(self, path: str | Path, device: str = "cpu", model_name: str | None = None,
                  threads: int | None = None, half: bool = False, channels_last: bool = False,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import onnx
 import pytest
 import tensorrt_fake
 from onnx import TensorProto, helper

@@ -224,10 +224,11 @@ def make_tensorrt(version: str = "10.13.0", gpu_key: str = "sm90") -> types.Modu
             record("Builder.build_serialized_network")
             if not config.profiles:
                 return None
+            plugins = sorted({n.op_type for n in network.model.graph.node if n.domain not in ("", "ai.onnx")})
             header = {"version": module.__version__, "flags": int(network.flags),
                       "builder_flags": sorted(f.name for f in config.flags),
                       "profile": {k: v for k, v in config.profiles[0].shapes.items()},
-                      "plugins": sorted({n.op_type for n in network.model.graph.node if n.domain not in ("", "ai.onnx")}),
+                      "plugins": plugins,
                       "built_on_device": module.current_device}
             return MAGIC + json.dumps(header).encode() + b"\n" + network.onnx
 
