@@ -3,6 +3,7 @@
 ``exporters/``, ``runtimes/`` and ``benchmarks/`` live at the top of the repository and
 install as ``yolox_deploy.exporters``, ``yolox_deploy.runtimes`` and ``yolox_deploy.benchmarks``.
 """
+import hashlib
 import os
 import re
 import shutil
@@ -16,10 +17,21 @@ from setuptools import setup
 HERE = Path(__file__).parent
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "yolox_deploy" / "_version.py").read_text()).group(1)
 
+CORE = HERE / "cpp" / "core"  # the shared C++ core: this module and the C++ library (cpp/CMakeLists.txt) compile it
+
+
+def core_sources_sha256() -> str:
+    """SHA-256 over cpp/core: each file's name and SHA-256, in name order (CMake computes the same)."""
+    listing = "".join(f"{f.name}\n{hashlib.sha256(f.read_bytes()).hexdigest()}\n"
+                      for f in sorted(CORE.iterdir(), key=lambda f: f.name) if f.is_file())
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
 kernel = Pybind11Extension(
     "yolox_deploy.processing._kernel",
-    ["cpp/postprocess.cpp"],
+    sorted(str(f.relative_to(HERE)) for f in CORE.glob("*.cpp")) + ["cpp/python/kernel.cpp"],
     cxx_std=17,
+    define_macros=[("YOLOX_DEPLOY_CORE_SHA256", f'"{core_sources_sha256()}"')],
     # -O3 but no -march=native (wheels must run on any x86-64/aarch64); no FMA contraction so
     # the kernel rounds exactly like the NumPy reference.
     extra_compile_args=["-O3", "-ffp-contract=off"],

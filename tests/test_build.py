@@ -82,7 +82,7 @@ def test_a_compile_error_in_our_source_fails_the_build_with_the_compilers_messag
     if shutil.which(os.environ.get("CXX", "c++")) is None and shutil.which("g++") is None:
         pytest.skip("needs a C++ compiler")
     src = copy_sources(tmp_path / "src")
-    kernel = src / "cpp" / "postprocess.cpp"
+    kernel = src / "cpp" / "core" / "postprocess.cpp"
     kernel.write_text(kernel.read_text() + "\nthis_is_not_cpp planted_error;\n")
     build = build_wheel(src, tmp_path / "wheel")
     log = build.stdout + build.stderr

@@ -18,7 +18,7 @@ import numpy as np
 from .coco import default_class_names
 from .detections import Detections
 from .errors import InvalidInputError
-from .processing.end_to_end import EndToEndOutputs, to_image_pixels
+from .processing.end_to_end import EndToEndOutputs, end_to_end_detections
 from .processing.postprocess import postprocess
 from .processing.preprocess import letterbox, letterbox_batch, letterbox_pixels
 from .runtimes.base import Backend
@@ -136,13 +136,12 @@ class BatchPipeline:
         names = self.class_names or default_class_names(80)
         results = []
         for b, (ratio, hw) in enumerate(zip(ratios, image_shapes)):
-            boxes, scores, classes = outputs.image(b)
-            keep = np.flatnonzero(scores >= np.float32(self.conf))[:self.max_det]
+            boxes, scores, classes = end_to_end_detections(*outputs.image(b), self.conf, self.max_det, ratio,
+                                                           hw if self.clip_boxes else None, self.postprocess_impl)
             if len(classes) and int(classes.max()) >= len(names):
                 raise InvalidInputError(f"{self.backend.path.name} returned class id {int(classes.max())} and has "
                                         f"{len(names)} class names; pass class_names=")
-            results.append(Detections.from_arrays(to_image_pixels(boxes[keep], ratio, hw if self.clip_boxes else None),
-                                                  scores[keep], classes[keep].astype(np.int64), names, hw))
+            results.append(Detections.from_arrays(boxes, scores, classes, names, hw))
         return results
 
     def _names_for(self, num_classes: int) -> tuple[str, ...]:

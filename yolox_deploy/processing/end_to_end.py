@@ -14,6 +14,11 @@ import numpy as np
 
 from ..errors import InvalidInputError, ModelFileError
 
+try:
+    from . import _kernel
+except ImportError:  # built by setup.py; missing only where no C++ compiler was found at install
+    _kernel = None
+
 END_TO_END_OUTPUTS = ("num_dets", "boxes", "scores", "class_ids")  # TensorRT EfficientNMS / DeepStream layout
 
 
@@ -52,6 +57,21 @@ def to_image_pixels(boxes: np.ndarray, ratio: float, image_hw: tuple[int, int] |
         np.clip(out[:, 0::2], 0, np.float32(image_hw[1]), out=out[:, 0::2])
         np.clip(out[:, 1::2], 0, np.float32(image_hw[0]), out=out[:, 1::2])
     return out.astype(np.float32, copy=False)
+
+
+def end_to_end_detections(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, conf: float,
+                          max_det: int | None, ratio: float, image_hw: tuple[int, int] | None,
+                          impl: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image's end-to-end detections (letterboxed-input xyxy) -> those with score >= conf, at
+    most ``max_det`` (None: all), as (xyxy float32 [K, 4] in original-image pixels, scores
+    float32 [K], class ids int64 [K]); the shared C++ core does it when built (``impl``)."""
+    if impl != "numpy" and _kernel is not None:
+        return _kernel.end_to_end(boxes, scores, class_ids.astype(np.int32, copy=False), float(conf),
+                                  -1 if max_det is None else int(max_det), float(ratio),
+                                  [] if image_hw is None else [int(image_hw[0]), int(image_hw[1])])
+    keep = np.flatnonzero(scores >= np.float32(conf))[:max_det]
+    return (to_image_pixels(boxes[keep], ratio, image_hw), scores[keep].astype(np.float32, copy=False),
+            class_ids[keep].astype(np.int64))
 
 
 def check_settings_against_baked(baked: Mapping[str, Any], conf: float, iou: float | None, max_det: int | None,

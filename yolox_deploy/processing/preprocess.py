@@ -1,20 +1,31 @@
-"""Letterbox preprocessing identical to the official YOLOX ``preproc``.
+"""The letterbox of the official YOLOX ``preproc``, computed by the shared C++ core.
 
-Resize by ``r = min(H / h, W / w)`` (INTER_LINEAR, sizes truncated to int), paste at the
-top-left of an HxW canvas filled with 114, keep BGR 0-255, no normalisation, CHW float32.
-The pixel variant stops before the float conversion (uint8 HxWx3, the same values) for
-backends that convert inside the model (:attr:`Backend.native_pixels`).
+Resize by ``r = min(H / h, W / w)`` (sizes truncated to int), paste at the top-left of an
+HxW canvas filled with 114, keep BGR 0-255, no normalisation, CHW float32. The pixel variant
+stops before the float conversion (uint8 HxWx3, the same values) for backends that convert
+inside the model (:attr:`Backend.native_pixels`).
+
+The resize is OpenCV's INTER_LINEAR for 8-bit images written out in ``cpp/core/letterbox.cpp``
+(and in NumPy below, the reference when the kernel is not built), so that Python, the C++
+library and every CPU produce byte-identical inputs whatever OpenCV build is installed.
+``cv2.resize`` itself differs from it by one level on a small fraction of values (its
+scalar tail rounds differently; its NEON code on aarch64 more often): docs/cpp.md.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
 from ..errors import InvalidInputError
 
+try:
+    from . import _kernel
+except ImportError:  # built by setup.py; missing only where no C++ compiler was found at install
+    _kernel = None
+
 PAD_VALUE = 114
+_WEIGHT_ONE = 2048  # 11-bit fixed-point weights, OpenCV's INTER_RESIZE_COEF_SCALE
 
 
 def check_input_size(input_size: Sequence[int], multiple: int = 32) -> tuple[int, int]:
@@ -40,14 +51,51 @@ def _resized_size(image_hw: tuple[int, int], input_hw: tuple[int, int]) -> tuple
     return r, max(1, int(image_hw[1] * r)), max(1, int(image_hw[0] * r))
 
 
+def _linear_taps(source: int, destination: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per destination index: source index, next source index and their 11-bit weights
+    (half-pixel centres, edges clamped; float32 arithmetic as in cpp/core/letterbox.cpp)."""
+    scale = 1.0 / (destination / source)
+    f = ((np.arange(destination) + 0.5) * scale - 0.5).astype(np.float32)
+    s = np.floor(f).astype(np.int64)
+    f = f - s.astype(np.float32)
+    outside = (s < 0) | (s >= source - 1)
+    f[outside] = 0
+    s = np.clip(s, 0, source - 1)
+    w0 = np.rint((np.float32(1) - f) * np.float32(_WEIGHT_ONE)).astype(np.int64)
+    w1 = np.rint(f * np.float32(_WEIGHT_ONE)).astype(np.int64)
+    return s, np.minimum(s + 1, source - 1), w0, w1
+
+
+def resize_reference(image: np.ndarray, new_hw: tuple[int, int]) -> np.ndarray:
+    """NumPy reference of the core's bilinear resize: BGR uint8 HxWx3 -> uint8 new_h x new_w x 3."""
+    (sx0, sx1, wx0, wx1), (sy0, sy1, wy0, wy1) = (_linear_taps(image.shape[1], new_hw[1]),
+                                                  _linear_taps(image.shape[0], new_hw[0]))
+    rows = np.unique(np.concatenate([sy0, sy1]))
+    source = np.zeros((image.shape[0], new_hw[1], 3), np.int64)
+    picked = image[rows].astype(np.int64)
+    source[rows] = picked[:, sx0] * wx0[None, :, None] + picked[:, sx1] * wx1[None, :, None]  # exact in int32
+
+    def high_half(values: np.ndarray, weights: np.ndarray) -> np.ndarray:  # OpenCV's 16-bit SIMD product
+        return (np.clip(values >> 4, -32768, 32767) * weights[:, None, None]) >> 16
+
+    blended = (high_half(source[sy0], wy0) + high_half(source[sy1], wy1) + 2) >> 2
+    return np.clip(blended, 0, 255).astype(np.uint8)
+
+
+def _contiguous_bgr(image: np.ndarray) -> np.ndarray:
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise InvalidInputError(f"letterbox needs a BGR uint8 HxWx3 image, got {image.dtype} {image.shape}")
+    return np.ascontiguousarray(image)
+
+
 def letterbox_into(image: np.ndarray, input_hw: tuple[int, int], out: np.ndarray) -> float:
     """Letterbox one BGR uint8 HxWx3 image into ``out`` (float32 3xHxW); returns the ratio."""
+    image = _contiguous_bgr(image)
+    if _kernel is not None and out.flags.c_contiguous:
+        return _kernel.letterbox_chw(image, out)
     r, new_w, new_h = _resized_size(image.shape[:2], input_hw)
-    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    # Per-channel casts straight into the output (no uint8 canvas, no strided HWC->CHW copy);
-    # only the padding is filled with 114.
-    for channel, plane in enumerate(cv2.split(resized)):
-        out[channel, :new_h, :new_w] = plane
+    resized = resize_reference(image, (new_h, new_w))
+    out[:, :new_h, :new_w] = resized.transpose(2, 0, 1)
     out[:, new_h:, :] = PAD_VALUE
     out[:, :new_h, new_w:] = PAD_VALUE
     return r
@@ -55,12 +103,11 @@ def letterbox_into(image: np.ndarray, input_hw: tuple[int, int], out: np.ndarray
 
 def letterbox_pixels_into(image: np.ndarray, input_hw: tuple[int, int], out: np.ndarray) -> float:
     """Letterbox one BGR uint8 HxWx3 image into ``out`` (uint8 HxWx3 canvas); returns the ratio."""
+    image = _contiguous_bgr(image)
+    if _kernel is not None and out.flags.c_contiguous:
+        return _kernel.letterbox_hwc(image, out)
     r, new_w, new_h = _resized_size(image.shape[:2], input_hw)
-    target = out[:new_h, :new_w]
-    resized = cv2.resize(image, (new_w, new_h), dst=target if target.flags.c_contiguous else None,
-                         interpolation=cv2.INTER_LINEAR)
-    if not np.shares_memory(resized, out):  # a narrower-than-canvas image: its rows are strided
-        target[...] = resized
+    out[:new_h, :new_w] = resize_reference(image, (new_h, new_w))
     out[new_h:, :] = PAD_VALUE
     out[:new_h, new_w:] = PAD_VALUE
     return r

@@ -1,0 +1,182 @@
+#include "letterbox.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace yolox_deploy::core {
+namespace {
+
+constexpr int kWeightOne = 2048;  // 1 << 11, OpenCV's INTER_RESIZE_COEF_SCALE
+
+// One destination coordinate: source index s and weights (w0 for s, w1 for s + 1).
+struct Tap {
+    int source;
+    int w0, w1;
+};
+
+// OpenCV's saturate_cast<short>(float): round half to even.
+inline int round_weight(float value) { return static_cast<int>(std::nearbyint(value)); }
+
+std::vector<Tap> linear_taps(int source_length, int destination_length) {
+    const double scale = 1.0 / (static_cast<double>(destination_length) / source_length);
+    std::vector<Tap> taps(static_cast<size_t>(destination_length));
+    for (int d = 0; d < destination_length; ++d) {
+        float f = static_cast<float>((d + 0.5) * scale - 0.5);
+        int s = static_cast<int>(std::floor(f));
+        f -= static_cast<float>(s);
+        if (s < 0) f = 0.f, s = 0;
+        if (s >= source_length - 1) f = 0.f, s = source_length - 1;
+        taps[static_cast<size_t>(d)] = Tap{s, round_weight((1.f - f) * kWeightOne), round_weight(f * kWeightOne)};
+    }
+    return taps;
+}
+
+// The horizontal pass per destination pixel x: first[x] is the byte offset of its left source
+// pixel, w0/w1 the weights of that pixel and the next (exact in int32). At the right edge OpenCV
+// multiplies the last pixel by one: w0 = 2048, w1 = 0, and the next pixel is not read.
+struct RowTable {
+    std::vector<int> first;
+    std::vector<std::int32_t> w0, w1;
+    int interior;  // pixels [0, interior) have a next source pixel; the rest sit on the right edge
+};
+
+RowTable row_table(int source_width, int width) {
+    const std::vector<Tap> taps = linear_taps(source_width, width);
+    RowTable t{std::vector<int>(taps.size()), std::vector<std::int32_t>(taps.size()),
+               std::vector<std::int32_t>(taps.size()), width};
+    for (size_t x = 0; x < taps.size(); ++x) {
+        const bool edge = taps[x].source + 1 >= source_width;
+        if (edge && t.interior == width) t.interior = static_cast<int>(x);
+        t.first[x] = 3 * taps[x].source;
+        t.w0[x] = edge ? kWeightOne : taps[x].w0;
+        t.w1[x] = edge ? 0 : taps[x].w1;
+    }
+    return t;
+}
+
+// Stored as OpenCV's SIMD vertical pass reads it: the int32 sum >> 4, which fits in int16
+// (255 * 2048 >> 4 = 32640).
+void resize_row(const std::uint8_t* row, const RowTable& t, std::int16_t* out) {
+    const int* first = t.first.data();
+    const std::int32_t* w0 = t.w0.data();
+    const std::int32_t* w1 = t.w1.data();
+    int x = 0;
+    for (; x < t.interior; ++x, out += 3) {
+        const std::uint8_t* p = row + first[x];
+        const std::int32_t a = w0[x], b = w1[x];
+        out[0] = static_cast<std::int16_t>((p[0] * a + p[3] * b) >> 4);
+        out[1] = static_cast<std::int16_t>((p[1] * a + p[4] * b) >> 4);
+        out[2] = static_cast<std::int16_t>((p[2] * a + p[5] * b) >> 4);
+    }
+    for (; x < static_cast<int>(t.first.size()); ++x, out += 3) {
+        const std::uint8_t* p = row + first[x];
+        for (int c = 0; c < 3; ++c) out[c] = static_cast<std::int16_t>((p[c] * kWeightOne) >> 4);
+    }
+}
+
+// Vertical pass, as OpenCV's VResizeLinearVec_32s8u: 16-bit products keeping the high half,
+// summed, then (+ 2) >> 2 saturated to 0..255.
+void blend_rows(const std::int16_t* s0, const std::int16_t* s1, int w0, int w1, size_t count, std::uint8_t* out) {
+    const std::int32_t b0 = w0, b1 = w1;
+    for (size_t i = 0; i < count; ++i) {
+        const std::int16_t a = static_cast<std::int16_t>((s0[i] * b0) >> 16);
+        const std::int16_t b = static_cast<std::int16_t>((s1[i] * b1) >> 16);
+        const int v = (static_cast<std::int16_t>(a + b) + 2) >> 2;
+        out[i] = static_cast<std::uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+    }
+}
+
+// Resamples `image` to height x width, handing each finished row (width * 3 bytes) to `emit`.
+template <typename Emit>
+void resize_bilinear(const ImageView& image, int height, int width, Emit&& emit) {
+    const RowTable table = row_table(image.width, width);
+    const std::vector<Tap> y_taps = linear_taps(image.height, height);
+    const size_t values = static_cast<size_t>(width) * 3;
+    // The two horizontally resized source rows in use, kept while consecutive output rows share them.
+    std::vector<std::int16_t> cached[2] = {std::vector<std::int16_t>(values), std::vector<std::int16_t>(values)};
+    int cached_row[2] = {-1, -1};
+    std::vector<std::uint8_t> row(values);
+    auto horizontal = [&](int source_row, int keep) -> const std::int16_t* {
+        for (int k = 0; k < 2; ++k)
+            if (cached_row[k] == source_row) return cached[k].data();
+        const int slot = cached_row[0] == keep ? 1 : 0;  // never evict the other row of this output row
+        resize_row(image.data + static_cast<std::ptrdiff_t>(source_row) * image.row_stride, table,
+                   cached[slot].data());
+        cached_row[slot] = source_row;
+        return cached[slot].data();
+    };
+    for (int y = 0; y < height; ++y) {
+        const Tap& t = y_taps[static_cast<size_t>(y)];
+        const int next = std::min(t.source + 1, image.height - 1);
+        const std::int16_t* s0 = horizontal(t.source, next);
+        const std::int16_t* s1 = horizontal(next, t.source);
+        blend_rows(s0, s1, t.w0, t.w1, values, row.data());
+        emit(y, row.data());
+    }
+}
+
+void check_image(const ImageView& image) {
+    if (image.data == nullptr || image.height <= 0 || image.width <= 0)
+        throw std::invalid_argument("image is empty (" + std::to_string(image.height) + "x" +
+                                    std::to_string(image.width) + " pixels)");
+    if (image.row_stride < static_cast<std::ptrdiff_t>(image.width) * 3)
+        throw std::invalid_argument("image row stride is smaller than width x 3 bytes");
+}
+
+}  // namespace
+
+LetterboxSize letterbox_size(int image_height, int image_width, int input_height, int input_width) {
+    if (image_height <= 0 || image_width <= 0)
+        throw std::invalid_argument("image is empty (" + std::to_string(image_height) + "x" +
+                                    std::to_string(image_width) + " pixels)");
+    if (input_height <= 0 || input_width <= 0)
+        throw std::invalid_argument("input size must be positive, got " + std::to_string(input_height) + "x" +
+                                    std::to_string(input_width));
+    const double r = std::min(static_cast<double>(input_height) / image_height,
+                              static_cast<double>(input_width) / image_width);
+    // Python's int(): truncation toward zero of the double product
+    const int w = std::max(1, static_cast<int>(image_width * r));
+    const int h = std::max(1, static_cast<int>(image_height * r));
+    return LetterboxSize{r, std::min(h, input_height), std::min(w, input_width)};
+}
+
+LetterboxSize letterbox_to_chw(const ImageView& image, int input_height, int input_width, float* out) {
+    check_image(image);
+    const LetterboxSize size = letterbox_size(image.height, image.width, input_height, input_width);
+    const size_t plane = static_cast<size_t>(input_height) * input_width;
+    resize_bilinear(image, size.resized_height, size.resized_width, [&](int y, const std::uint8_t* row) {
+        float* b = out + static_cast<size_t>(y) * input_width;
+        float* g = b + plane;
+        float* r = g + plane;
+        for (int x = 0; x < size.resized_width; ++x) {
+            b[x] = row[3 * x];
+            g[x] = row[3 * x + 1];
+            r[x] = row[3 * x + 2];
+        }
+        for (int c = 0; c < 3; ++c)
+            std::fill(b + c * plane + size.resized_width, b + c * plane + input_width, static_cast<float>(kPadValue));
+    });
+    for (int c = 0; c < 3; ++c)
+        std::fill(out + c * plane + static_cast<size_t>(size.resized_height) * input_width, out + (c + 1) * plane,
+                  static_cast<float>(kPadValue));
+    return size;
+}
+
+LetterboxSize letterbox_to_hwc(const ImageView& image, int input_height, int input_width, std::uint8_t* out) {
+    check_image(image);
+    const LetterboxSize size = letterbox_size(image.height, image.width, input_height, input_width);
+    const size_t row_bytes = static_cast<size_t>(input_width) * 3;
+    resize_bilinear(image, size.resized_height, size.resized_width, [&](int y, const std::uint8_t* row) {
+        std::uint8_t* dst = out + static_cast<size_t>(y) * row_bytes;
+        std::copy(row, row + static_cast<size_t>(size.resized_width) * 3, dst);
+        std::fill(dst + static_cast<size_t>(size.resized_width) * 3, dst + row_bytes, kPadValue);
+    });
+    std::fill(out + static_cast<size_t>(size.resized_height) * row_bytes,
+              out + static_cast<size_t>(input_height) * row_bytes, kPadValue);
+    return size;
+}
+
+}  // namespace yolox_deploy::core

@@ -1,0 +1,129 @@
+// yolox_deploy::Detector: a YOLOX model (an ONNX file, an OpenVINO IR or a yolox-tune deployment
+// folder) behind ONNX Runtime or OpenVINO, with the Python package's letterbox and postprocess
+// (the same C++ sources, cpp/core), so that its answers are Python's.
+//
+//   yolox_deploy::Detector detector("yolox_nano.onnx");
+//   for (const auto& d : detector.detect(cv::imread("dog.jpg")))
+//       std::cout << d.class_name << " " << d.score << "\n";
+//
+// Thread safety: detect() is const and may be called from several threads at once on one
+// Detector (each call has its own buffers; ONNX Runtime sessions are re-entrant, OpenVINO
+// requests come from a pool). Construction, moves and destruction are not concurrent-safe.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+namespace yolox_deploy {
+
+// Every error is one of these, with a one-line message naming the problem and the fix.
+class Error : public std::runtime_error {
+   public:
+    using std::runtime_error::runtime_error;
+};
+class InvalidInputError : public Error {  // bad image, bad setting, input size not a multiple of 32
+   public:
+    using Error::Error;
+};
+class ModelFileError : public Error {  // not a YOLOX model, unreadable, bad deploy.json
+   public:
+    using Error::Error;
+};
+class BackendUnavailableError : public Error {  // backend not compiled in, device or precision not available
+   public:
+    using Error::Error;
+};
+
+// One detection; the box is xyxy in pixels of the original image given to detect().
+struct Detection {
+    float x1, y1, x2, y2;
+    float score;  // objectness x class score
+    int class_id;
+    std::string class_name;
+};
+
+struct DetectorOptions {
+    std::string backend;    // "onnxruntime" or "openvino"; empty: the deployment's, else from the file suffix
+    int threads = 0;        // inference threads; 0: the deployment's, else the runtime's default
+    std::string precision;  // OpenVINO arithmetic: "fp32" (stated to the plugin, the default) or "bf16"
+    std::optional<float> conf;  // minimum score; default: deployment, then model metadata, then 0.25
+    std::optional<float> iou;   // NMS IoU threshold; default: deployment, then model metadata, then 0.45
+    std::optional<int> max_det;  // detections kept per image, -1 for all; default as above, else 300
+    std::optional<bool> class_agnostic;  // NMS across classes; default: deployment, else the graph's, else false
+    std::optional<std::pair<int, int>> input_size;  // (height, width) for models with dynamic spatial dims
+    int batch_size = 0;  // images per backend call for dynamic-batch models; 0: the deployment's, else 1
+    bool clip_boxes = true;  // clip boxes to the image
+};
+
+// What the model and its metadata say (after options and deploy.json are applied).
+struct ModelInfo {
+    std::string path;     // the model file
+    std::string backend;  // the backend running it
+    std::string precision;  // the arithmetic asked of the runtime ("fp32", "bf16")
+    std::pair<int, int> input_size;  // (height, width)
+    std::vector<int> strides;
+    std::vector<std::string> class_names;  // empty until known (no metadata and no detect() yet)
+    bool end_to_end = false;  // NMS inside the graph (yolox-export --nms)
+    int batch_size = 1;
+    int threads = 0;
+    float conf = 0.25f, iou = 0.45f;
+    int max_det = 300;
+    bool class_agnostic = false;
+    bool clip_boxes = true;
+    std::string deployment;  // the deployment folder, when one was opened
+};
+
+// Milliseconds spent per stage, summed over calls (for benchmarks).
+struct StageTimes {
+    double preprocess_ms = 0;   // checks, colour conversion, letterbox
+    double inference_ms = 0;    // the backend call
+    double postprocess_ms = 0;  // decode, score filter, NMS, mapping back
+};
+
+class Detector {
+   public:
+    // `model`: an .onnx file, an OpenVINO .xml (with its .bin), or a yolox-tune deployment folder.
+    explicit Detector(const std::string& model, const DetectorOptions& options = {});
+    ~Detector();
+    Detector(Detector&&) noexcept;
+    Detector& operator=(Detector&&) noexcept;
+    Detector(const Detector&) = delete;
+    Detector& operator=(const Detector&) = delete;
+
+    // One BGR (CV_8UC3), gray (CV_8UC1) or BGRA (CV_8UC4) image; detections sorted by score.
+    // `times`, when given, accumulates the time of each stage.
+    std::vector<Detection> detect(const cv::Mat& image, StageTimes* times = nullptr) const;
+    // Several images, in backend batches of info().batch_size; one result per image, in order.
+    std::vector<std::vector<Detection>> detect(const std::vector<cv::Mat>& images, StageTimes* times = nullptr) const;
+
+    // The letterboxed network input of one image: float32 [3, H, W] BGR 0-255 (H, W = input_size),
+    // and the ratio (input pixels per image pixel).
+    std::pair<std::vector<float>, double> letterbox(const cv::Mat& image) const;
+
+    const ModelInfo& info() const;
+
+   private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Reads an image file as BGR uint8 with the Python package's checks (missing, empty, truncated,
+// undecodable), throwing InvalidInputError with one line.
+cv::Mat read_image(const std::string& path);
+
+// The backends compiled into this build.
+std::vector<std::string> compiled_backends();
+
+// SHA-256 of the cpp/core sources this library was compiled from (the Python module reports its own).
+const char* core_sources_sha256();
+
+const char* version();
+
+}  // namespace yolox_deploy

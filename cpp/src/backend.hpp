@@ -1,0 +1,61 @@
+// The interface every backend implements: one file in src/backends/ each, registered in
+// backends.cpp. A backend opens a model file, says what it takes and gives, and runs float32
+// NCHW batches; it is re-entrant (infer may run on several threads at once).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace yolox_deploy::detail {
+
+struct BackendOptions {
+    int threads = 0;            // 0: the runtime's default
+    std::string precision = "fp32";  // the arithmetic to state to the runtime
+};
+
+// What one backend call returns: the raw head [B, N, 5 + C], or an end-to-end model's detections.
+struct BackendOutput {
+    std::vector<float> raw;
+    std::int64_t batch = 0, anchors = 0, columns = 0;
+    bool end_to_end = false;
+    std::vector<std::int32_t> num_dets;  // [B]
+    std::vector<float> boxes;            // [B, M, 4] xyxy, letterboxed-input pixels
+    std::vector<float> scores;           // [B, M]
+    std::vector<std::int32_t> class_ids;  // [B, M]
+    std::int64_t max_dets = 0;            // M
+};
+
+class Backend {
+   public:
+    virtual ~Backend() = default;
+    // [B, 3, H, W]; -1 where the dimension is dynamic
+    virtual std::array<std::int64_t, 4> input_shape() const = 0;
+    virtual bool end_to_end() const = 0;
+    // The exporters' metadata (ONNX metadata_props, OpenVINO rt_info "yolox_deploy"): key -> JSON text
+    virtual std::map<std::string, std::string> metadata() const = 0;
+    // The precision the runtime reports it computes in ("fp32", "bf16" ...)
+    virtual std::string precision() const = 0;
+    virtual BackendOutput infer(const float* batch, std::int64_t n, std::int64_t height,
+                                std::int64_t width) const = 0;
+};
+
+using BackendFactory = std::unique_ptr<Backend> (*)(const std::string& path, const BackendOptions& options);
+
+struct BackendEntry {
+    const char* name;
+    std::vector<std::string> suffixes;  // model files it opens by default (".onnx")
+    const char* cmake_option;           // how to compile it in
+    BackendFactory open;                // null when not compiled into this build
+};
+
+// Every backend this library knows, compiled in or not.
+const std::vector<BackendEntry>& backend_entries();
+
+// The first line of a runtime's (often multi-line) error message.
+std::string first_line(const std::string& text);
+
+}  // namespace yolox_deploy::detail

@@ -1,0 +1,42 @@
+// The backend table. A new backend is one file in src/backends/ defining its open_<name>()
+// factory, one line here and one option in CMakeLists.txt.
+#include "backend.hpp"
+
+namespace yolox_deploy::detail {
+
+#ifdef YOLOX_DEPLOY_WITH_ONNXRUNTIME
+std::unique_ptr<Backend> open_onnxruntime(const std::string& path, const BackendOptions& options);
+#define YOLOX_DEPLOY_ONNXRUNTIME_FACTORY &open_onnxruntime
+#else
+#define YOLOX_DEPLOY_ONNXRUNTIME_FACTORY nullptr
+#endif
+
+#ifdef YOLOX_DEPLOY_WITH_OPENVINO
+std::unique_ptr<Backend> open_openvino(const std::string& path, const BackendOptions& options);
+#define YOLOX_DEPLOY_OPENVINO_FACTORY &open_openvino
+#else
+#define YOLOX_DEPLOY_OPENVINO_FACTORY nullptr
+#endif
+
+const std::vector<BackendEntry>& backend_entries() {
+    static const std::vector<BackendEntry> entries = {
+        {"onnxruntime", {".onnx"}, "-DYOLOX_DEPLOY_WITH_ONNXRUNTIME=ON", YOLOX_DEPLOY_ONNXRUNTIME_FACTORY},
+        {"openvino", {".xml"}, "-DYOLOX_DEPLOY_WITH_OPENVINO=ON", YOLOX_DEPLOY_OPENVINO_FACTORY},
+        // No C++ implementation yet (docs/cpp.md): ncnn's C++ library is in no registry we can build
+        // against, and TensorRT needs a GPU to be tested on.
+        {"ncnn", {".param"}, "", nullptr},
+        {"tensorrt", {".engine", ".plan"}, "", nullptr},
+    };
+    return entries;
+}
+
+std::string first_line(const std::string& text) {
+    size_t start = text.find_first_not_of(" \t\r\n");
+    if (start == std::string::npos) return "no message";
+    const size_t end = text.find_first_of("\r\n", start);
+    std::string line = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    while (!line.empty() && (line.back() == ' ' || line.back() == ':')) line.pop_back();
+    return line;
+}
+
+}  // namespace yolox_deploy::detail

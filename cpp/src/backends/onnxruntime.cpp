@@ -1,0 +1,185 @@
+// ONNX Runtime (C/C++ API), CPU execution provider, FP32 stated as the Python backend states it.
+#include <onnxruntime_cxx_api.h>
+
+#include <algorithm>
+#include <mutex>
+#include <set>
+
+#include "../backend.hpp"
+#include "yolox_deploy/detector.hpp"
+
+namespace yolox_deploy::detail {
+namespace {
+
+const std::vector<std::string> kEndToEndOutputs = {"num_dets", "boxes", "scores", "class_ids"};
+
+// One environment per process (ONNX Runtime's rule); warnings and errors only, so stderr stays clean.
+Ort::Env& environment() {
+    static Ort::Env env(ORT_LOGGING_LEVEL_ERROR, "yolox_deploy");
+    return env;
+}
+
+std::string file_name(const std::string& path) {
+    const size_t slash = path.find_last_of('/');
+    return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+class OnnxRuntimeBackend final : public Backend {
+   public:
+    OnnxRuntimeBackend(const std::string& path, const BackendOptions& options) : name_(file_name(path)) {
+        if (options.precision != "fp32")
+            throw BackendUnavailableError("onnxruntime computes in fp32 on the CPU (asked precision '" +
+                                          options.precision + "'); use precision fp32, or an fp16/int8 model file");
+        Ort::SessionOptions session_options;
+        // FP32 stated, never left to a default: the one switch that lowers it (bf16 GEMMs on ARM64) is off
+        session_options.AddConfigEntry("mlas.enable_gemm_fastmath_arm64_bfloat16", "0");
+        // intra-op threads stop spinning when a run returns (as the Python backend does)
+        session_options.AddConfigEntry("session.force_spinning_stop", "1");
+        if (options.threads > 0) session_options.SetIntraOpNumThreads(options.threads);
+        try {
+            session_ = std::make_unique<Ort::Session>(environment(), path.c_str(), session_options);
+        } catch (const Ort::Exception& e) {
+            throw ModelFileError(name_ + " is not a loadable ONNX model (" + first_line(e.what()) + ")");
+        }
+        read_signature();
+        read_metadata();
+    }
+
+    std::array<std::int64_t, 4> input_shape() const override { return input_shape_; }
+    bool end_to_end() const override { return end_to_end_; }
+    std::map<std::string, std::string> metadata() const override { return metadata_; }
+    std::string precision() const override { return "fp32"; }
+
+    BackendOutput infer(const float* batch, std::int64_t n, std::int64_t height, std::int64_t width) const override {
+        const std::array<std::int64_t, 4> shape = {n, 3, height, width};
+        const Ort::MemoryInfo memory = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+        Ort::Value input = Ort::Value::CreateTensor<float>(memory, const_cast<float*>(batch),
+                                                           static_cast<size_t>(n * 3 * height * width),
+                                                           shape.data(), shape.size());
+        const char* input_name = input_name_.c_str();
+        std::vector<const char*> output_names;
+        for (const std::string& name : output_names_) output_names.push_back(name.c_str());
+        std::vector<Ort::Value> outputs;
+        try {
+            outputs = session_->Run(Ort::RunOptions{nullptr}, &input_name, &input, 1, output_names.data(),
+                                    output_names.size());
+        } catch (const Ort::Exception& e) {
+            throw ModelFileError("onnxruntime could not run " + name_ + " on a batch of " + std::to_string(n) + " " +
+                                 std::to_string(height) + "x" + std::to_string(width) + " (" + first_line(e.what()) +
+                                 ")");
+        }
+        return end_to_end_ ? end_to_end_output(outputs, n) : raw_output(outputs[0], n);
+    }
+
+   private:
+    void read_signature() {
+        Ort::AllocatorWithDefaultOptions allocator;
+        if (session_->GetInputCount() != 1) throw not_a_detector(std::to_string(session_->GetInputCount()) + " inputs");
+        input_name_ = session_->GetInputNameAllocated(0, allocator).get();
+        const Ort::TypeInfo input_type = session_->GetInputTypeInfo(0);  // owns what the shape info views
+        const auto input_info = input_type.GetTensorTypeAndShapeInfo();
+        const std::vector<std::int64_t> dims = input_info.GetShape();
+        if (dims.size() != 4 || (dims[1] > 0 && dims[1] != 3)) {
+            std::string shape;
+            for (const std::int64_t d : dims) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+            throw not_a_detector(input_name_ + " [" + shape + "]");
+        }
+        if (input_info.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)
+            throw ModelFileError(name_ + " takes a non-float input; yolox_deploy feeds float32 [B, 3, H, W] "
+                                         "(export with yolox-export)");
+        for (size_t i = 0; i < 4; ++i) input_shape_[i] = dims[i] > 0 ? dims[i] : -1;
+        for (size_t i = 0; i < session_->GetOutputCount(); ++i)
+            output_names_.push_back(session_->GetOutputNameAllocated(i, allocator).get());
+        const std::set<std::string> names(output_names_.begin(), output_names_.end());
+        end_to_end_ = names == std::set<std::string>(kEndToEndOutputs.begin(), kEndToEndOutputs.end());
+        if (end_to_end_) {
+            output_names_ = kEndToEndOutputs;  // asked for in layout order
+        } else if (output_names_.size() != 1 || output_rank(0) != 3) {
+            throw ModelFileError(name_ + " is not a YOLOX export: expected one output [B, N, 5+C] or the end-to-end "
+                                         "num_dets, boxes, scores, class_ids");
+        }
+    }
+
+    size_t output_rank(size_t index) const {
+        const Ort::TypeInfo type = session_->GetOutputTypeInfo(index);
+        return type.GetTensorTypeAndShapeInfo().GetShape().size();
+    }
+
+    ModelFileError not_a_detector(const std::string& found) const {
+        return ModelFileError(name_ + " is not a YOLOX detector: expected one input [B, 3, H, W], found " + found);
+    }
+
+    void read_metadata() {
+        Ort::AllocatorWithDefaultOptions allocator;
+        const Ort::ModelMetadata meta = session_->GetModelMetadata();
+        for (const auto& key : meta.GetCustomMetadataMapKeysAllocated(allocator)) {
+            const auto value = meta.LookupCustomMetadataMapAllocated(key.get(), allocator);
+            if (value) metadata_[key.get()] = value.get();
+        }
+    }
+
+    BackendOutput raw_output(const Ort::Value& value, std::int64_t n) const {
+        const auto info = value.GetTensorTypeAndShapeInfo();
+        const std::vector<std::int64_t> shape = info.GetShape();
+        if (info.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT || shape.size() != 3 || shape[0] != n)
+            throw ModelFileError(name_ + " returned an output that is not float32 [" + std::to_string(n) +
+                                 ", N, 5+C]");
+        BackendOutput out;
+        out.batch = shape[0], out.anchors = shape[1], out.columns = shape[2];
+        const float* data = value.GetTensorData<float>();
+        out.raw.assign(data, data + info.GetElementCount());
+        return out;
+    }
+
+    template <typename T>
+    static std::vector<T> as_vector(const Ort::Value& value) {
+        const auto info = value.GetTensorTypeAndShapeInfo();
+        const size_t count = info.GetElementCount();
+        std::vector<T> out(count);
+        switch (info.GetElementType()) {
+            case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: std::copy_n(value.GetTensorData<float>(), count, out.begin()); break;
+            case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32: std::copy_n(value.GetTensorData<std::int32_t>(), count, out.begin()); break;
+            case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64: std::copy_n(value.GetTensorData<std::int64_t>(), count, out.begin()); break;
+            default: throw ModelFileError("an end-to-end output has an element type that is not float, int32 or int64");
+        }
+        return out;
+    }
+
+    BackendOutput end_to_end_output(const std::vector<Ort::Value>& values, std::int64_t n) const {
+        BackendOutput out;
+        out.end_to_end = true;
+        out.batch = n;
+        out.num_dets = as_vector<std::int32_t>(values[0]);
+        out.boxes = as_vector<float>(values[1]);
+        out.scores = as_vector<float>(values[2]);
+        out.class_ids = as_vector<std::int32_t>(values[3]);
+        const auto box_shape = values[1].GetTensorTypeAndShapeInfo().GetShape();
+        out.max_dets = box_shape.size() == 3 ? box_shape[1] : -1;
+        const bool ok = box_shape.size() == 3 && box_shape[0] == n && box_shape[2] == 4 &&
+                        static_cast<std::int64_t>(out.num_dets.size()) == n &&
+                        static_cast<std::int64_t>(out.scores.size()) == n * out.max_dets &&
+                        static_cast<std::int64_t>(out.class_ids.size()) == n * out.max_dets;
+        if (!ok) throw ModelFileError(name_ + " returned end-to-end outputs of unexpected shapes");
+        for (const std::int32_t k : out.num_dets)
+            if (k < 0 || k > out.max_dets)
+                throw ModelFileError(name_ + " reported num_dets " + std::to_string(k) + " outside 0.." +
+                                     std::to_string(out.max_dets));
+        return out;
+    }
+
+    std::string name_;
+    std::unique_ptr<Ort::Session> session_;
+    std::string input_name_;
+    std::vector<std::string> output_names_;
+    std::array<std::int64_t, 4> input_shape_{};
+    bool end_to_end_ = false;
+    std::map<std::string, std::string> metadata_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> open_onnxruntime(const std::string& path, const BackendOptions& options) {
+    return std::make_unique<OnnxRuntimeBackend>(path, options);
+}
+
+}  // namespace yolox_deploy::detail

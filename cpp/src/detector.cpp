@@ -1,0 +1,361 @@
+// Detector: model resolution (file or deployment folder), settings with the Python Detector's
+// rules, then letterbox -> backend -> postprocess through the shared core (cpp/core).
+#include "yolox_deploy/detector.hpp"
+
+#include <opencv2/imgproc.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "../core/letterbox.hpp"
+#include "../core/postprocess.hpp"
+#include "../core/sources.hpp"
+#include "backend.hpp"
+#include "deployment.hpp"
+#include "model_info.hpp"
+
+namespace fs = std::filesystem;
+
+namespace yolox_deploy {
+namespace {
+
+using detail::Backend;
+using detail::BackendEntry;
+
+std::string lower_suffix(const std::string& path) {
+    std::string suffix = fs::path(path).extension().string();
+    std::transform(suffix.begin(), suffix.end(), suffix.begin(), ::tolower);
+    return suffix;
+}
+
+std::string format_number(double value) {
+    std::string text = std::to_string(value);
+    text.erase(text.find_last_not_of('0') + 1);
+    if (!text.empty() && text.back() == '.') text.pop_back();
+    return text;
+}
+
+const BackendEntry& find_backend(const std::string& name) {
+    std::string known;
+    for (const BackendEntry& entry : detail::backend_entries()) {
+        if (entry.name == name) return entry;
+        known += (known.empty() ? "" : ", ") + std::string(entry.name);
+    }
+    throw BackendUnavailableError("unknown backend '" + name + "'; the C++ library knows " + known);
+}
+
+std::string backend_for_file(const std::string& path) {
+    const std::string suffix = lower_suffix(path);
+    if (suffix == ".pth" || suffix == ".pt")
+        throw ModelFileError(fs::path(path).filename().string() + " is a PyTorch checkpoint; the C++ library runs "
+                             "exported models: yolox-export --to onnx (or openvino) first");
+    std::string known;
+    for (const BackendEntry& entry : detail::backend_entries())
+        for (const std::string& s : entry.suffixes) {
+            if (s == suffix) return entry.name;
+            known += (known.empty() ? "" : ", ") + s;
+        }
+    throw ModelFileError("cannot tell the backend of " + fs::path(path).filename().string() + " from its suffix (known: " +
+                         known + "); pass the backend (--backend) or use a model file of one of those kinds");
+}
+
+std::unique_ptr<Backend> open_backend(const std::string& name, const std::string& path,
+                                      const detail::BackendOptions& options) {
+    const BackendEntry& entry = find_backend(name);
+    if (entry.open == nullptr) {
+        if (std::string(entry.cmake_option).empty())
+            throw BackendUnavailableError("backend '" + name + "' has no C++ implementation yet (see docs/cpp.md); "
+                                          "use the Python package for it, or onnxruntime/openvino here");
+        throw BackendUnavailableError("backend '" + name + "' is not compiled into this build of yolox_deploy; "
+                                      "reconfigure with " + entry.cmake_option + " (see docs/cpp.md)");
+    }
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec)) throw ModelFileError("model file not found: " + path);
+    return entry.open(path, options);
+}
+
+std::pair<int, int> checked_input_size(std::pair<int, int> size, int multiple) {
+    const auto [h, w] = size;
+    if (h <= 0 || w <= 0 || h % multiple != 0 || w % multiple != 0) {
+        const auto nearest = [multiple](int v) {
+            return std::max(multiple, static_cast<int>(std::lround(static_cast<double>(v) / multiple)) * multiple);
+        };
+        throw InvalidInputError("input size " + std::to_string(h) + "x" + std::to_string(w) +
+                                " is not a positive multiple of " + std::to_string(multiple) + "; use e.g. " +
+                                std::to_string(nearest(h)) + "x" + std::to_string(nearest(w)));
+    }
+    return size;
+}
+
+// Refuse settings an end-to-end graph cannot honour (as check_settings_against_baked in Python).
+void check_against_baked(const detail::EndToEndSettings& baked, float conf, const std::optional<float>& iou,
+                         int max_det, const std::optional<bool>& agnostic, const std::string& name) {
+    if (baked.conf && conf < *baked.conf)
+        throw InvalidInputError(name + " has conf " + format_number(*baked.conf) + " baked into its graph and cannot "
+                                "return boxes below it (asked conf=" + format_number(conf) + "); re-export with "
+                                "`yolox-export --nms --conf " + format_number(conf) + "`");
+    if (iou && baked.iou && std::fabs(*iou - *baked.iou) > 1e-6f)
+        throw InvalidInputError(name + " runs NMS at iou " + format_number(*baked.iou) + " inside its graph (asked iou=" +
+                                format_number(*iou) + "); re-export with `yolox-export --nms --iou " +
+                                format_number(*iou) + "`");
+    if (baked.max_det && max_det > *baked.max_det)
+        throw InvalidInputError(name + " keeps at most " + std::to_string(*baked.max_det) + " detections (asked max_det=" +
+                                std::to_string(max_det) + "); re-export with `yolox-export --nms --max-det " +
+                                std::to_string(max_det) + "`");
+    if (baked.max_det && max_det < 0)
+        throw InvalidInputError(name + " keeps at most " + std::to_string(*baked.max_det) + " detections and cannot "
+                                "return all (max_det=-1); pass max_det <= that, or re-export with a larger --max-det");
+    if (agnostic && baked.agnostic && *agnostic != *baked.agnostic)
+        throw InvalidInputError(name + " runs " + (*baked.agnostic ? "class-agnostic" : "class-aware") +
+                                " NMS inside its graph (asked class_agnostic=" + (*agnostic ? "true" : "false") +
+                                "); re-export with" + (*baked.agnostic ? "out" : "") + " --agnostic");
+}
+
+cv::Mat as_bgr(const cv::Mat& image) {
+    if (image.empty()) throw InvalidInputError("image is empty (0 pixels)");
+    if (image.depth() != CV_8U)
+        throw InvalidInputError("image has depth " + std::to_string(image.depth()) + " (OpenCV type " +
+                                std::to_string(image.type()) + "); expected 8-bit BGR 0-255 (convert with "
+                                "image.convertTo(out, CV_8U))");
+    if (image.dims != 2) throw InvalidInputError("image must be 2-D (rows x cols), got " + std::to_string(image.dims) + " dims");
+    cv::Mat bgr;
+    switch (image.channels()) {
+        case 3: return image;
+        case 1: cv::cvtColor(image, bgr, cv::COLOR_GRAY2BGR); return bgr;
+        case 4: cv::cvtColor(image, bgr, cv::COLOR_BGRA2BGR); return bgr;
+        default:
+            throw InvalidInputError("image has " + std::to_string(image.channels()) +
+                                    " channels; expected 1 (gray), 3 (BGR) or 4 (BGRA)");
+    }
+}
+
+double elapsed_ms(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+struct Detector::Impl {
+    ModelInfo info;
+    std::unique_ptr<Backend> backend;
+    detail::EndToEndSettings baked;
+    int static_batch = 0;  // > 0: the model's fixed batch
+
+    std::vector<std::string> names_for(std::int64_t num_classes) const {
+        if (info.class_names.empty()) return detail::default_class_names(num_classes);
+        if (static_cast<std::int64_t>(info.class_names.size()) != num_classes)
+            throw InvalidInputError(std::to_string(info.class_names.size()) + " class names are known but the model "
+                                    "predicts " + std::to_string(num_classes) + " classes");
+        return info.class_names;
+    }
+
+    // Images -> one backend batch (padded with the last image up to the model's fixed batch).
+    std::vector<std::vector<Detection>> run_batch(const std::vector<cv::Mat>& images, StageTimes* times) const {
+        auto start = std::chrono::steady_clock::now();
+        const auto [h, w] = info.input_size;
+        const size_t plane = static_cast<size_t>(3) * h * w;
+        const size_t n = std::max(images.size(), static_cast<size_t>(static_batch));
+        std::vector<float> batch(n * plane);
+        std::vector<double> ratios;
+        std::vector<core::ImageHW> shapes;
+        for (size_t i = 0; i < images.size(); ++i) {
+            const cv::Mat bgr = as_bgr(images[i]);
+            const core::ImageView view{bgr.ptr<std::uint8_t>(0), bgr.rows, bgr.cols,
+                                       static_cast<std::ptrdiff_t>(bgr.step[0])};
+            ratios.push_back(core::letterbox_to_chw(view, h, w, batch.data() + i * plane).ratio);
+            shapes.emplace_back(bgr.rows, bgr.cols);
+        }
+        for (size_t i = images.size(); i < n; ++i)
+            std::copy_n(batch.data() + (images.size() - 1) * plane, plane, batch.data() + i * plane);
+        if (times) times->preprocess_ms += elapsed_ms(start), start = std::chrono::steady_clock::now();
+        const detail::BackendOutput out = backend->infer(batch.data(), static_cast<std::int64_t>(n), h, w);
+        if (times) times->inference_ms += elapsed_ms(start), start = std::chrono::steady_clock::now();
+        auto results = out.end_to_end ? map_end_to_end(out, ratios, shapes) : postprocess(out, ratios, shapes);
+        if (times) times->postprocess_ms += elapsed_ms(start);
+        return results;
+    }
+
+    std::vector<std::vector<Detection>> postprocess(const detail::BackendOutput& out, const std::vector<double>& ratios,
+                                                    const std::vector<core::ImageHW>& shapes) const {
+        std::vector<std::int64_t> strides(info.strides.begin(), info.strides.end());
+        core::PostprocessSettings settings;
+        try {
+            settings = core::make_settings(out.anchors, out.columns, info.input_size.first, info.input_size.second,
+                                           strides, info.conf, info.iou, info.class_agnostic, info.max_det);
+        } catch (const std::invalid_argument& e) {
+            throw ModelFileError(fs::path(info.path).filename().string() + ": " + e.what());
+        }
+        const std::vector<std::string> names = names_for(out.columns - 5);
+        std::vector<std::vector<Detection>> results;
+        const auto image_stride = static_cast<std::int64_t>(sizeof(float)) * out.anchors * out.columns;
+        for (size_t b = 0; b < ratios.size(); ++b) {
+            const core::RawView view{reinterpret_cast<const char*>(out.raw.data()) + b * image_stride,
+                                     static_cast<std::int64_t>(sizeof(float)) * out.columns,
+                                     static_cast<std::int64_t>(sizeof(float)), out.columns};
+            std::vector<core::Detection> kept;
+            try {
+                kept = core::postprocess_image(view, settings, static_cast<float>(ratios[b]),
+                                               info.clip_boxes ? &shapes[b] : nullptr);
+            } catch (const std::invalid_argument& e) {
+                throw ModelFileError(fs::path(info.path).filename().string() + ": " + e.what());
+            }
+            results.push_back(to_detections(kept, names));
+        }
+        return results;
+    }
+
+    std::vector<std::vector<Detection>> map_end_to_end(const detail::BackendOutput& out, const std::vector<double>& ratios,
+                                                       const std::vector<core::ImageHW>& shapes) const {
+        std::vector<std::vector<Detection>> results;
+        const std::vector<std::string> names = info.class_names.empty() ? detail::default_class_names(80) : info.class_names;
+        for (size_t b = 0; b < ratios.size(); ++b) {
+            const std::int64_t offset = static_cast<std::int64_t>(b) * out.max_dets;
+            const auto kept = core::end_to_end_image(out.boxes.data() + 4 * offset, out.scores.data() + offset,
+                                                     out.class_ids.data() + offset, out.num_dets[b], info.conf,
+                                                     info.max_det, static_cast<float>(ratios[b]),
+                                                     info.clip_boxes ? &shapes[b] : nullptr);
+            for (const auto& d : kept)
+                if (d.class_id < 0 || d.class_id >= static_cast<std::int64_t>(names.size()))
+                    throw ModelFileError(fs::path(info.path).filename().string() + " returned class id " +
+                                         std::to_string(d.class_id) + " and has " + std::to_string(names.size()) +
+                                         " class names");
+            results.push_back(to_detections(kept, names));
+        }
+        return results;
+    }
+
+    static std::vector<Detection> to_detections(const std::vector<core::Detection>& kept,
+                                                const std::vector<std::string>& names) {
+        std::vector<Detection> out;
+        out.reserve(kept.size());
+        for (const auto& d : kept)
+            out.push_back(Detection{d.box.x1, d.box.y1, d.box.x2, d.box.y2, d.score, static_cast<int>(d.class_id),
+                                    names[static_cast<size_t>(d.class_id)]});
+        return out;
+    }
+};
+
+Detector::Detector(const std::string& model, const DetectorOptions& options) : impl_(std::make_unique<Impl>()) {
+    ModelInfo& info = impl_->info;
+    std::optional<detail::Deployment> deployment;
+    std::string path = model;
+    std::error_code ec;
+    if (fs::is_directory(model, ec)) {
+        deployment = detail::read_deployment(model);  // a folder without deploy.json is refused there
+        path = deployment->model;
+        info.deployment = model;
+    }
+    const std::string backend = !options.backend.empty() ? options.backend
+                                : deployment ? deployment->backend
+                                             : backend_for_file(path);
+    detail::BackendOptions backend_options;
+    backend_options.threads = options.threads > 0 ? options.threads : deployment ? deployment->threads : 0;
+    backend_options.precision = !options.precision.empty() ? options.precision
+                                : deployment ? deployment->arithmetic
+                                             : "fp32";
+    if (backend_options.precision != "fp32" && backend_options.precision != "bf16")
+        throw InvalidInputError("precision must be fp32 or bf16, got '" + backend_options.precision + "'");
+    impl_->backend = open_backend(backend, path, backend_options);
+    info.path = path;
+    info.backend = backend;
+    info.precision = impl_->backend->precision();
+    info.threads = backend_options.threads;
+    info.end_to_end = impl_->backend->end_to_end();
+    const detail::ModelMetadata metadata = detail::parse_metadata(impl_->backend->metadata());
+    info.strides = metadata.strides;
+    info.class_names = metadata.class_names;
+    impl_->baked = metadata.end_to_end;
+
+    // thresholds: the caller's, else the deployment's, else the model's stored defaults, else 0.25 / 0.45 / 300
+    const float default_conf = deployment && deployment->conf ? *deployment->conf : metadata.conf.value_or(0.25f);
+    const int default_max_det = deployment && deployment->max_det ? *deployment->max_det : metadata.max_det.value_or(300);
+    const std::optional<bool> agnostic = options.class_agnostic ? options.class_agnostic
+                                         : deployment ? deployment->class_agnostic
+                                                      : std::nullopt;
+    const std::string name = fs::path(path).filename().string();
+    if (info.end_to_end)
+        check_against_baked(impl_->baked, options.conf.value_or(default_conf), options.iou,
+                            options.max_det.value_or(default_max_det), agnostic, name);
+    info.conf = options.conf.value_or(default_conf);
+    info.iou = options.iou ? *options.iou : deployment && deployment->iou ? *deployment->iou : metadata.iou.value_or(0.45f);
+    info.max_det = options.max_det.value_or(default_max_det);
+    if (!(info.conf >= 0 && info.conf <= 1) || !(info.iou >= 0 && info.iou <= 1))
+        throw InvalidInputError("conf and iou must be in [0, 1], got conf=" + format_number(info.conf) +
+                                ", iou=" + format_number(info.iou));
+    if (info.max_det == 0 || info.max_det < -1)
+        throw InvalidInputError("max_det must be >= 1, or -1 for all, got " + std::to_string(info.max_det));
+    info.class_agnostic = agnostic.value_or(impl_->baked.agnostic.value_or(false));
+    info.clip_boxes = options.clip_boxes;
+
+    const auto shape = impl_->backend->input_shape();
+    const std::optional<std::pair<int, int>> requested = options.input_size ? options.input_size
+                                                         : deployment ? deployment->input_size
+                                                                      : std::nullopt;
+    std::pair<int, int> size;
+    if (shape[2] > 0 && shape[3] > 0) {
+        size = {static_cast<int>(shape[2]), static_cast<int>(shape[3])};
+        if (requested && *requested != size)
+            throw InvalidInputError(name + " has a static input of " + std::to_string(size.first) + "x" +
+                                    std::to_string(size.second) + "; input size " + std::to_string(requested->first) +
+                                    "x" + std::to_string(requested->second) +
+                                    " cannot be used (export with --dynamic-hw for that)");
+    } else if (requested) {
+        size = *requested;
+    } else if (metadata.input_size) {
+        size = *metadata.input_size;
+    } else {
+        throw InvalidInputError("the input size of " + name + " is dynamic and not stored in its metadata: pass the "
+                                "input size (height, width)");
+    }
+    info.input_size = checked_input_size(size, *std::max_element(info.strides.begin(), info.strides.end()));
+    impl_->static_batch = shape[0] > 0 ? static_cast<int>(shape[0]) : 0;
+    info.batch_size = impl_->static_batch > 0 ? impl_->static_batch
+                      : options.batch_size > 0 ? options.batch_size
+                      : deployment ? deployment->batch
+                                   : 1;
+}
+
+Detector::~Detector() = default;
+Detector::Detector(Detector&&) noexcept = default;
+Detector& Detector::operator=(Detector&&) noexcept = default;
+
+const ModelInfo& Detector::info() const { return impl_->info; }
+
+std::vector<Detection> Detector::detect(const cv::Mat& image, StageTimes* times) const {
+    return impl_->run_batch({image}, times).front();
+}
+
+std::vector<std::vector<Detection>> Detector::detect(const std::vector<cv::Mat>& images, StageTimes* times) const {
+    std::vector<std::vector<Detection>> results;
+    const size_t step = static_cast<size_t>(std::max(1, impl_->info.batch_size));
+    for (size_t start = 0; start < images.size(); start += step) {
+        const std::vector<cv::Mat> group(images.begin() + static_cast<std::ptrdiff_t>(start),
+                                         images.begin() + static_cast<std::ptrdiff_t>(std::min(images.size(), start + step)));
+        for (auto& r : impl_->run_batch(group, times)) results.push_back(std::move(r));
+    }
+    return results;
+}
+
+std::pair<std::vector<float>, double> Detector::letterbox(const cv::Mat& image) const {
+    const cv::Mat bgr = as_bgr(image);
+    const auto [h, w] = impl_->info.input_size;
+    std::vector<float> tensor(static_cast<size_t>(3) * h * w);
+    const core::ImageView view{bgr.ptr<std::uint8_t>(0), bgr.rows, bgr.cols, static_cast<std::ptrdiff_t>(bgr.step[0])};
+    const double ratio = core::letterbox_to_chw(view, h, w, tensor.data()).ratio;
+    return {std::move(tensor), ratio};
+}
+
+std::vector<std::string> compiled_backends() {
+    std::vector<std::string> names;
+    for (const auto& entry : detail::backend_entries())
+        if (entry.open != nullptr) names.emplace_back(entry.name);
+    return names;
+}
+
+const char* core_sources_sha256() { return core::sources_sha256(); }
+
+const char* version() { return YOLOX_DEPLOY_VERSION; }
+
+}  // namespace yolox_deploy

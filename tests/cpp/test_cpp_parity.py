@@ -1,0 +1,366 @@
+"""The C++ library (cpp/) gives Python's answers: the same letterboxed inputs, the same detections,
+the same COCO mAP, the same refusals. Runs in the C++ stage of CI (``.ci/cpp``: a Debian 13 root
+filesystem with the library built by CMake), once as built and once under AddressSanitizer +
+UBSan; elsewhere these tests are skipped.
+
+Environment: ``YOLOX_DEPLOY_CPP_BUILD`` (the CMake build folder, installed into its ``install/``),
+``YOLOX_DEPLOY_CPP_MODELS`` (what ``cpp_models.py`` exported), ``YOLOX_DEPLOY_CPP_SANITIZED=1`` for
+the sanitizer build. ``YOLOX_DEPLOY_PARITY_IMAGES`` (a folder of images) with
+``YOLOX_DEPLOY_PARITY_ANN`` (their COCO annotations) adds a reviewer's own images to every check.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+BUILD = Path(os.environ["YOLOX_DEPLOY_CPP_BUILD"]) if os.environ.get("YOLOX_DEPLOY_CPP_BUILD") else None
+MODELS = Path(os.environ.get("YOLOX_DEPLOY_CPP_MODELS", "/nonexistent"))
+SANITIZED = os.environ.get("YOLOX_DEPLOY_CPP_SANITIZED") == "1"
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.cpp, pytest.mark.assets,
+              pytest.mark.skipif(BUILD is None, reason="runs in the C++ stage of CI (.ci/cpp builds cpp/ in Debian 13)")]
+
+THREADS = 2
+# Both sides run the same ONNX Runtime / OpenVINO libraries on byte-identical inputs, so raw outputs
+# are equal; the tolerances are the project's detection tolerances for these backends (boxes 1e-3 px,
+# scores 1e-5) and the measured differences are reported (docs/cpp.md).
+BOX_TOLERANCE = 1e-3  # pixels of the original image
+SCORE_TOLERANCE = 1e-5
+MAP_TOLERANCE = 1e-4
+SETTINGS = {
+    "defaults": {},
+    "evaluation": {"conf": 0.01, "iou": 0.65, "max_det": -1},  # the official evaluator's
+}
+CASES = {  # name -> (model file, backend)
+    "onnxruntime-fp32-official": ("official", "onnxruntime"),
+    "onnxruntime-fp32": ("nano.onnx", "onnxruntime"),
+    "onnxruntime-int8": ("nano_int8.onnx", "onnxruntime"),
+    "openvino-fp32": ("nano_openvino.xml", "openvino"),
+    "end-to-end": ("nano_e2e.onnx", "onnxruntime"),
+}
+REPORT = Path(os.environ.get("YOLOX_DEPLOY_CPP_REPORT", "/work/parity_report.json"))
+
+
+def model_path(name: str, assets: Path) -> Path:
+    path = assets / "models" / "yolox_nano.onnx" if name == "official" else MODELS / name
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: .ci/cpp exports the models under test (tests/cpp/cpp_models.py)")
+    return path
+
+
+def tool(name: str = "yolox-detect-cpp") -> Path:
+    path = BUILD / name
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: build cpp/ with CMake into YOLOX_DEPLOY_CPP_BUILD")
+    return path
+
+
+def run_tool(*args: Any, expect: int = 0) -> subprocess.CompletedProcess:
+    """yolox-detect-cpp with ``args``; its exit code must be ``expect`` and its stderr clean (no
+    sanitizer report, no runtime's log lines) or, on an error, exactly one line."""
+    done = subprocess.run([str(tool()), *map(str, args)], capture_output=True, text=True, timeout=600)
+    assert "Sanitizer" not in done.stderr and "runtime error:" not in done.stderr, done.stderr[-3000:]
+    assert done.returncode == expect, f"exit {done.returncode}, stderr: {done.stderr[-2000:]}"
+    if expect == 0:
+        assert done.stderr == "", f"stderr is not clean: {done.stderr[:500]}"
+    else:
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("yolox-detect-cpp: error: "), done.stderr[-2000:]
+    return done
+
+
+def image_sets(assets: Path) -> dict[str, tuple[Path, Path | None]]:
+    """name -> (image folder, COCO annotations or None): the shared 80, plus a reviewer's folder."""
+    coco = assets / "data" / "coco-val-mini"
+    sets = {"shared": (coco / "images", coco / "instances_val2017.json")}
+    if os.environ.get("YOLOX_DEPLOY_PARITY_IMAGES"):
+        ann = os.environ.get("YOLOX_DEPLOY_PARITY_ANN")
+        sets["reviewer"] = (Path(os.environ["YOLOX_DEPLOY_PARITY_IMAGES"]), Path(ann) if ann else None)
+    return sets
+
+
+def python_detector(model: Path, backend: str, settings: dict[str, Any]) -> Any:
+    from yolox_deploy import Detector
+
+    options = {k: v for k, v in settings.items() if k != "max_det"}
+    if "max_det" in settings:
+        options["max_det"] = None if settings["max_det"] < 0 else settings["max_det"]
+    return Detector(model, backend=backend, threads=THREADS, **options)
+
+
+def cpp_flags(settings: dict[str, Any]) -> list[str]:
+    flags = []
+    for key, flag in (("conf", "--conf"), ("iou", "--iou"), ("max_det", "--max-det")):
+        if key in settings:
+            flags += [flag, str(settings[key])]
+    return flags
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory, assets) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """(case, settings, image set) -> the C++ tool's detections.json, computed once."""
+    folder = tmp_path_factory.mktemp("cpp_outputs")
+    found = {}
+    for set_name, (images, _) in image_sets(assets).items():
+        for case, (model, backend) in CASES.items():
+            for settings_name, settings in SETTINGS.items():
+                if case == "end-to-end" and settings_name != "defaults":
+                    continue  # its thresholds are baked into the graph
+                out = folder / f"{set_name}-{case}-{settings_name}.json"
+                run_tool("--model", model_path(model, assets), "--backend", backend, "--threads", THREADS,
+                         *cpp_flags(settings), "--json", out, images)
+                found[(case, settings_name, set_name)] = json.loads(out.read_text())
+    return found
+
+
+def record(key: str, value: Any) -> None:
+    """Adds a measured figure to the parity report (docs/cpp.md quotes it)."""
+    report = json.loads(REPORT.read_text()) if REPORT.is_file() else {}
+    report[key] = value
+    try:
+        REPORT.write_text(json.dumps(report, indent=1, sort_keys=True))
+    except OSError:
+        pass
+
+
+def core_sha_of_tree(core: Path) -> str:
+    listing = "".join(f"{f.name}\n{hashlib.sha256(f.read_bytes()).hexdigest()}\n"
+                      for f in sorted(core.iterdir(), key=lambda f: f.name) if f.is_file())
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
+def test_both_builds_come_from_the_same_core_sources():
+    from yolox_deploy.processing import _kernel
+
+    version = run_tool("--version").stdout
+    cpp_sha = version.split("core_sources_sha256=")[1].split()[0]
+    tree_sha = core_sha_of_tree(REPO / "cpp" / "core")
+    assert cpp_sha == tree_sha == _kernel.CORE_SOURCES_SHA256
+    assert "backends=onnxruntime,openvino" in version
+
+
+def test_letterboxed_inputs_are_byte_identical(tmp_path, assets):
+    from yolox_deploy.processing.images import read_image
+    from yolox_deploy.processing.preprocess import letterbox
+
+    for set_name, (images, _) in image_sets(assets).items():
+        saved = tmp_path / set_name
+        run_tool("--model", model_path("nano.onnx", assets), "--json", tmp_path / "d.json", "--save-input", saved,
+                 images)
+        paths = sorted(p for p in images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        assert paths
+        for path in paths:
+            want = letterbox(read_image(path), (416, 416))[0]
+            got = np.fromfile(saved / f"{path.name}.f32", np.float32).reshape(want.shape)
+            assert got.tobytes() == want.tobytes(), f"{path.name}: {np.count_nonzero(got != want)} values differ"
+        record(f"letterbox_identical_{set_name}", len(paths))
+
+
+def compare(cpp: dict[str, Any], python: Any, name: str) -> tuple[float, float]:
+    """Same count and classes, boxes and scores within tolerance; returns the largest differences."""
+    got = cpp["detections"]
+    assert len(got) == len(python), f"{name}: C++ {len(got)} detections, Python {len(python)}"
+    if not got:
+        return 0.0, 0.0
+    assert [d["class_id"] for d in got] == python.class_ids.tolist(), name
+    assert [d["class_name"] for d in got] == list(python.class_names), name
+    assert cpp["image_size"] == list(python.image_size), name
+    box = float(np.abs(np.array([d["box_xyxy"] for d in got], np.float64) - python.xyxy).max())
+    score = float(np.abs(np.array([d["score"] for d in got], np.float64) - python.scores).max())
+    assert box <= BOX_TOLERANCE and score <= SCORE_TOLERANCE, f"{name}: box diff {box}, score diff {score}"
+    return box, score
+
+
+@pytest.mark.parametrize("settings_name", list(SETTINGS))
+@pytest.mark.parametrize("case", list(CASES))
+def test_detections_equal_python(outputs, assets, case, settings_name):
+    if case == "end-to-end" and settings_name != "defaults":
+        pytest.skip("an end-to-end graph runs at its baked thresholds")
+    model, backend = CASES[case]
+    detector = python_detector(model_path(model, assets), backend, SETTINGS[settings_name])
+    for set_name, (images, _) in image_sets(assets).items():
+        cpp = outputs[(case, settings_name, set_name)]
+        worst_box = worst_score = 0.0
+        count = 0
+        for key, record_ in cpp.items():
+            box, score = compare(record_, detector(key), f"{case}/{settings_name}/{Path(key).name}")
+            worst_box, worst_score, count = max(worst_box, box), max(worst_score, score), count + len(record_["detections"])
+        assert len(cpp) == len(list(p for p in images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")))
+        record(f"detections/{set_name}/{case}/{settings_name}",
+               {"images": len(cpp), "detections": count, "max_box_diff_px": worst_box, "max_score_diff": worst_score})
+
+
+def coco_map(records: dict[str, dict[str, Any]], ann: Path) -> float:
+    from yolox_deploy.coco import default_class_names
+    from yolox_deploy.detections import Detections
+    from yolox_deploy.evaluation import coco_box_stats, coco_from_dict
+
+    dataset = json.loads(ann.read_text(encoding="utf-8"))
+    coco = coco_from_dict(dataset)
+    ids = {image["file_name"]: image["id"] for image in dataset["images"]}
+    categories = sorted(coco.getCatIds())
+    results = []
+    for key, item in records.items():
+        d = item["detections"]
+        detections = Detections.from_arrays(np.array([x["box_xyxy"] for x in d], np.float32).reshape(-1, 4),
+                                            np.array([x["score"] for x in d], np.float32),
+                                            np.array([x["class_id"] for x in d], np.int64),
+                                            default_class_names(80), tuple(item["image_size"]))
+        results.extend(detections.to_coco(ids[Path(key).name], categories))
+    return float(coco_box_stats(coco, results)["mAP50_95"])
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c != "end-to-end"] + ["end-to-end"])
+def test_coco_map_equals_python(outputs, assets, case):
+    settings_name = "defaults" if case == "end-to-end" else "evaluation"
+    model, backend = CASES[case]
+    detector = python_detector(model_path(model, assets), backend, SETTINGS[settings_name])
+    for set_name, (images, ann) in image_sets(assets).items():
+        if ann is None:
+            continue
+        cpp = outputs[(case, settings_name, set_name)]
+        python = {key: {**detector(key).to_dict()} for key in cpp}
+        cpp_map, python_map = coco_map(cpp, ann), coco_map(python, ann)
+        assert abs(cpp_map - python_map) <= MAP_TOLERANCE, f"{case}: C++ mAP {cpp_map}, Python {python_map}"
+        record(f"map/{set_name}/{case}", {"cpp": cpp_map, "python": python_map})
+
+
+def write_deployment(folder: Path, model: Path, **fields: Any) -> Path:
+    folder.mkdir()
+    shutil.copy(model, folder / model.name)
+    record_ = {"format": "yolox_deploy.deployment/1", "model_file": model.name, "backend": "onnxruntime",
+               "precision": "fp32", "arithmetic": "fp32", "threads": 1, "batch": 1,
+               "detector": {"conf": 0.3, "iou": 0.5, "max_det": 50, "class_agnostic": True},
+               "machine": {"cpu": "a tuned machine"}, "model": {"name": "yolox-nano", "input_size": [416, 416]}}
+    record_.update(fields)
+    (folder / "deploy.json").write_text(json.dumps(record_))
+    return folder
+
+
+def test_a_deployment_folder_runs_with_its_settings(tmp_path, assets):
+    from yolox_deploy import Detector
+
+    folder = write_deployment(tmp_path / "deployed", model_path("nano.onnx", assets))
+    images = image_sets(assets)["shared"][0]
+    out = tmp_path / "d.json"
+    run_tool("--model", folder, "--json", out, images)
+    cpp = json.loads(out.read_text())
+    with warnings.catch_warnings():  # tuned on "another machine": Python warns, and runs
+        warnings.simplefilter("ignore")
+        detector = Detector(folder)
+    assert (detector.conf, detector.iou, detector.max_det, detector.class_agnostic) == (0.3, 0.5, 50, True)
+    for key, item in cpp.items():
+        compare(item, detector(key), f"deployment/{Path(key).name}")
+        assert all(d["score"] >= 0.3 for d in item["detections"]) and len(item["detections"]) <= 50
+
+
+@pytest.mark.parametrize("problem", ["model_file outside", "symlink outside", "corrupted json", "bad threads",
+                                     "unknown detector key"])
+def test_a_bad_deployment_folder_is_refused(tmp_path, assets, problem):
+    model = model_path("nano.onnx", assets)
+    outside = tmp_path / "outside.onnx"
+    shutil.copy(model, outside)
+    folder = write_deployment(tmp_path / "deployed", model)
+    if problem == "model_file outside":
+        write_deployment(tmp_path / "d2", model, model_file="../outside.onnx")
+        folder = tmp_path / "d2"
+    elif problem == "symlink outside":
+        (folder / model.name).unlink()
+        (folder / model.name).symlink_to(outside)
+    elif problem == "corrupted json":
+        (folder / "deploy.json").write_text('{"format": "yolox_deploy.deployment/1", "model_file": ')
+    elif problem == "bad threads":
+        write_deployment(tmp_path / "d3", model, threads="four")
+        folder = tmp_path / "d3"
+    else:
+        write_deployment(tmp_path / "d4", model, detector={"conf": 0.3, "nms": "fast"})
+        folder = tmp_path / "d4"
+    image = next(image_sets(assets)["shared"][0].glob("*.jpg"))
+    out = tmp_path / "never.json"
+    run_tool("--model", folder, "--json", out, image, expect=2)
+    assert not out.exists()
+
+
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, assets):
+    image = next(image_sets(assets)["shared"][0].glob("*.jpg"))
+    model = model_path("nano.onnx", assets)
+    out = tmp_path / "d.json"
+    garbage = tmp_path / "garbage.jpg"
+    garbage.write_bytes(b"\xff\xd8 this is not a JPEG \xff\xd9")
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(image.read_bytes()[:len(image.read_bytes()) * 2 // 3])
+    not_onnx = tmp_path / "weights.onnx"
+    not_onnx.write_text("this is not an ONNX model")
+    cases = {
+        "missing image": (["--model", model, tmp_path / "missing.jpg"], "no such file or folder"),
+        "undecodable image": (["--model", model, garbage], "cannot decode"),
+        "truncated image": (["--model", model, truncated], "truncated"),
+        "wrong kind of model": (["--model", not_onnx, image], "not a loadable ONNX model"),
+        "checkpoint": (["--model", assets / "models" / "yolox_nano.pth", image], "PyTorch checkpoint"),
+        "backend not compiled": (["--model", model, "--backend", "ncnn", image], "no C++ implementation"),
+        "unknown backend": (["--model", model, "--backend", "tflite", image], "unknown backend"),
+        "input size": (["--model", model_path("nano_dynamic.onnx", assets), "--input-size", "415,416", image],
+                       "is not a positive multiple of 32"),
+        "conf out of range": (["--model", model, "--conf", "2", image], "conf and iou must be in [0, 1]"),
+        "unknown option": (["--model", model, "--frobnicate", image], "unknown option"),
+    }
+    for name, (args, message) in cases.items():
+        try:
+            done = run_tool(*args, "--json", out, expect=2)
+        except AssertionError as exc:
+            raise AssertionError(f"{name}: {exc}") from None
+        assert message in done.stderr, f"{name}: {done.stderr}"
+        assert not out.exists(), name
+    from yolox_deploy.errors import InvalidInputError
+    from yolox_deploy.processing.images import read_image
+
+    for bad in (garbage, truncated):  # Python refuses the same files
+        with pytest.raises(InvalidInputError):
+            read_image(bad)
+
+
+def test_one_bad_image_among_several_is_skipped_with_exit_code_1(tmp_path, assets):
+    images = sorted(image_sets(assets)["shared"][0].glob("*.jpg"))[:2]
+    garbage = tmp_path / "garbage.jpg"
+    garbage.write_bytes(b"\xff\xd8 not a JPEG \xff\xd9")
+    out = tmp_path / "d.json"
+    done = run_tool("--model", model_path("nano.onnx", assets), "--json", out, *images, garbage, expect=1)
+    assert "cannot decode" in done.stderr
+    assert len(json.loads(out.read_text())) == 2
+
+
+@pytest.mark.parametrize("model", ["nano.onnx", "nano_openvino.xml", "nano_dynamic.onnx"])
+def test_the_library_promises_hold(assets, model):
+    """Threads on one Detector, the batch overload, gray/BGRA/ROI inputs, one-line errors (C++ side)."""
+    done = subprocess.run([str(tool("yolox_deploy_tests")), str(model_path(model, assets)),
+                           str(image_sets(assets)["shared"][0])], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0 and "Sanitizer" not in done.stderr, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "passed (0 failures)" in done.stdout
+
+
+@pytest.mark.skipif(SANITIZED, reason="the sanitizer build checks the library, not the packaging")
+def test_an_application_builds_against_the_installed_package(tmp_path, assets):
+    build = tmp_path / "app"
+    configure = subprocess.run(["cmake", "-S", str(REPO / "cpp" / "examples" / "app"), "-B", str(build),
+                                f"-DCMAKE_PREFIX_PATH={BUILD / 'install'}"], capture_output=True, text=True)
+    assert configure.returncode == 0, configure.stdout[-2000:] + configure.stderr[-2000:]
+    compiled = subprocess.run(["cmake", "--build", str(build)], capture_output=True, text=True)
+    assert compiled.returncode == 0, compiled.stdout[-3000:] + compiled.stderr[-2000:]
+    image = sorted(image_sets(assets)["shared"][0].glob("*.jpg"))[0]
+    ran = subprocess.run([str(build / "app"), str(model_path("nano.onnx", assets)), str(image)],
+                         capture_output=True, text=True)
+    assert ran.returncode == 0 and ran.stderr == "", ran.stderr
+    out = tmp_path / "d.json"
+    run_tool("--model", model_path("nano.onnx", assets), "--json", out, image)
+    detections = next(iter(json.loads(out.read_text()).values()))["detections"]
+    assert [line.split()[0] for line in ran.stdout.splitlines()] == [d["class_name"].split()[0] for d in detections]
