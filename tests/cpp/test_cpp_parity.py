@@ -48,6 +48,9 @@ CASES = {  # name -> (model file, backend)
     "openvino-fp32": ("nano_openvino.xml", "openvino"),
     "end-to-end": ("nano_e2e.onnx", "onnxruntime"),
 }
+# oneTBB, under OpenVINO, dlopens tbbbind with RTLD_DEEPBIND, which ASan's runtime refuses by killing
+# the process (google/sanitizers#611): OpenVINO cannot run in the sanitizer build at all.
+OPENVINO_UNDER_SANITIZER = "OpenVINO's TBB cannot load under ASan (dlopen RTLD_DEEPBIND, google/sanitizers#611)"
 REPORT = Path(os.environ.get("YOLOX_DEPLOY_CPP_REPORT", "/work/parity_report.json"))
 
 
@@ -113,6 +116,8 @@ def outputs(tmp_path_factory, assets) -> dict[tuple[str, str, str], dict[str, An
     found = {}
     for set_name, (images, _) in image_sets(assets).items():
         for case, (model, backend) in CASES.items():
+            if SANITIZED and backend == "openvino":
+                continue
             for settings_name, settings in SETTINGS.items():
                 if case == "end-to-end" and settings_name != "defaults":
                     continue  # its thresholds are baked into the graph
@@ -142,7 +147,7 @@ def core_sha_of_tree(core: Path) -> str:
 def test_both_builds_come_from_the_same_core_sources():
     from yolox_deploy.processing import _kernel
 
-    version = run_tool("--version").stdout
+    version = run_tool("--version").stdout  # the version line loads no runtime
     cpp_sha = version.split("core_sources_sha256=")[1].split()[0]
     tree_sha = core_sha_of_tree(REPO / "cpp" / "core")
     assert cpp_sha == tree_sha == _kernel.CORE_SOURCES_SHA256
@@ -187,6 +192,8 @@ def test_detections_equal_python(outputs, assets, case, settings_name):
     if case == "end-to-end" and settings_name != "defaults":
         pytest.skip("an end-to-end graph runs at its baked thresholds")
     model, backend = CASES[case]
+    if SANITIZED and backend == "openvino":
+        pytest.skip(OPENVINO_UNDER_SANITIZER)
     detector = python_detector(model_path(model, assets), backend, SETTINGS[settings_name])
     for set_name, (images, _) in image_sets(assets).items():
         cpp = outputs[(case, settings_name, set_name)]
@@ -224,6 +231,8 @@ def coco_map(records: dict[str, dict[str, Any]], ann: Path) -> float:
 def test_coco_map_equals_python(outputs, assets, case):
     settings_name = "defaults" if case == "end-to-end" else "evaluation"
     model, backend = CASES[case]
+    if SANITIZED and backend == "openvino":
+        pytest.skip(OPENVINO_UNDER_SANITIZER)
     detector = python_detector(model_path(model, assets), backend, SETTINGS[settings_name])
     for set_name, (images, ann) in image_sets(assets).items():
         if ann is None:
@@ -329,6 +338,20 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, assets):
             read_image(bad)
 
 
+@pytest.mark.skipif(not os.environ.get("YOLOX_DEPLOY_CPP_BUILD_WITHOUT_OPENVINO"),
+                    reason="needs the build without OpenVINO (.ci/cpp makes it)")
+def test_a_backend_not_compiled_in_is_one_line(tmp_path, assets):
+    tool_without = Path(os.environ["YOLOX_DEPLOY_CPP_BUILD_WITHOUT_OPENVINO"]) / "yolox-detect-cpp"
+    image = next(image_sets(assets)["shared"][0].glob("*.jpg"))
+    done = subprocess.run([str(tool_without), "--model", str(model_path("nano_openvino.xml", assets)), "--json",
+                           str(tmp_path / "d.json"), str(image)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "backend 'openvino' is not compiled into this build" in done.stderr
+    assert "-DYOLOX_DEPLOY_WITH_OPENVINO=ON" in done.stderr
+    version = subprocess.run([str(tool_without), "--version"], capture_output=True, text=True).stdout
+    assert "backends=onnxruntime " in version
+
+
 def test_one_bad_image_among_several_is_skipped_with_exit_code_1(tmp_path, assets):
     images = sorted(image_sets(assets)["shared"][0].glob("*.jpg"))[:2]
     garbage = tmp_path / "garbage.jpg"
@@ -342,6 +365,8 @@ def test_one_bad_image_among_several_is_skipped_with_exit_code_1(tmp_path, asset
 @pytest.mark.parametrize("model", ["nano.onnx", "nano_openvino.xml", "nano_dynamic.onnx"])
 def test_the_library_promises_hold(assets, model):
     """Threads on one Detector, the batch overload, gray/BGRA/ROI inputs, one-line errors (C++ side)."""
+    if SANITIZED and model.endswith(".xml"):
+        pytest.skip(OPENVINO_UNDER_SANITIZER)
     done = subprocess.run([str(tool("yolox_deploy_tests")), str(model_path(model, assets)),
                            str(image_sets(assets)["shared"][0])], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0 and "Sanitizer" not in done.stderr, done.stdout[-3000:] + done.stderr[-3000:]

@@ -1,0 +1,20 @@
+# The SHA-256 of the shared core (cpp/core): each file's name and SHA-256, in name order, hashed
+# again. setup.py computes the same digest (core_sources_sha256); both builds embed it.
+#   include(): yolox_deploy_core_sha256(<core dir> <output variable>)
+#   script:    cmake -DCORE_DIR=cpp/core -P cpp/cmake/core_sources_sha256.cmake  (prints it)
+function(yolox_deploy_core_sha256 core_dir output)
+  file(GLOB _files LIST_DIRECTORIES false RELATIVE "${core_dir}" "${core_dir}/*")
+  list(SORT _files)
+  set(_listing "")
+  foreach(_name IN LISTS _files)
+    file(SHA256 "${core_dir}/${_name}" _hash)
+    string(APPEND _listing "${_name}\n${_hash}\n")
+  endforeach()
+  string(SHA256 _digest "${_listing}")
+  set(${output} "${_digest}" PARENT_SCOPE)
+endfunction()
+
+if(CMAKE_SCRIPT_MODE_FILE AND CORE_DIR)
+  yolox_deploy_core_sha256("${CORE_DIR}" _digest)
+  message("${_digest}")
+endif()
