@@ -58,63 +58,74 @@ RowTable row_table(int source_width, int width) {
 }
 
 // Stored as OpenCV's SIMD vertical pass reads it: the int32 sum >> 4, which fits in int16
-// (255 * 2048 >> 4 = 32640).
+// (255 * 2048 >> 4 = 32640). Planar: channel c of pixel x at out[c * width + x] (so that the
+// vertical pass and the float conversion run on contiguous values); else interleaved.
+template <bool Planar>
 void resize_row(const std::uint8_t* row, const RowTable& t, std::int16_t* out) {
     const int* first = t.first.data();
     const std::int32_t* w0 = t.w0.data();
     const std::int32_t* w1 = t.w1.data();
+    const int width = static_cast<int>(t.first.size());
+    // planar: three output pointers advancing by 1; interleaved: one, advancing by 3
+    std::int16_t* o0 = out;
+    std::int16_t* o1 = Planar ? out + width : out + 1;
+    std::int16_t* o2 = Planar ? out + 2 * width : out + 2;
+    constexpr int step = Planar ? 1 : 3;
     int x = 0;
-    for (; x < t.interior; ++x, out += 3) {
+    for (; x < t.interior; ++x, o0 += step, o1 += step, o2 += step) {
         const std::uint8_t* p = row + first[x];
         const std::int32_t a = w0[x], b = w1[x];
-        out[0] = static_cast<std::int16_t>((p[0] * a + p[3] * b) >> 4);
-        out[1] = static_cast<std::int16_t>((p[1] * a + p[4] * b) >> 4);
-        out[2] = static_cast<std::int16_t>((p[2] * a + p[5] * b) >> 4);
+        *o0 = static_cast<std::int16_t>((p[0] * a + p[3] * b) >> 4);
+        *o1 = static_cast<std::int16_t>((p[1] * a + p[4] * b) >> 4);
+        *o2 = static_cast<std::int16_t>((p[2] * a + p[5] * b) >> 4);
     }
-    for (; x < static_cast<int>(t.first.size()); ++x, out += 3) {
+    for (; x < width; ++x, o0 += step, o1 += step, o2 += step) {
         const std::uint8_t* p = row + first[x];
-        for (int c = 0; c < 3; ++c) out[c] = static_cast<std::int16_t>((p[c] * kWeightOne) >> 4);
+        *o0 = static_cast<std::int16_t>((p[0] * kWeightOne) >> 4);
+        *o1 = static_cast<std::int16_t>((p[1] * kWeightOne) >> 4);
+        *o2 = static_cast<std::int16_t>((p[2] * kWeightOne) >> 4);
     }
 }
 
 // Vertical pass, as OpenCV's VResizeLinearVec_32s8u: 16-bit products keeping the high half,
-// summed, then (+ 2) >> 2 saturated to 0..255.
-void blend_rows(const std::int16_t* s0, const std::int16_t* s1, int w0, int w1, size_t count, std::uint8_t* out) {
+// summed, then (+ 2) >> 2 saturated to 0..255; stored as T (uint8, or float for the tensor).
+template <typename T>
+void blend_rows(const std::int16_t* __restrict s0, const std::int16_t* __restrict s1, int w0, int w1, size_t count,
+                T* __restrict out) {
     const std::int32_t b0 = w0, b1 = w1;
     for (size_t i = 0; i < count; ++i) {
         const std::int16_t a = static_cast<std::int16_t>((s0[i] * b0) >> 16);
         const std::int16_t b = static_cast<std::int16_t>((s1[i] * b1) >> 16);
         const int v = (static_cast<std::int16_t>(a + b) + 2) >> 2;
-        out[i] = static_cast<std::uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+        out[i] = static_cast<T>(v < 0 ? 0 : (v > 255 ? 255 : v));
     }
 }
 
-// Resamples `image` to height x width, handing each finished row (width * 3 bytes) to `emit`.
-template <typename Emit>
-void resize_bilinear(const ImageView& image, int height, int width, Emit&& emit) {
+// Resamples `image` to height x width. For each output row y, `blend(y, s0, s1, w0, w1)` gets the
+// two horizontally resized source rows (planar or interleaved, width * 3 values) and their weights.
+template <bool Planar, typename Blend>
+void resize_bilinear(const ImageView& image, int height, int width, int first_row, int last_row, Blend&& blend) {
     const RowTable table = row_table(image.width, width);
     const std::vector<Tap> y_taps = linear_taps(image.height, height);
     const size_t values = static_cast<size_t>(width) * 3;
     // The two horizontally resized source rows in use, kept while consecutive output rows share them.
     std::vector<std::int16_t> cached[2] = {std::vector<std::int16_t>(values), std::vector<std::int16_t>(values)};
     int cached_row[2] = {-1, -1};
-    std::vector<std::uint8_t> row(values);
     auto horizontal = [&](int source_row, int keep) -> const std::int16_t* {
         for (int k = 0; k < 2; ++k)
             if (cached_row[k] == source_row) return cached[k].data();
         const int slot = cached_row[0] == keep ? 1 : 0;  // never evict the other row of this output row
-        resize_row(image.data + static_cast<std::ptrdiff_t>(source_row) * image.row_stride, table,
-                   cached[slot].data());
+        resize_row<Planar>(image.data + static_cast<std::ptrdiff_t>(source_row) * image.row_stride, table,
+                           cached[slot].data());
         cached_row[slot] = source_row;
         return cached[slot].data();
     };
-    for (int y = 0; y < height; ++y) {
+    for (int y = first_row; y < last_row; ++y) {
         const Tap& t = y_taps[static_cast<size_t>(y)];
         const int next = std::min(t.source + 1, image.height - 1);
         const std::int16_t* s0 = horizontal(t.source, next);
         const std::int16_t* s1 = horizontal(next, t.source);
-        blend_rows(s0, s1, t.w0, t.w1, values, row.data());
-        emit(y, row.data());
+        blend(y, s0, s1, t.w0, t.w1);
     }
 }
 
@@ -144,24 +155,40 @@ LetterboxSize letterbox_size(int image_height, int image_width, int input_height
 }
 
 LetterboxSize letterbox_to_chw(const ImageView& image, int input_height, int input_width, float* out) {
+    return letterbox_rows_to_chw(image, input_height, input_width, out, 0, input_height);
+}
+
+LetterboxSize letterbox_rows_to_chw(const ImageView& image, int input_height, int input_width, float* out,
+                                    int first_row, int last_row) {
     check_image(image);
     const LetterboxSize size = letterbox_size(image.height, image.width, input_height, input_width);
+    if (first_row < 0 || last_row > input_height || first_row > last_row)
+        throw std::invalid_argument("letterbox rows [" + std::to_string(first_row) + ", " + std::to_string(last_row) +
+                                    ") are not within the input height " + std::to_string(input_height));
     const size_t plane = static_cast<size_t>(input_height) * input_width;
-    resize_bilinear(image, size.resized_height, size.resized_width, [&](int y, const std::uint8_t* row) {
-        float* b = out + static_cast<size_t>(y) * input_width;
-        float* g = b + plane;
-        float* r = g + plane;
-        for (int x = 0; x < size.resized_width; ++x) {
-            b[x] = row[3 * x];
-            g[x] = row[3 * x + 1];
-            r[x] = row[3 * x + 2];
+    const size_t w = static_cast<size_t>(size.resized_width);
+    auto row_of = [&](int c, int y) { return out + c * plane + static_cast<size_t>(y) * input_width; };
+    const int image_rows_end = std::min(last_row, size.resized_height);
+    if (size.resized_height == image.height && size.resized_width == image.width) {
+        // same size: the resize returns its input exactly (weights 2048 and 0 everywhere)
+        for (int y = first_row; y < image_rows_end; ++y) {
+            const std::uint8_t* src = image.data + static_cast<std::ptrdiff_t>(y) * image.row_stride;
+            float* b = row_of(0, y);
+            float* g = row_of(1, y);
+            float* r = row_of(2, y);
+            for (size_t x = 0; x < w; ++x) b[x] = src[3 * x], g[x] = src[3 * x + 1], r[x] = src[3 * x + 2];
         }
-        for (int c = 0; c < 3; ++c)
-            std::fill(b + c * plane + size.resized_width, b + c * plane + input_width, static_cast<float>(kPadValue));
-    });
+    } else if (first_row < image_rows_end) {
+        resize_bilinear<true>(image, size.resized_height, size.resized_width, first_row, image_rows_end,
+                              [&](int y, const std::int16_t* s0, const std::int16_t* s1, int w0, int w1) {
+                                  for (int c = 0; c < 3; ++c)
+                                      blend_rows(s0 + c * w, s1 + c * w, w0, w1, w, row_of(c, y));
+                              });
+    }
     for (int c = 0; c < 3; ++c)
-        std::fill(out + c * plane + static_cast<size_t>(size.resized_height) * input_width, out + (c + 1) * plane,
-                  static_cast<float>(kPadValue));
+        for (int y = first_row; y < last_row; ++y)
+            std::fill(row_of(c, y) + (y < size.resized_height ? w : 0), row_of(c, y) + input_width,
+                      static_cast<float>(kPadValue));
     return size;
 }
 
@@ -169,11 +196,20 @@ LetterboxSize letterbox_to_hwc(const ImageView& image, int input_height, int inp
     check_image(image);
     const LetterboxSize size = letterbox_size(image.height, image.width, input_height, input_width);
     const size_t row_bytes = static_cast<size_t>(input_width) * 3;
-    resize_bilinear(image, size.resized_height, size.resized_width, [&](int y, const std::uint8_t* row) {
-        std::uint8_t* dst = out + static_cast<size_t>(y) * row_bytes;
-        std::copy(row, row + static_cast<size_t>(size.resized_width) * 3, dst);
-        std::fill(dst + static_cast<size_t>(size.resized_width) * 3, dst + row_bytes, kPadValue);
-    });
+    const size_t resized_bytes = static_cast<size_t>(size.resized_width) * 3;
+    if (size.resized_height == image.height && size.resized_width == image.width) {
+        for (int y = 0; y < image.height; ++y)  // same size: the resize returns its input exactly
+            std::copy_n(image.data + static_cast<std::ptrdiff_t>(y) * image.row_stride, resized_bytes,
+                        out + static_cast<size_t>(y) * row_bytes);
+    } else {
+        resize_bilinear<false>(image, size.resized_height, size.resized_width, 0, size.resized_height,
+                               [&](int y, const std::int16_t* s0, const std::int16_t* s1, int w0, int w1) {
+                                   blend_rows(s0, s1, w0, w1, resized_bytes, out + static_cast<size_t>(y) * row_bytes);
+                               });
+    }
+    for (int y = 0; y < size.resized_height; ++y)
+        std::fill(out + static_cast<size_t>(y) * row_bytes + resized_bytes, out + (static_cast<size_t>(y) + 1) * row_bytes,
+                  kPadValue);
     std::fill(out + static_cast<size_t>(size.resized_height) * row_bytes,
               out + static_cast<size_t>(input_height) * row_bytes, kPadValue);
     return size;

@@ -37,6 +37,11 @@ LetterboxSize letterbox_size(int image_height, int image_width, int input_height
 // Letterbox into a float32 [3, input_height, input_width] tensor (BGR planes, values 0-255).
 LetterboxSize letterbox_to_chw(const ImageView& image, int input_height, int input_width, float* out);
 
+// The same, for output rows [first_row, last_row) only (the rest of `out` is not touched): parts
+// of one image can be letterboxed on several threads.
+LetterboxSize letterbox_rows_to_chw(const ImageView& image, int input_height, int input_width, float* out,
+                                    int first_row, int last_row);
+
 // Letterbox into a uint8 [input_height, input_width, 3] canvas (the same values, interleaved).
 LetterboxSize letterbox_to_hwc(const ImageView& image, int input_height, int input_width, std::uint8_t* out);
 

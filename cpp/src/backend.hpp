@@ -19,7 +19,10 @@ struct BackendOptions {
 
 // What one backend call returns: the raw head [B, N, 5 + C], or an end-to-end model's detections.
 struct BackendOutput {
-    std::vector<float> raw;
+    std::vector<float> raw;  // a copy, or empty when `borrowed` points into memory `owner` keeps alive
+    const float* borrowed = nullptr;
+    std::shared_ptr<void> owner;
+    const float* raw_data() const { return borrowed != nullptr ? borrowed : raw.data(); }
     std::int64_t batch = 0, anchors = 0, columns = 0;
     bool end_to_end = false;
     std::vector<std::int32_t> num_dets;  // [B]

@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <exception>
 #include <filesystem>
+#include <thread>
 
 #include "../core/letterbox.hpp"
 #include "../core/postprocess.hpp"
@@ -131,6 +133,39 @@ cv::Mat as_bgr(const cv::Mat& image) {
     }
 }
 
+// One image letterboxed on up to kLetterboxThreads threads, each taking a band of output rows
+// (rows are independent: the result is the single-threaded one, byte for byte). The runtime is
+// idle meanwhile, so its cores are free.
+constexpr int kLetterboxThreads = 2;
+constexpr int kRowsPerThread = 96;  // below this a thread costs more than it saves
+
+double letterbox_in_parallel(const core::ImageView& image, int height, int width, float* out) {
+    const int threads = std::min({kLetterboxThreads, std::max(1, static_cast<int>(std::thread::hardware_concurrency())),
+                                  std::max(1, height / kRowsPerThread)});
+    if (threads == 1) return core::letterbox_to_chw(image, height, width, out).ratio;
+    std::vector<std::thread> workers;
+    std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
+    const int band = (height + threads - 1) / threads;
+    for (int t = 1; t < threads; ++t)
+        workers.emplace_back([&, t] {
+            try {
+                core::letterbox_rows_to_chw(image, height, width, out, t * band, std::min(height, (t + 1) * band));
+            } catch (...) {
+                errors[static_cast<size_t>(t)] = std::current_exception();
+            }
+        });
+    double ratio = 0;
+    try {
+        ratio = core::letterbox_rows_to_chw(image, height, width, out, 0, std::min(height, band)).ratio;
+    } catch (...) {
+        errors[0] = std::current_exception();
+    }
+    for (auto& worker : workers) worker.join();
+    for (const auto& error : errors)
+        if (error) std::rethrow_exception(error);
+    return ratio;
+}
+
 double elapsed_ms(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
@@ -157,20 +192,22 @@ struct Detector::Impl {
         const auto [h, w] = info.input_size;
         const size_t plane = static_cast<size_t>(3) * h * w;
         const size_t n = std::max(images.size(), static_cast<size_t>(static_batch));
-        std::vector<float> batch(n * plane);
+        // not value-initialised: every value is written by the letterbox (zeroing would cost as much)
+        const std::unique_ptr<float[]> batch_memory(new float[n * plane]);
+        float* const batch = batch_memory.get();
         std::vector<double> ratios;
         std::vector<core::ImageHW> shapes;
         for (size_t i = 0; i < images.size(); ++i) {
             const cv::Mat bgr = as_bgr(images[i]);
             const core::ImageView view{bgr.ptr<std::uint8_t>(0), bgr.rows, bgr.cols,
                                        static_cast<std::ptrdiff_t>(bgr.step[0])};
-            ratios.push_back(core::letterbox_to_chw(view, h, w, batch.data() + i * plane).ratio);
+            ratios.push_back(letterbox_in_parallel(view, h, w, batch + i * plane));
             shapes.emplace_back(bgr.rows, bgr.cols);
         }
         for (size_t i = images.size(); i < n; ++i)
-            std::copy_n(batch.data() + (images.size() - 1) * plane, plane, batch.data() + i * plane);
+            std::copy_n(batch + (images.size() - 1) * plane, plane, batch + i * plane);
         if (times) times->preprocess_ms += elapsed_ms(start), start = std::chrono::steady_clock::now();
-        const detail::BackendOutput out = backend->infer(batch.data(), static_cast<std::int64_t>(n), h, w);
+        const detail::BackendOutput out = backend->infer(batch, static_cast<std::int64_t>(n), h, w);
         if (times) times->inference_ms += elapsed_ms(start), start = std::chrono::steady_clock::now();
         auto results = out.end_to_end ? map_end_to_end(out, ratios, shapes) : postprocess(out, ratios, shapes);
         if (times) times->postprocess_ms += elapsed_ms(start);
@@ -191,7 +228,7 @@ struct Detector::Impl {
         std::vector<std::vector<Detection>> results;
         const auto image_stride = static_cast<std::int64_t>(sizeof(float)) * out.anchors * out.columns;
         for (size_t b = 0; b < ratios.size(); ++b) {
-            const core::RawView view{reinterpret_cast<const char*>(out.raw.data()) + b * image_stride,
+            const core::RawView view{reinterpret_cast<const char*>(out.raw_data()) + b * image_stride,
                                      static_cast<std::int64_t>(sizeof(float)) * out.columns,
                                      static_cast<std::int64_t>(sizeof(float)), out.columns};
             std::vector<core::Detection> kept;
@@ -271,9 +308,8 @@ Detector::Detector(const std::string& model, const DetectorOptions& options) : i
     // thresholds: the caller's, else the deployment's, else the model's stored defaults, else 0.25 / 0.45 / 300
     const float default_conf = deployment && deployment->conf ? *deployment->conf : metadata.conf.value_or(0.25f);
     const int default_max_det = deployment && deployment->max_det ? *deployment->max_det : metadata.max_det.value_or(300);
-    const std::optional<bool> agnostic = options.class_agnostic ? options.class_agnostic
-                                         : deployment ? deployment->class_agnostic
-                                                      : std::nullopt;
+    std::optional<bool> agnostic = options.class_agnostic;
+    if (!agnostic && deployment) agnostic = deployment->class_agnostic;
     const std::string name = fs::path(path).filename().string();
     if (info.end_to_end)
         check_against_baked(impl_->baked, options.conf.value_or(default_conf), options.iou,
@@ -290,9 +326,8 @@ Detector::Detector(const std::string& model, const DetectorOptions& options) : i
     info.clip_boxes = options.clip_boxes;
 
     const auto shape = impl_->backend->input_shape();
-    const std::optional<std::pair<int, int>> requested = options.input_size ? options.input_size
-                                                         : deployment ? deployment->input_size
-                                                                      : std::nullopt;
+    std::optional<std::pair<int, int>> requested = options.input_size;
+    if (!requested && deployment) requested = deployment->input_size;
     std::pair<int, int> size;
     if (shape[2] > 0 && shape[3] > 0) {
         size = {static_cast<int>(shape[2]), static_cast<int>(shape[3])};
@@ -343,7 +378,7 @@ std::pair<std::vector<float>, double> Detector::letterbox(const cv::Mat& image) 
     const auto [h, w] = impl_->info.input_size;
     std::vector<float> tensor(static_cast<size_t>(3) * h * w);
     const core::ImageView view{bgr.ptr<std::uint8_t>(0), bgr.rows, bgr.cols, static_cast<std::ptrdiff_t>(bgr.step[0])};
-    const double ratio = core::letterbox_to_chw(view, h, w, tensor.data()).ratio;
+    const double ratio = letterbox_in_parallel(view, h, w, tensor.data());  // as detect() does
     return {std::move(tensor), ratio};
 }
 

@@ -136,3 +136,14 @@ def test_input_size_must_be_multiple_of_32():
         check_input_size((0, 32))
     with pytest.raises(InvalidInputError, match="height, width"):
         check_input_size((416,))
+
+
+@pytest.mark.parametrize("shape, size", [((300, 416, 3), (416, 416)), ((416, 200, 3), (416, 416)), ((64, 64, 3), (64, 64))])
+def test_an_image_of_the_resized_size_comes_through_unchanged(shape, size):
+    """The core's same-size shortcut gives what its resize gives: the input itself."""
+    img = np.random.default_rng(4).integers(0, 256, shape, dtype=np.uint8)
+    tensor, ratio = letterbox(img, size)
+    assert ratio == 1.0
+    np.testing.assert_array_equal(resize_reference(img, shape[:2]), img)
+    np.testing.assert_array_equal(tensor[:, :shape[0], :shape[1]], img.transpose(2, 0, 1))
+    np.testing.assert_array_equal(letterbox_pixels(img, size)[0][:shape[0], :shape[1]], img)

@@ -9,6 +9,7 @@
 // Thread safety: detect() is const and may be called from several threads at once on one
 // Detector (each call has its own buffers; ONNX Runtime sessions are re-entrant, OpenVINO
 // requests come from a pool). Construction, moves and destruction are not concurrent-safe.
+// Each call letterboxes its image on up to 2 threads (bands of rows; the same bytes as one thread).
 #pragma once
 
 #include <array>

@@ -68,7 +68,12 @@ class OnnxRuntimeBackend final : public Backend {
                                  std::to_string(height) + "x" + std::to_string(width) + " (" + first_line(e.what()) +
                                  ")");
         }
-        return end_to_end_ ? end_to_end_output(outputs, n) : raw_output(outputs[0], n);
+        if (end_to_end_) return end_to_end_output(outputs, n);
+        // the raw output is read where ONNX Runtime wrote it (no copy): the result keeps it alive
+        auto owned = std::make_shared<std::vector<Ort::Value>>(std::move(outputs));
+        BackendOutput out = raw_output((*owned)[0], n);
+        out.owner = owned;
+        return out;
     }
 
    private:
@@ -126,8 +131,7 @@ class OnnxRuntimeBackend final : public Backend {
                                  ", N, 5+C]");
         BackendOutput out;
         out.batch = shape[0], out.anchors = shape[1], out.columns = shape[2];
-        const float* data = value.GetTensorData<float>();
-        out.raw.assign(data, data + info.GetElementCount());
+        out.borrowed = value.GetTensorData<float>();
         return out;
     }
 
