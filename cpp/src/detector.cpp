@@ -192,9 +192,11 @@ struct Detector::Impl {
         const auto [h, w] = info.input_size;
         const size_t plane = static_cast<size_t>(3) * h * w;
         const size_t n = std::max(images.size(), static_cast<size_t>(static_batch));
-        // not value-initialised: every value is written by the letterbox (zeroing would cost as much)
-        const std::unique_ptr<float[]> batch_memory(new float[n * plane]);
-        float* const batch = batch_memory.get();
+        // one input buffer per calling thread, reused: a fresh multi-MB allocation would cost the
+        // kernel's page zeroing on every call (about as much as the letterbox itself)
+        thread_local std::vector<float> buffer;
+        if (buffer.size() < n * plane) buffer.resize(n * plane);
+        float* const batch = buffer.data();
         std::vector<double> ratios;
         std::vector<core::ImageHW> shapes;
         for (size_t i = 0; i < images.size(); ++i) {
