@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,14 @@ class Backend {
     virtual std::string precision() const = 0;
     virtual BackendOutput infer(const float* batch, std::int64_t n, std::int64_t height,
                                 std::int64_t width) const = 0;
+    // Whether the runtime takes uint8 [B, H, W, 3] letterboxed pixels and converts them itself (as
+    // the Python backends do: ONNX Runtime through a Cast + Transpose in the graph, OpenVINO
+    // through its PrePostProcessor; bit-identical outputs).
+    virtual bool takes_pixels() const { return false; }
+    virtual BackendOutput infer_pixels(const std::uint8_t* /*pixels*/, std::int64_t /*n*/, std::int64_t /*height*/,
+                                       std::int64_t /*width*/) const {
+        throw std::logic_error("this backend takes float batches");
+    }
 };
 
 using BackendFactory = std::unique_ptr<Backend> (*)(const std::string& path, const BackendOptions& options);

@@ -166,6 +166,10 @@ double letterbox_in_parallel(const core::ImageView& image, int height, int width
     return ratio;
 }
 
+core::ImageView view_of(const cv::Mat& bgr) {
+    return core::ImageView{bgr.ptr<std::uint8_t>(0), bgr.rows, bgr.cols, static_cast<std::ptrdiff_t>(bgr.step[0])};
+}
+
 double elapsed_ms(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
@@ -186,30 +190,46 @@ struct Detector::Impl {
         return info.class_names;
     }
 
-    // Images -> one backend batch (padded with the last image up to the model's fixed batch).
+    // Images -> one backend batch (padded with the last image up to the model's fixed batch): uint8
+    // pixels where the runtime converts them itself (as in Python), else a float32 tensor.
     std::vector<std::vector<Detection>> run_batch(const std::vector<cv::Mat>& images, StageTimes* times) const {
         auto start = std::chrono::steady_clock::now();
         const auto [h, w] = info.input_size;
-        const size_t plane = static_cast<size_t>(3) * h * w;
         const size_t n = std::max(images.size(), static_cast<size_t>(static_batch));
-        // one input buffer per calling thread, reused: a fresh multi-MB allocation would cost the
-        // kernel's page zeroing on every call (about as much as the letterbox itself)
-        thread_local std::vector<float> buffer;
-        if (buffer.size() < n * plane) buffer.resize(n * plane);
-        float* const batch = buffer.data();
         std::vector<double> ratios;
         std::vector<core::ImageHW> shapes;
-        for (size_t i = 0; i < images.size(); ++i) {
-            const cv::Mat bgr = as_bgr(images[i]);
-            const core::ImageView view{bgr.ptr<std::uint8_t>(0), bgr.rows, bgr.cols,
-                                       static_cast<std::ptrdiff_t>(bgr.step[0])};
-            ratios.push_back(letterbox_in_parallel(view, h, w, batch + i * plane));
-            shapes.emplace_back(bgr.rows, bgr.cols);
+        detail::BackendOutput out;
+        if (backend->takes_pixels()) {
+            const size_t canvas = static_cast<size_t>(h) * w * 3;
+            // one buffer per calling thread, reused: a fresh allocation would cost the kernel's page
+            // zeroing on every call (about as much as the letterbox itself)
+            thread_local std::vector<std::uint8_t> buffer;
+            if (buffer.size() < n * canvas) buffer.resize(n * canvas);
+            std::uint8_t* const pixels = buffer.data();
+            for (size_t i = 0; i < images.size(); ++i) {
+                const cv::Mat bgr = as_bgr(images[i]);
+                ratios.push_back(core::letterbox_to_hwc(view_of(bgr), h, w, pixels + i * canvas).ratio);
+                shapes.emplace_back(bgr.rows, bgr.cols);
+            }
+            for (size_t i = images.size(); i < n; ++i)
+                std::copy_n(pixels + (images.size() - 1) * canvas, canvas, pixels + i * canvas);
+            if (times) times->preprocess_ms += elapsed_ms(start), start = std::chrono::steady_clock::now();
+            out = backend->infer_pixels(pixels, static_cast<std::int64_t>(n), h, w);
+        } else {
+            const size_t plane = static_cast<size_t>(3) * h * w;
+            thread_local std::vector<float> buffer;
+            if (buffer.size() < n * plane) buffer.resize(n * plane);
+            float* const batch = buffer.data();
+            for (size_t i = 0; i < images.size(); ++i) {
+                const cv::Mat bgr = as_bgr(images[i]);
+                ratios.push_back(letterbox_in_parallel(view_of(bgr), h, w, batch + i * plane));
+                shapes.emplace_back(bgr.rows, bgr.cols);
+            }
+            for (size_t i = images.size(); i < n; ++i)
+                std::copy_n(batch + (images.size() - 1) * plane, plane, batch + i * plane);
+            if (times) times->preprocess_ms += elapsed_ms(start), start = std::chrono::steady_clock::now();
+            out = backend->infer(batch, static_cast<std::int64_t>(n), h, w);
         }
-        for (size_t i = images.size(); i < n; ++i)
-            std::copy_n(batch + (images.size() - 1) * plane, plane, batch + i * plane);
-        if (times) times->preprocess_ms += elapsed_ms(start), start = std::chrono::steady_clock::now();
-        const detail::BackendOutput out = backend->infer(batch, static_cast<std::int64_t>(n), h, w);
         if (times) times->inference_ms += elapsed_ms(start), start = std::chrono::steady_clock::now();
         auto results = out.end_to_end ? map_end_to_end(out, ratios, shapes) : postprocess(out, ratios, shapes);
         if (times) times->postprocess_ms += elapsed_ms(start);
@@ -302,6 +322,7 @@ Detector::Detector(const std::string& model, const DetectorOptions& options) : i
     info.precision = impl_->backend->precision();
     info.threads = backend_options.threads;
     info.end_to_end = impl_->backend->end_to_end();
+    info.pixel_input = impl_->backend->takes_pixels();
     const detail::ModelMetadata metadata = detail::parse_metadata(impl_->backend->metadata());
     info.strides = metadata.strides;
     info.class_names = metadata.class_names;

@@ -209,6 +209,7 @@ int run(const Arguments& args) {
     if (!args.timings_out.empty()) {
         const auto& info = detector.info();
         ordered_json timings = {{"backend", info.backend}, {"precision", info.precision}, {"threads", info.threads},
+                                {"pixel_input", info.pixel_input},
                                 {"input_size", {info.input_size.first, info.input_size.second}},
                                 {"runs", total.size()}, {"median_ms", {{"preprocess", median(pre)}, {"inference", median(infer)},
                                 {"postprocess", median(post)}, {"total", median(total)}}},

@@ -256,6 +256,17 @@ def write_deployment(folder: Path, model: Path, **fields: Any) -> Path:
     return folder
 
 
+@pytest.mark.parametrize("model", ["nano.onnx", "nano_openvino.xml"])
+def test_the_runtime_converts_the_pixels_as_in_python(tmp_path, assets, model):
+    """Both runtimes take uint8 pixels and cast them in the graph, as the Python backends do."""
+    if SANITIZED and model.endswith(".xml"):
+        pytest.skip(OPENVINO_UNDER_SANITIZER)
+    image = sorted(image_sets(assets)["shared"][0].glob("*.jpg"))[0]
+    run_tool("--model", model_path(model, assets), "--json", tmp_path / "d.json", "--timings", tmp_path / "t.json",
+             image)
+    assert json.loads((tmp_path / "t.json").read_text())["pixel_input"] is True
+
+
 def test_a_deployment_folder_runs_with_its_settings(tmp_path, assets):
     from yolox_deploy import Detector
 

@@ -9,7 +9,8 @@
 // Thread safety: detect() is const and may be called from several threads at once on one
 // Detector (each call has its own buffers; ONNX Runtime sessions are re-entrant, OpenVINO
 // requests come from a pool). Construction, moves and destruction are not concurrent-safe.
-// Each call letterboxes its image on up to 2 threads (bands of rows; the same bytes as one thread).
+// Where the runtime takes float tensors, each call letterboxes on up to 2 threads (bands of rows;
+// the same bytes as one thread).
 #pragma once
 
 #include <array>
@@ -72,6 +73,7 @@ struct ModelInfo {
     std::vector<int> strides;
     std::vector<std::string> class_names;  // empty until known (no metadata and no detect() yet)
     bool end_to_end = false;  // NMS inside the graph (yolox-export --nms)
+    bool pixel_input = false;  // the runtime takes uint8 pixels and converts them itself
     int batch_size = 1;
     int threads = 0;
     float conf = 0.25f, iou = 0.45f;

@@ -2,10 +2,12 @@
 #include <onnxruntime_cxx_api.h>
 
 #include <algorithm>
-#include <mutex>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include "../backend.hpp"
+#include "../onnx_pixels.hpp"
 #include "yolox_deploy/detector.hpp"
 
 namespace yolox_deploy::detail {
@@ -43,6 +45,19 @@ class OnnxRuntimeBackend final : public Backend {
         }
         read_signature();
         read_metadata();
+        open_pixel_session(path, session_options);
+    }
+
+    bool takes_pixels() const override { return pixel_session_ != nullptr; }
+
+    BackendOutput infer_pixels(const std::uint8_t* pixels, std::int64_t n, std::int64_t height,
+                               std::int64_t width) const override {
+        const std::array<std::int64_t, 4> shape = {n, height, width, 3};
+        const Ort::MemoryInfo memory = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+        Ort::Value input = Ort::Value::CreateTensor<std::uint8_t>(memory, const_cast<std::uint8_t*>(pixels),
+                                                                  static_cast<size_t>(n * height * width * 3),
+                                                                  shape.data(), shape.size());
+        return run(*pixel_session_, kPixelInput, input, n, height, width);
     }
 
     std::array<std::int64_t, 4> input_shape() const override { return input_shape_; }
@@ -56,13 +71,18 @@ class OnnxRuntimeBackend final : public Backend {
         Ort::Value input = Ort::Value::CreateTensor<float>(memory, const_cast<float*>(batch),
                                                            static_cast<size_t>(n * 3 * height * width),
                                                            shape.data(), shape.size());
-        const char* input_name = input_name_.c_str();
+        return run(*session_, input_name_.c_str(), input, n, height, width);
+    }
+
+   private:
+    BackendOutput run(Ort::Session& session, const char* input_name, const Ort::Value& input, std::int64_t n,
+                      std::int64_t height, std::int64_t width) const {
         std::vector<const char*> output_names;
         for (const std::string& name : output_names_) output_names.push_back(name.c_str());
         std::vector<Ort::Value> outputs;
         try {
-            outputs = session_->Run(Ort::RunOptions{nullptr}, &input_name, &input, 1, output_names.data(),
-                                    output_names.size());
+            outputs = session.Run(Ort::RunOptions{nullptr}, &input_name, &input, 1, output_names.data(),
+                                  output_names.size());
         } catch (const Ort::Exception& e) {
             throw ModelFileError("onnxruntime could not run " + name_ + " on a batch of " + std::to_string(n) + " " +
                                  std::to_string(height) + "x" + std::to_string(width) + " (" + first_line(e.what()) +
@@ -76,7 +96,25 @@ class OnnxRuntimeBackend final : public Backend {
         return out;
     }
 
-   private:
+    // A second session on the graph with a uint8 pixel input; where the edit does not apply (e.g.
+    // weights in external files) the float session is used, as in Python.
+    void open_pixel_session(const std::string& path, const Ort::SessionOptions& options) {
+        try {
+            std::ifstream in(path, std::ios::binary);
+            std::stringstream bytes;
+            bytes << in.rdbuf();
+            const std::vector<std::int64_t> dims(input_shape_.begin(), input_shape_.end());
+            const std::string model = with_pixel_input(bytes.str(), input_name_, dims);
+            auto session = std::make_unique<Ort::Session>(environment(), model.data(), model.size(), options);
+            Ort::AllocatorWithDefaultOptions allocator;
+            if (session->GetInputCount() == 1 &&
+                std::string(session->GetInputNameAllocated(0, allocator).get()) == kPixelInput)
+                pixel_session_ = std::move(session);
+        } catch (const std::exception&) {  // anything: the float session is there and correct
+            pixel_session_.reset();
+        }
+    }
+
     void read_signature() {
         Ort::AllocatorWithDefaultOptions allocator;
         if (session_->GetInputCount() != 1) throw not_a_detector(std::to_string(session_->GetInputCount()) + " inputs");
@@ -173,6 +211,7 @@ class OnnxRuntimeBackend final : public Backend {
 
     std::string name_;
     std::unique_ptr<Ort::Session> session_;
+    std::unique_ptr<Ort::Session> pixel_session_;  // null: float batches only
     std::string input_name_;
     std::vector<std::string> output_names_;
     std::array<std::int64_t, 4> input_shape_{};

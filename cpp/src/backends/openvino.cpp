@@ -58,11 +58,21 @@ class OpenVinoBackend final : public Backend {
         ov::AnyMap config = {ov::hint::inference_precision(precision),
                              ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY)};
         if (options.threads > 0) config.emplace(ov::inference_num_threads(options.threads));
+        // uint8 NHWC pixels in, converted by OpenVINO's PrePostProcessor (as the Python backend does;
+        // bit-identical outputs); where that compile fails, the float model
         try {
-            compiled_ = core_.compile_model(model, "CPU", config);
-        } catch (const std::exception& e) {
-            throw BackendUnavailableError("OpenVINO could not compile " + name_ + " for the CPU (" +
-                                          first_line(e.what()) + ")");
+            compiled_ = core_.compile_model(with_pixel_input(model), "CPU", config);
+            pixels_ = true;
+        } catch (const std::exception&) {
+            pixels_ = false;
+        }
+        if (!pixels_) {
+            try {
+                compiled_ = core_.compile_model(model, "CPU", config);
+            } catch (const std::exception& e) {
+                throw BackendUnavailableError("OpenVINO could not compile " + name_ + " for the CPU (" +
+                                              first_line(e.what()) + ")");
+            }
         }
         const ov::element::Type got = compiled_.get_property(ov::hint::inference_precision);
         if (got != precision)
@@ -77,11 +87,32 @@ class OpenVinoBackend final : public Backend {
     std::map<std::string, std::string> metadata() const override { return metadata_; }
     std::string precision() const override { return precision_; }
 
+    bool takes_pixels() const override { return pixels_; }
+
     BackendOutput infer(const float* batch, std::int64_t n, std::int64_t height, std::int64_t width) const override {
-        Lease lease(*this);
+        if (pixels_) throw std::logic_error("this OpenVINO model was compiled for uint8 pixels");
         const ov::Shape shape = {static_cast<size_t>(n), 3, static_cast<size_t>(height), static_cast<size_t>(width)};
+        return run(ov::Tensor(ov::element::f32, shape, const_cast<float*>(batch)), n, height, width);
+    }
+
+    BackendOutput infer_pixels(const std::uint8_t* pixels, std::int64_t n, std::int64_t height,
+                               std::int64_t width) const override {
+        const ov::Shape shape = {static_cast<size_t>(n), static_cast<size_t>(height), static_cast<size_t>(width), 3};
+        return run(ov::Tensor(ov::element::u8, shape, const_cast<std::uint8_t*>(pixels)), n, height, width);
+    }
+
+   private:
+    static std::shared_ptr<ov::Model> with_pixel_input(const std::shared_ptr<ov::Model>& model) {
+        ov::preprocess::PrePostProcessor ppp(model->clone());
+        ppp.input().tensor().set_element_type(ov::element::u8).set_layout(ov::Layout("NHWC"));
+        ppp.input().model().set_layout(ov::Layout("NCHW"));
+        return ppp.build();
+    }
+
+    BackendOutput run(const ov::Tensor& input, std::int64_t n, std::int64_t height, std::int64_t width) const {
+        Lease lease(*this);
         try {
-            lease.request.set_input_tensor(ov::Tensor(ov::element::f32, shape, const_cast<float*>(batch)));
+            lease.request.set_input_tensor(input);
             lease.request.infer();
             return end_to_end_ ? end_to_end_output(lease.request, n) : raw_output(lease.request.get_output_tensor(0), n);
         } catch (const Error&) {
@@ -93,7 +124,6 @@ class OpenVinoBackend final : public Backend {
         }
     }
 
-   private:
     // An idle InferRequest for one call (created on demand, returned to the pool afterwards): one
     // request is not re-entrant, the compiled model is.
     struct Lease {
@@ -199,6 +229,7 @@ class OpenVinoBackend final : public Backend {
     bool end_to_end_ = false;
     std::map<std::string, std::string> metadata_;
     std::string precision_;
+    bool pixels_ = false;  // compiled for uint8 NHWC pixels
     mutable std::mutex pool_mutex_;
     mutable std::vector<ov::InferRequest> idle_;
 };
