@@ -34,7 +34,8 @@ kernel = Pybind11Extension(
     define_macros=[("YOLOX_DEPLOY_CORE_SHA256", f'"{core_sources_sha256()}"')],
     # -O3 but no -march=native (wheels must run on any x86-64/aarch64); no FMA contraction so
     # the kernel rounds exactly like the NumPy reference.
-    extra_compile_args=["-O3", "-ffp-contract=off"],
+    extra_compile_args=["-O3", "-ffp-contract=off", "-pthread"],
+    extra_link_args=["-pthread"],  # the letterbox runs bands of rows on std::threads
 )
 
 

@@ -3,7 +3,8 @@ the C++ library) against the cv2.resize path it replaced, on the same images in 
 
 ``python benchmarks/letterbox_bench.py [--assets DIR] [--rounds 5]``: per image and input size,
 both paths alternate ``--rounds`` times (5 calls each); medians and p90 over all calls, and the
-ratio core / cv2. OpenCV runs with its default threads (it parallelises resize), the core on one.
+ratio core / cv2. OpenCV runs with its default threads (it parallelises resize), the core on
+``LETTERBOX_THREADS`` (bands of rows).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import cv2
 import numpy as np
 
 from yolox_deploy.processing.images import read_image
-from yolox_deploy.processing.preprocess import PAD_VALUE, _resized_size, letterbox_into
+from yolox_deploy.processing.preprocess import PAD_VALUE, _resized_size, letterbox_into, letterbox_pixels_into
 
 
 def cv2_letterbox_into(image: np.ndarray, input_hw: tuple[int, int], out: np.ndarray) -> float:
@@ -28,6 +29,15 @@ def cv2_letterbox_into(image: np.ndarray, input_hw: tuple[int, int], out: np.nda
         out[channel, :new_h, :new_w] = plane
     out[:, new_h:, :] = PAD_VALUE
     out[:, :new_h, new_w:] = PAD_VALUE
+    return r
+
+
+def cv2_letterbox_pixels_into(image: np.ndarray, input_hw: tuple[int, int], out: np.ndarray) -> float:
+    """The previous uint8 letterbox (the pixel input of ONNX Runtime and OpenVINO): cv2.resize into the canvas."""
+    r, new_w, new_h = _resized_size(image.shape[:2], input_hw)
+    out[:new_h, :new_w] = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    out[new_h:, :] = PAD_VALUE
+    out[:new_h, new_w:] = PAD_VALUE
     return r
 
 
@@ -47,18 +57,21 @@ def main() -> None:
     args = parser.parse_args()
     images = [read_image(p) for p in sorted((args.assets / "data" / "coco-val-mini" / "images").glob("*.jpg"))]
     print(f"{len(images)} images, cv2 {cv2.__version__} with {cv2.getNumThreads()} threads")
-    print("| input | core median ms | core p90 | cv2.resize path median ms | cv2 p90 | core / cv2 |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| input | output | core median ms | core p90 | cv2.resize path median ms | cv2 p90 | core / cv2 |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for size in ((416, 416), (640, 640)):
-        out = np.empty((3, *size), np.float32)
-        core, old = [], []
-        for _ in range(args.rounds):
-            for image in images:
-                core += timed_ms(letterbox_into, image, size, out)
-                old += timed_ms(cv2_letterbox_into, image, size, out)
-        c, o = statistics.median(core), statistics.median(old)
-        print(f"| {size[0]}x{size[1]} | {c:.3f} | {np.percentile(core, 90):.3f} | {o:.3f} | "
-              f"{np.percentile(old, 90):.3f} | {c / o:.2f} |")
+        for kind, core_fn, cv2_fn, out in (
+                ("float32 CHW", letterbox_into, cv2_letterbox_into, np.empty((3, *size), np.float32)),
+                ("uint8 HWC (ONNX Runtime, OpenVINO)", letterbox_pixels_into, cv2_letterbox_pixels_into,
+                 np.empty((*size, 3), np.uint8))):
+            core, old = [], []
+            for _ in range(args.rounds):
+                for image in images:
+                    core += timed_ms(core_fn, image, size, out)
+                    old += timed_ms(cv2_fn, image, size, out)
+            c, o = statistics.median(core), statistics.median(old)
+            print(f"| {size[0]}x{size[1]} | {kind} | {c:.3f} | {np.percentile(core, 90):.3f} | {o:.3f} | "
+                  f"{np.percentile(old, 90):.3f} | {c / o:.2f} |")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace yolox_deploy::core {
@@ -154,17 +156,70 @@ LetterboxSize letterbox_size(int image_height, int image_width, int input_height
     return LetterboxSize{r, std::min(h, input_height), std::min(w, input_width)};
 }
 
-LetterboxSize letterbox_to_chw(const ImageView& image, int input_height, int input_width, float* out) {
-    return letterbox_rows_to_chw(image, input_height, input_width, out, 0, input_height);
+namespace {
+
+constexpr int kRowsPerThread = 96;  // a band smaller than this costs more to hand to a thread than it saves
+
+// Runs rows(first, last) over [0, height) in up to `threads` bands, one per thread (the calling
+// thread takes the first); rows are independent, so the bytes are those of one thread.
+template <typename Rows>
+void in_bands(int height, int threads, Rows&& rows) {
+    threads = std::max(1, std::min(threads, height / kRowsPerThread));
+    if (threads == 1) {
+        rows(0, height);
+        return;
+    }
+    const int band = (height + threads - 1) / threads;
+    std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
+    std::vector<std::thread> workers;
+    for (int t = 1; t < threads; ++t)
+        workers.emplace_back([&, t] {
+            try {
+                rows(t * band, std::min(height, (t + 1) * band));
+            } catch (...) {
+                errors[static_cast<size_t>(t)] = std::current_exception();
+            }
+        });
+    try {
+        rows(0, std::min(height, band));
+    } catch (...) {
+        errors[0] = std::current_exception();
+    }
+    for (auto& worker : workers) worker.join();
+    for (const auto& error : errors)
+        if (error) std::rethrow_exception(error);
+}
+
+void check_rows(int first_row, int last_row, int input_height) {
+    if (first_row < 0 || last_row > input_height || first_row > last_row)
+        throw std::invalid_argument("letterbox rows [" + std::to_string(first_row) + ", " + std::to_string(last_row) +
+                                    ") are not within the input height " + std::to_string(input_height));
+}
+
+}  // namespace
+
+LetterboxSize letterbox_to_chw(const ImageView& image, int input_height, int input_width, float* out, int threads) {
+    check_image(image);
+    in_bands(input_height, threads, [&](int first, int last) {
+        letterbox_rows_to_chw(image, input_height, input_width, out, first, last);
+    });
+    return letterbox_size(image.height, image.width, input_height, input_width);
+}
+
+LetterboxSize letterbox_to_hwc(const ImageView& image, int input_height, int input_width, std::uint8_t* out,
+                               int threads) {
+    check_image(image);
+    in_bands(input_height, threads, [&](int first, int last) {
+        letterbox_rows_to_hwc(image, input_height, input_width, out, first, last);
+    });
+    return letterbox_size(image.height, image.width, input_height, input_width);
 }
 
 LetterboxSize letterbox_rows_to_chw(const ImageView& image, int input_height, int input_width, float* out,
                                     int first_row, int last_row) {
     check_image(image);
     const LetterboxSize size = letterbox_size(image.height, image.width, input_height, input_width);
-    if (first_row < 0 || last_row > input_height || first_row > last_row)
-        throw std::invalid_argument("letterbox rows [" + std::to_string(first_row) + ", " + std::to_string(last_row) +
-                                    ") are not within the input height " + std::to_string(input_height));
+    check_rows(first_row, last_row, input_height);
     const size_t plane = static_cast<size_t>(input_height) * input_width;
     const size_t w = static_cast<size_t>(size.resized_width);
     auto row_of = [&](int c, int y) { return out + c * plane + static_cast<size_t>(y) * input_width; };
@@ -192,26 +247,27 @@ LetterboxSize letterbox_rows_to_chw(const ImageView& image, int input_height, in
     return size;
 }
 
-LetterboxSize letterbox_to_hwc(const ImageView& image, int input_height, int input_width, std::uint8_t* out) {
+LetterboxSize letterbox_rows_to_hwc(const ImageView& image, int input_height, int input_width, std::uint8_t* out,
+                                    int first_row, int last_row) {
     check_image(image);
     const LetterboxSize size = letterbox_size(image.height, image.width, input_height, input_width);
+    check_rows(first_row, last_row, input_height);
     const size_t row_bytes = static_cast<size_t>(input_width) * 3;
     const size_t resized_bytes = static_cast<size_t>(size.resized_width) * 3;
+    const int image_rows_end = std::min(last_row, size.resized_height);
     if (size.resized_height == image.height && size.resized_width == image.width) {
-        for (int y = 0; y < image.height; ++y)  // same size: the resize returns its input exactly
+        for (int y = first_row; y < image_rows_end; ++y)  // same size: the resize returns its input exactly
             std::copy_n(image.data + static_cast<std::ptrdiff_t>(y) * image.row_stride, resized_bytes,
                         out + static_cast<size_t>(y) * row_bytes);
-    } else {
-        resize_bilinear<false>(image, size.resized_height, size.resized_width, 0, size.resized_height,
+    } else if (first_row < image_rows_end) {
+        resize_bilinear<false>(image, size.resized_height, size.resized_width, first_row, image_rows_end,
                                [&](int y, const std::int16_t* s0, const std::int16_t* s1, int w0, int w1) {
                                    blend_rows(s0, s1, w0, w1, resized_bytes, out + static_cast<size_t>(y) * row_bytes);
                                });
     }
-    for (int y = 0; y < size.resized_height; ++y)
-        std::fill(out + static_cast<size_t>(y) * row_bytes + resized_bytes, out + (static_cast<size_t>(y) + 1) * row_bytes,
-                  kPadValue);
-    std::fill(out + static_cast<size_t>(size.resized_height) * row_bytes,
-              out + static_cast<size_t>(input_height) * row_bytes, kPadValue);
+    for (int y = first_row; y < last_row; ++y)
+        std::fill(out + static_cast<size_t>(y) * row_bytes + (y < size.resized_height ? resized_bytes : 0),
+                  out + (static_cast<size_t>(y) + 1) * row_bytes, kPadValue);
     return size;
 }
 

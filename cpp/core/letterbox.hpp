@@ -34,8 +34,10 @@ struct LetterboxSize {
 // Throws std::invalid_argument for empty images or non-positive input sizes.
 LetterboxSize letterbox_size(int image_height, int image_width, int input_height, int input_width);
 
-// Letterbox into a float32 [3, input_height, input_width] tensor (BGR planes, values 0-255).
-LetterboxSize letterbox_to_chw(const ImageView& image, int input_height, int input_width, float* out);
+// Letterbox into a float32 [3, input_height, input_width] tensor (BGR planes, values 0-255), on up
+// to `threads` threads (bands of rows; the same bytes as one thread).
+LetterboxSize letterbox_to_chw(const ImageView& image, int input_height, int input_width, float* out,
+                               int threads = 1);
 
 // The same, for output rows [first_row, last_row) only (the rest of `out` is not touched): parts
 // of one image can be letterboxed on several threads.
@@ -43,6 +45,11 @@ LetterboxSize letterbox_rows_to_chw(const ImageView& image, int input_height, in
                                     int first_row, int last_row);
 
 // Letterbox into a uint8 [input_height, input_width, 3] canvas (the same values, interleaved).
-LetterboxSize letterbox_to_hwc(const ImageView& image, int input_height, int input_width, std::uint8_t* out);
+LetterboxSize letterbox_to_hwc(const ImageView& image, int input_height, int input_width, std::uint8_t* out,
+                               int threads = 1);
+
+// The same, for output rows [first_row, last_row) only (the rest of `out` is not touched).
+LetterboxSize letterbox_rows_to_hwc(const ImageView& image, int input_height, int input_width, std::uint8_t* out,
+                                    int first_row, int last_row);
 
 }  // namespace yolox_deploy::core

@@ -130,24 +130,24 @@ core::ImageView image_view(const Pixels& image) {
                            static_cast<std::ptrdiff_t>(image.strides(0))};
 }
 
-double letterbox_chw(const py::array& image, py::array out) {
+double letterbox_chw(const py::array& image, py::array out, int threads) {
     float* dst = writable<float>(out, "float32 [3, H, W]");
     if (out.ndim() != 3 || out.shape(0) != 3) fail("letterbox output must be a float32 [3, H, W] array");
     const Pixels pixels = as_pixels(image);
     const core::ImageView view = image_view(pixels);
     const int h = static_cast<int>(out.shape(1)), w = static_cast<int>(out.shape(2));
     py::gil_scoped_release release;
-    return core::letterbox_to_chw(view, h, w, dst).ratio;
+    return core::letterbox_to_chw(view, h, w, dst, threads).ratio;
 }
 
-double letterbox_hwc(const py::array& image, py::array out) {
+double letterbox_hwc(const py::array& image, py::array out, int threads) {
     std::uint8_t* dst = writable<std::uint8_t>(out, "uint8 [H, W, 3]");
     if (out.ndim() != 3 || out.shape(2) != 3) fail("letterbox output must be a uint8 [H, W, 3] array");
     const Pixels pixels = as_pixels(image);
     const core::ImageView view = image_view(pixels);
     const int h = static_cast<int>(out.shape(0)), w = static_cast<int>(out.shape(1));
     py::gil_scoped_release release;
-    return core::letterbox_to_hwc(view, h, w, dst).ratio;
+    return core::letterbox_to_hwc(view, h, w, dst, threads).ratio;
 }
 
 }  // namespace
@@ -163,9 +163,11 @@ PYBIND11_MODULE(_kernel, m) {
           py::arg("max_det"), py::arg("ratio"), py::arg("clip_hw"),
           "one image's end-to-end detections (letterboxed-input xyxy) -> (xyxy float32 [K, 4] in original-image "
           "pixels, scores, class ids int64) with score >= conf, at most max_det (< 0: all); empty clip_hw: no clipping");
-    m.def("letterbox_chw", &letterbox_chw, py::arg("image"), py::arg("out"),
-          "BGR uint8 HxWx3 (C-contiguous) -> letterboxed into float32 [3, H, W] `out`; returns the ratio");
-    m.def("letterbox_hwc", &letterbox_hwc, py::arg("image"), py::arg("out"),
-          "BGR uint8 HxWx3 (C-contiguous) -> letterboxed into uint8 [H, W, 3] `out`; returns the ratio");
+    m.def("letterbox_chw", &letterbox_chw, py::arg("image"), py::arg("out"), py::arg("threads") = 1,
+          "BGR uint8 HxWx3 (C-contiguous) -> letterboxed into float32 [3, H, W] `out` on up to `threads` threads; "
+          "returns the ratio");
+    m.def("letterbox_hwc", &letterbox_hwc, py::arg("image"), py::arg("out"), py::arg("threads") = 1,
+          "BGR uint8 HxWx3 (C-contiguous) -> letterboxed into uint8 [H, W, 3] `out` on up to `threads` threads; "
+          "returns the ratio");
     m.attr("CORE_SOURCES_SHA256") = yolox_deploy::core::sources_sha256();
 }

@@ -133,37 +133,12 @@ cv::Mat as_bgr(const cv::Mat& image) {
     }
 }
 
-// One image letterboxed on up to kLetterboxThreads threads, each taking a band of output rows
-// (rows are independent: the result is the single-threaded one, byte for byte). The runtime is
-// idle meanwhile, so its cores are free.
+// Each image is letterboxed on up to 2 threads (bands of rows, the bytes of one thread): the
+// runtime is idle meanwhile, so its cores are free.
 constexpr int kLetterboxThreads = 2;
-constexpr int kRowsPerThread = 96;  // below this a thread costs more than it saves
 
-double letterbox_in_parallel(const core::ImageView& image, int height, int width, float* out) {
-    const int threads = std::min({kLetterboxThreads, std::max(1, static_cast<int>(std::thread::hardware_concurrency())),
-                                  std::max(1, height / kRowsPerThread)});
-    if (threads == 1) return core::letterbox_to_chw(image, height, width, out).ratio;
-    std::vector<std::thread> workers;
-    std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
-    const int band = (height + threads - 1) / threads;
-    for (int t = 1; t < threads; ++t)
-        workers.emplace_back([&, t] {
-            try {
-                core::letterbox_rows_to_chw(image, height, width, out, t * band, std::min(height, (t + 1) * band));
-            } catch (...) {
-                errors[static_cast<size_t>(t)] = std::current_exception();
-            }
-        });
-    double ratio = 0;
-    try {
-        ratio = core::letterbox_rows_to_chw(image, height, width, out, 0, std::min(height, band)).ratio;
-    } catch (...) {
-        errors[0] = std::current_exception();
-    }
-    for (auto& worker : workers) worker.join();
-    for (const auto& error : errors)
-        if (error) std::rethrow_exception(error);
-    return ratio;
+int letterbox_threads() {
+    return std::max(1, std::min(kLetterboxThreads, static_cast<int>(std::thread::hardware_concurrency())));
 }
 
 core::ImageView view_of(const cv::Mat& bgr) {
@@ -208,7 +183,7 @@ struct Detector::Impl {
             std::uint8_t* const pixels = buffer.data();
             for (size_t i = 0; i < images.size(); ++i) {
                 const cv::Mat bgr = as_bgr(images[i]);
-                ratios.push_back(core::letterbox_to_hwc(view_of(bgr), h, w, pixels + i * canvas).ratio);
+                ratios.push_back(core::letterbox_to_hwc(view_of(bgr), h, w, pixels + i * canvas, letterbox_threads()).ratio);
                 shapes.emplace_back(bgr.rows, bgr.cols);
             }
             for (size_t i = images.size(); i < n; ++i)
@@ -222,7 +197,7 @@ struct Detector::Impl {
             float* const batch = buffer.data();
             for (size_t i = 0; i < images.size(); ++i) {
                 const cv::Mat bgr = as_bgr(images[i]);
-                ratios.push_back(letterbox_in_parallel(view_of(bgr), h, w, batch + i * plane));
+                ratios.push_back(core::letterbox_to_chw(view_of(bgr), h, w, batch + i * plane, letterbox_threads()).ratio);
                 shapes.emplace_back(bgr.rows, bgr.cols);
             }
             for (size_t i = images.size(); i < n; ++i)
@@ -401,7 +376,7 @@ std::pair<std::vector<float>, double> Detector::letterbox(const cv::Mat& image) 
     const auto [h, w] = impl_->info.input_size;
     std::vector<float> tensor(static_cast<size_t>(3) * h * w);
     const core::ImageView view{bgr.ptr<std::uint8_t>(0), bgr.rows, bgr.cols, static_cast<std::ptrdiff_t>(bgr.step[0])};
-    const double ratio = letterbox_in_parallel(view, h, w, tensor.data());  // as detect() does
+    const double ratio = core::letterbox_to_chw(view, h, w, tensor.data(), letterbox_threads()).ratio;
     return {std::move(tensor), ratio};
 }
 

@@ -57,7 +57,7 @@ def test_letterbox_matches_official_preprocessing(shape, size):
 
 @needs_kernel
 @settings(max_examples=150, deadline=None)
-@given(h=st.integers(1, 300), w=st.integers(1, 300), input_h=st.sampled_from([32, 64, 96, 160, 416]),
+@given(h=st.integers(1, 300), w=st.integers(1, 300), input_h=st.sampled_from([32, 64, 96, 160, 320, 416]),
        input_w=st.sampled_from([32, 64, 128, 416]), seed=st.integers(0, 2**32 - 1))
 def test_the_kernel_letterbox_equals_its_numpy_reference(h, w, input_h, input_w, seed):
     img = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
@@ -70,6 +70,11 @@ def test_the_kernel_letterbox_equals_its_numpy_reference(h, w, input_h, input_w,
     pixels = np.empty((input_h, input_w, 3), np.uint8)
     assert preprocess._kernel.letterbox_hwc(img, pixels) == ratio
     np.testing.assert_array_equal(pixels_to_tensor(pixels[None])[0], out)
+    # bands of rows on several threads: the bytes of one thread
+    banded, banded_pixels = np.full_like(out, -1), np.zeros_like(pixels)
+    assert preprocess._kernel.letterbox_chw(img, banded, threads=3) == ratio
+    assert preprocess._kernel.letterbox_hwc(img, banded_pixels, threads=3) == ratio
+    assert banded.tobytes() == out.tobytes() and banded_pixels.tobytes() == pixels.tobytes()
 
 
 def test_the_numpy_path_gives_the_kernel_letterbox(monkeypatch):

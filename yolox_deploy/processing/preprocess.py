@@ -13,6 +13,7 @@ scalar tail rounds differently; its NEON code on aarch64 more often): docs/cpp.m
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,6 +26,8 @@ except ImportError:  # built by setup.py; missing only where no C++ compiler was
     _kernel = None
 
 PAD_VALUE = 114
+# The kernel letterboxes one image on up to this many threads (bands of rows; the same bytes as one)
+LETTERBOX_THREADS = min(2, os.cpu_count() or 1)
 _WEIGHT_ONE = 2048  # 11-bit fixed-point weights, OpenCV's INTER_RESIZE_COEF_SCALE
 
 
@@ -92,7 +95,7 @@ def letterbox_into(image: np.ndarray, input_hw: tuple[int, int], out: np.ndarray
     """Letterbox one BGR uint8 HxWx3 image into ``out`` (float32 3xHxW); returns the ratio."""
     image = _contiguous_bgr(image)
     if _kernel is not None and out.flags.c_contiguous:
-        return _kernel.letterbox_chw(image, out)
+        return _kernel.letterbox_chw(image, out, LETTERBOX_THREADS)
     r, new_w, new_h = _resized_size(image.shape[:2], input_hw)
     resized = resize_reference(image, (new_h, new_w))
     out[:, :new_h, :new_w] = resized.transpose(2, 0, 1)
@@ -105,7 +108,7 @@ def letterbox_pixels_into(image: np.ndarray, input_hw: tuple[int, int], out: np.
     """Letterbox one BGR uint8 HxWx3 image into ``out`` (uint8 HxWx3 canvas); returns the ratio."""
     image = _contiguous_bgr(image)
     if _kernel is not None and out.flags.c_contiguous:
-        return _kernel.letterbox_hwc(image, out)
+        return _kernel.letterbox_hwc(image, out, LETTERBOX_THREADS)
     r, new_w, new_h = _resized_size(image.shape[:2], input_hw)
     out[:new_h, :new_w] = resize_reference(image, (new_h, new_w))
     out[new_h:, :] = PAD_VALUE
