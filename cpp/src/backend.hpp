@@ -67,6 +67,11 @@ struct BackendEntry {
 // Every backend this library knows, compiled in or not.
 const std::vector<BackendEntry>& backend_entries();
 
+// Sets out.max_dets from the boxes' shape [B, M, 4] and checks every end-to-end output's shape and
+// num_dets (in 0..M); a one-line ModelFileError naming `model` otherwise.
+void check_end_to_end(BackendOutput& out, const std::vector<std::int64_t>& box_shape, std::int64_t batch,
+                      const std::string& model);
+
 // The first line of a runtime's (often multi-line) error message.
 std::string first_line(const std::string& text);
 

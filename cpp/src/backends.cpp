@@ -2,6 +2,8 @@
 // factory, one line here and one option in CMakeLists.txt.
 #include "backend.hpp"
 
+#include "yolox_deploy/detector.hpp"
+
 namespace yolox_deploy::detail {
 
 #ifdef YOLOX_DEPLOY_WITH_ONNXRUNTIME
@@ -28,6 +30,21 @@ const std::vector<BackendEntry>& backend_entries() {
         {"tensorrt", {".engine", ".plan"}, "", nullptr},
     };
     return entries;
+}
+
+void check_end_to_end(BackendOutput& out, const std::vector<std::int64_t>& box_shape, std::int64_t batch,
+                      const std::string& model) {
+    out.max_dets = box_shape.size() == 3 ? box_shape[1] : -1;
+    const bool ok = box_shape.size() == 3 && box_shape[0] == batch && box_shape[2] == 4 &&
+                    static_cast<std::int64_t>(out.num_dets.size()) == batch &&
+                    static_cast<std::int64_t>(out.scores.size()) == batch * out.max_dets &&
+                    static_cast<std::int64_t>(out.class_ids.size()) == batch * out.max_dets &&
+                    static_cast<std::int64_t>(out.boxes.size()) == batch * out.max_dets * 4;
+    if (!ok) throw ModelFileError(model + " returned end-to-end outputs of unexpected shapes");
+    for (const std::int32_t k : out.num_dets)
+        if (k < 0 || k > out.max_dets)
+            throw ModelFileError(model + " reported num_dets " + std::to_string(k) + " outside 0.." +
+                                 std::to_string(out.max_dets));
 }
 
 std::string first_line(const std::string& text) {

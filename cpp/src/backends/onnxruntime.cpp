@@ -196,16 +196,7 @@ class OnnxRuntimeBackend final : public Backend {
         out.scores = as_vector<float>(values[2]);
         out.class_ids = as_vector<std::int32_t>(values[3]);
         const auto box_shape = values[1].GetTensorTypeAndShapeInfo().GetShape();
-        out.max_dets = box_shape.size() == 3 ? box_shape[1] : -1;
-        const bool ok = box_shape.size() == 3 && box_shape[0] == n && box_shape[2] == 4 &&
-                        static_cast<std::int64_t>(out.num_dets.size()) == n &&
-                        static_cast<std::int64_t>(out.scores.size()) == n * out.max_dets &&
-                        static_cast<std::int64_t>(out.class_ids.size()) == n * out.max_dets;
-        if (!ok) throw ModelFileError(name_ + " returned end-to-end outputs of unexpected shapes");
-        for (const std::int32_t k : out.num_dets)
-            if (k < 0 || k > out.max_dets)
-                throw ModelFileError(name_ + " reported num_dets " + std::to_string(k) + " outside 0.." +
-                                     std::to_string(out.max_dets));
+        check_end_to_end(out, box_shape, n, name_);
         return out;
     }
 
