@@ -3,7 +3,7 @@
 
 namespace yolox_deploy::detail {
 
-std::vector<std::string> default_class_names(std::int64_t num_classes) {
+const std::vector<std::string>& default_class_names(std::int64_t num_classes) {
     static const std::vector<std::string> coco = {
         "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
         "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
@@ -16,8 +16,11 @@ std::vector<std::string> default_class_names(std::int64_t num_classes) {
         "scissors", "teddy bear", "hair drier", "toothbrush"
     };
     if (num_classes == static_cast<std::int64_t>(coco.size())) return coco;
-    std::vector<std::string> names;
-    for (std::int64_t i = 0; i < num_classes; ++i) names.push_back("class" + std::to_string(i));
+    thread_local std::vector<std::string> names;
+    if (static_cast<std::int64_t>(names.size()) != num_classes) {
+        names.clear();
+        for (std::int64_t i = 0; i < num_classes; ++i) names.push_back("class" + std::to_string(i));
+    }
     return names;
 }
 

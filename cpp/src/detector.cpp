@@ -157,7 +157,7 @@ struct Detector::Impl {
     detail::EndToEndSettings baked;
     int static_batch = 0;  // > 0: the model's fixed batch
 
-    std::vector<std::string> names_for(std::int64_t num_classes) const {
+    const std::vector<std::string>& names_for(std::int64_t num_classes) const {
         if (info.class_names.empty()) return detail::default_class_names(num_classes);
         if (static_cast<std::int64_t>(info.class_names.size()) != num_classes)
             throw InvalidInputError(std::to_string(info.class_names.size()) + " class names are known but the model "
@@ -165,49 +165,60 @@ struct Detector::Impl {
         return info.class_names;
     }
 
-    // Images -> one backend batch (padded with the last image up to the model's fixed batch): uint8
-    // pixels where the runtime converts them itself (as in Python), else a float32 tensor.
+    // Letterboxes `images` into a batch of n (padded with copies of the last image) of `per_image`
+    // values of T each, in one buffer per calling thread, reused: a fresh allocation would cost the
+    // kernel's page zeroing on every call (about as much as the letterbox itself).
+    template <typename T, typename Letterbox>
+    static T* letterboxed_batch(const std::vector<cv::Mat>& images, size_t n, size_t per_image, Letterbox&& letterbox,
+                                std::vector<double>& ratios, std::vector<core::ImageHW>& shapes) {
+        thread_local std::vector<T> buffer;
+        if (buffer.size() < n * per_image) buffer.resize(n * per_image);
+        T* const batch = buffer.data();
+        for (size_t i = 0; i < images.size(); ++i) {
+            const cv::Mat bgr = as_bgr(images[i]);
+            ratios.push_back(letterbox(view_of(bgr), batch + i * per_image).ratio);
+            shapes.emplace_back(bgr.rows, bgr.cols);
+        }
+        for (size_t i = images.size(); i < n; ++i)
+            std::copy_n(batch + (images.size() - 1) * per_image, per_image, batch + i * per_image);
+        return batch;
+    }
+
+    // Images -> one backend batch: uint8 pixels where the runtime converts them itself (as in
+    // Python), else a float32 tensor.
     std::vector<std::vector<Detection>> run_batch(const std::vector<cv::Mat>& images, StageTimes* times) const {
         auto start = std::chrono::steady_clock::now();
         const auto [h, w] = info.input_size;
         const size_t n = std::max(images.size(), static_cast<size_t>(static_batch));
+        const size_t per_image = static_cast<size_t>(3) * h * w;
         std::vector<double> ratios;
         std::vector<core::ImageHW> shapes;
+        auto stage_done = [&](double StageTimes::*stage) {
+            if (times) times->*stage += elapsed_ms(start), start = std::chrono::steady_clock::now();
+        };
         detail::BackendOutput out;
         if (backend->takes_pixels()) {
-            const size_t canvas = static_cast<size_t>(h) * w * 3;
-            // one buffer per calling thread, reused: a fresh allocation would cost the kernel's page
-            // zeroing on every call (about as much as the letterbox itself)
-            thread_local std::vector<std::uint8_t> buffer;
-            if (buffer.size() < n * canvas) buffer.resize(n * canvas);
-            std::uint8_t* const pixels = buffer.data();
-            for (size_t i = 0; i < images.size(); ++i) {
-                const cv::Mat bgr = as_bgr(images[i]);
-                ratios.push_back(core::letterbox_to_hwc(view_of(bgr), h, w, pixels + i * canvas, letterbox_threads()).ratio);
-                shapes.emplace_back(bgr.rows, bgr.cols);
-            }
-            for (size_t i = images.size(); i < n; ++i)
-                std::copy_n(pixels + (images.size() - 1) * canvas, canvas, pixels + i * canvas);
-            if (times) times->preprocess_ms += elapsed_ms(start), start = std::chrono::steady_clock::now();
+            const std::uint8_t* pixels = letterboxed_batch<std::uint8_t>(
+                images, n, per_image,
+                [&](const core::ImageView& view, std::uint8_t* dst) {
+                    return core::letterbox_to_hwc(view, h, w, dst, letterbox_threads());
+                },
+                ratios, shapes);
+            stage_done(&StageTimes::preprocess_ms);
             out = backend->infer_pixels(pixels, static_cast<std::int64_t>(n), h, w);
         } else {
-            const size_t plane = static_cast<size_t>(3) * h * w;
-            thread_local std::vector<float> buffer;
-            if (buffer.size() < n * plane) buffer.resize(n * plane);
-            float* const batch = buffer.data();
-            for (size_t i = 0; i < images.size(); ++i) {
-                const cv::Mat bgr = as_bgr(images[i]);
-                ratios.push_back(core::letterbox_to_chw(view_of(bgr), h, w, batch + i * plane, letterbox_threads()).ratio);
-                shapes.emplace_back(bgr.rows, bgr.cols);
-            }
-            for (size_t i = images.size(); i < n; ++i)
-                std::copy_n(batch + (images.size() - 1) * plane, plane, batch + i * plane);
-            if (times) times->preprocess_ms += elapsed_ms(start), start = std::chrono::steady_clock::now();
-            out = backend->infer(batch, static_cast<std::int64_t>(n), h, w);
+            const float* tensor = letterboxed_batch<float>(
+                images, n, per_image,
+                [&](const core::ImageView& view, float* dst) {
+                    return core::letterbox_to_chw(view, h, w, dst, letterbox_threads());
+                },
+                ratios, shapes);
+            stage_done(&StageTimes::preprocess_ms);
+            out = backend->infer(tensor, static_cast<std::int64_t>(n), h, w);
         }
-        if (times) times->inference_ms += elapsed_ms(start), start = std::chrono::steady_clock::now();
+        stage_done(&StageTimes::inference_ms);
         auto results = out.end_to_end ? map_end_to_end(out, ratios, shapes) : postprocess(out, ratios, shapes);
-        if (times) times->postprocess_ms += elapsed_ms(start);
+        stage_done(&StageTimes::postprocess_ms);
         return results;
     }
 
@@ -221,7 +232,7 @@ struct Detector::Impl {
         } catch (const std::invalid_argument& e) {
             throw ModelFileError(fs::path(info.path).filename().string() + ": " + e.what());
         }
-        const std::vector<std::string> names = names_for(out.columns - 5);
+        const std::vector<std::string>& names = names_for(out.columns - 5);
         std::vector<std::vector<Detection>> results;
         const auto image_stride = static_cast<std::int64_t>(sizeof(float)) * out.anchors * out.columns;
         for (size_t b = 0; b < ratios.size(); ++b) {
@@ -243,7 +254,8 @@ struct Detector::Impl {
     std::vector<std::vector<Detection>> map_end_to_end(const detail::BackendOutput& out, const std::vector<double>& ratios,
                                                        const std::vector<core::ImageHW>& shapes) const {
         std::vector<std::vector<Detection>> results;
-        const std::vector<std::string> names = info.class_names.empty() ? detail::default_class_names(80) : info.class_names;
+        const std::vector<std::string>& names =
+            info.class_names.empty() ? detail::default_class_names(80) : info.class_names;
         for (size_t b = 0; b < ratios.size(); ++b) {
             const std::int64_t offset = static_cast<std::int64_t>(b) * out.max_dets;
             const auto kept = core::end_to_end_image(out.boxes.data() + 4 * offset, out.scores.data() + offset,

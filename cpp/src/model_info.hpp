@@ -29,7 +29,8 @@ struct ModelMetadata {
 
 ModelMetadata parse_metadata(const std::map<std::string, std::string>& props);
 
-// COCO names for an 80-class head, otherwise class0, class1, ...
-std::vector<std::string> default_class_names(std::int64_t num_classes);
+// COCO names for an 80-class head, otherwise class0, class1, ... (those are the calling thread's own
+// vector: valid until its next call with another count)
+const std::vector<std::string>& default_class_names(std::int64_t num_classes);
 
 }  // namespace yolox_deploy::detail

@@ -152,3 +152,11 @@ def test_an_image_of_the_resized_size_comes_through_unchanged(shape, size):
     np.testing.assert_array_equal(resize_reference(img, shape[:2]), img)
     np.testing.assert_array_equal(tensor[:, :shape[0], :shape[1]], img.transpose(2, 0, 1))
     np.testing.assert_array_equal(letterbox_pixels(img, size)[0][:shape[0], :shape[1]], img)
+
+
+def test_an_output_of_another_size_than_the_input_size_is_refused():
+    img = np.zeros((20, 30, 3), np.uint8)
+    with pytest.raises(InvalidInputError, match=r"output is \(64, 64\) for an input size of \(32, 64\)"):
+        preprocess.letterbox_into(img, (32, 64), np.empty((3, 64, 64), np.float32))
+    with pytest.raises(InvalidInputError, match="output is"):
+        preprocess.letterbox_pixels_into(img, (32, 64), np.empty((64, 64, 3), np.uint8))

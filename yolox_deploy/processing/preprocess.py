@@ -85,15 +85,17 @@ def resize_reference(image: np.ndarray, new_hw: tuple[int, int]) -> np.ndarray:
     return np.clip(blended, 0, 255).astype(np.uint8)
 
 
-def _contiguous_bgr(image: np.ndarray) -> np.ndarray:
+def _contiguous_bgr(image: np.ndarray, out_hw: tuple[int, ...], input_hw: tuple[int, int]) -> np.ndarray:
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise InvalidInputError(f"letterbox needs a BGR uint8 HxWx3 image, got {image.dtype} {image.shape}")
+    if tuple(out_hw) != tuple(input_hw):  # the kernel takes the input size from the output array
+        raise InvalidInputError(f"letterbox output is {tuple(out_hw)} for an input size of {tuple(input_hw)}")
     return np.ascontiguousarray(image)
 
 
 def letterbox_into(image: np.ndarray, input_hw: tuple[int, int], out: np.ndarray) -> float:
     """Letterbox one BGR uint8 HxWx3 image into ``out`` (float32 3xHxW); returns the ratio."""
-    image = _contiguous_bgr(image)
+    image = _contiguous_bgr(image, out.shape[1:], input_hw)
     if _kernel is not None and out.flags.c_contiguous:
         return _kernel.letterbox_chw(image, out, LETTERBOX_THREADS)
     r, new_w, new_h = _resized_size(image.shape[:2], input_hw)
@@ -106,7 +108,7 @@ def letterbox_into(image: np.ndarray, input_hw: tuple[int, int], out: np.ndarray
 
 def letterbox_pixels_into(image: np.ndarray, input_hw: tuple[int, int], out: np.ndarray) -> float:
     """Letterbox one BGR uint8 HxWx3 image into ``out`` (uint8 HxWx3 canvas); returns the ratio."""
-    image = _contiguous_bgr(image)
+    image = _contiguous_bgr(image, out.shape[:2], input_hw)
     if _kernel is not None and out.flags.c_contiguous:
         return _kernel.letterbox_hwc(image, out, LETTERBOX_THREADS)
     r, new_w, new_h = _resized_size(image.shape[:2], input_hw)
