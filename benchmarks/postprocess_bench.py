@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from yolox_deploy.benchmarks.official_demo import demo_postprocess
+from yolox_deploy.measure.official_demo import demo_postprocess
 from yolox_deploy.processing import _kernel
 from yolox_deploy.processing.images import read_image
 from yolox_deploy.processing.postprocess import postprocess

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..detector import Detector
 from ..video.streaming import iter_source
-from .bench_report import machine_info
+from ..measure.report import machine_info
 from .synthetic_videos import pan_video
 
 VIDEO_IMAGES = ("000000491008.jpg", "000000547336.jpg", "000000261888.jpg", "000000329219.jpg",

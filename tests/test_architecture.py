@@ -233,3 +233,14 @@ def test_an_import_of_an_old_path_is_reported_not_dropped():
                      "yolox_deploy.processing.nms: import yolox_deploy.images"]
     with pytest.raises(ImportError):
         importlib.import_module("yolox_deploy.streaming")
+
+
+def test_nothing_in_the_product_imports_the_benchmark_scripts(graph):
+    """``benchmarks/`` holds scripts and tables; ``yolox-bench`` and ``yolox-tune`` measure
+    with ``yolox_deploy.measure``, so a product command never depends on the scripts folder."""
+    bad = [f"{module} -> {target}" for module, targets in sorted(graph.items())
+           if not module.startswith("yolox_deploy.benchmarks")
+           for target in sorted(targets) if target.startswith("yolox_deploy.benchmarks")]
+    assert not bad, "product modules importing benchmarks/:\n" + "\n".join(bad)
+    assert "yolox_deploy.measure.timing" in graph["yolox_deploy.tune.measure"]
+    assert "yolox_deploy.measure.bench" in graph["yolox_deploy.cli.bench"]

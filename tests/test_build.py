@@ -30,7 +30,7 @@ import yolox_deploy
 from yolox_deploy import Detector
 from yolox_deploy.processing.images import read_image
 from yolox_deploy.processing.postprocess import kernel_available, postprocess
-from yolox_deploy.benchmarks.bench_report import machine_info
+from yolox_deploy.measure.report import machine_info
 model, image = sys.argv[1], np.load(sys.argv[2])
 det = Detector(model, conf=0.01)
 found = [det(image), det(image)]  # two calls: the fallback is announced once

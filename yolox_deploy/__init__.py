@@ -7,7 +7,7 @@
 import os as _os
 
 # setup.py installs the top-level exporters/, runtimes/ and benchmarks/ folders as
-# yolox_deploy.exporters, yolox_deploy.runtimes and yolox_deploy.benchmarks. When this package is imported straight from a source checkout
+# yolox_deploy.exporters, yolox_deploy.runtimes and yolox_deploy.benchmarks (scripts only). When this package is imported straight from a source checkout
 # (the repository root on sys.path), resolve them the same way.
 _root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
 if not _os.path.isdir(_os.path.join(__path__[0], "runtimes")) and _os.path.isfile(

@@ -173,7 +173,7 @@ def test_the_guard_records_a_compile_that_states_no_precision(tiny_onnx, openvin
 def test_every_compile_of_ours_states_fp32(tmp_path, tiny_checkpoint, tiny_onnx, coco_dir, openvino_compiles):
     """Exporter check, backend (pixel and float compiles), NNCF calibration and a bench row all
     compile with INFERENCE_PRECISION_HINT f32 unless bf16 is asked for."""
-    from yolox_deploy.benchmarks.bench import BenchConfig, run_bench
+    from yolox_deploy.measure.bench import BenchConfig, run_bench
 
     start = len(openvino_compiles)
     fp32 = export_openvino(tmp_path / "t.xml", weights=tiny_onnx)
@@ -220,7 +220,7 @@ def test_bf16_is_refused_in_one_line_where_the_cpu_has_no_bf16(nano_fp32, monkey
 
 
 def test_bf16_bench_row_says_why_it_cannot_run(tmp_path, tiny_checkpoint, monkeypatch):
-    from yolox_deploy.benchmarks.bench import BenchConfig, markdown_table, run_bench
+    from yolox_deploy.measure.bench import BenchConfig, markdown_table, run_bench
 
     _without_bf16_units(monkeypatch)
     cfg = BenchConfig(backends=["openvino", "onnxruntime"], weights=tiny_checkpoint, precisions=["bf16"],

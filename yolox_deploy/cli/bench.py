@@ -6,8 +6,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..benchmarks.bench import PRECISIONS, BenchConfig, run_bench
-from ..benchmarks.bench_report import markdown_table, write_csv, write_json, write_plot
+from ..measure.bench import PRECISIONS, BenchConfig, run_bench
+from ..measure.report import markdown_table, write_csv, write_json, write_plot
 from ..errors import YoloxDeployError
 from ..runtimes import backend_names, get_backend_class
 from .common import run

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..benchmarks.bench_config import PRECISIONS
+from ..measure.config import PRECISIONS
 from ..tune import NothingWithinBound, TuneConfig, tune
 from ..tune.config import DEFAULT_CACHE
 from .common import run

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..benchmarks.bench_models import ModelCache
+from ..measure.models import ModelCache
 from ..runtimes import backend_names, get_backend_class
 from .config import TuneConfig
 

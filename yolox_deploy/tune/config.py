@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..benchmarks.bench_config import PRECISIONS
+from ..measure.config import PRECISIONS
 from ..errors import InvalidInputError
 
 DEFAULT_CACHE = Path.home() / ".cache" / "yolox_deploy" / "bench"  # shared with yolox-bench

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..benchmarks.bench_config import BenchConfig, Call, Row
-from ..benchmarks.bench_timing import fill_timings, time_interleaved
+from ..measure.config import BenchConfig, Call, Row
+from ..measure.timing import fill_timings, time_interleaved
 from ..detector import Detector
 
 WARMUP_CALLS = 3

@@ -23,8 +23,8 @@ from .._optional import require
 from .._version import __version__
 from ..artifacts.deploy import file_sha256
 from ..artifacts.machine import machine_fingerprint
-from ..benchmarks.bench_config import ARTIFACT_AND_ARITHMETIC, BenchConfig
-from ..benchmarks.bench_models import ModelCache
+from ..measure.config import ARTIFACT_AND_ARITHMETIC, BenchConfig
+from ..measure.models import ModelCache
 from ..detector import Detector
 from ..errors import InvalidInputError, YoloxDeployError, first_line
 from ..runtimes import load_backend, runtime_error_types

@@ -9,15 +9,15 @@ import pytest
 
 pytest.importorskip("torch")
 
-from yolox_deploy.benchmarks.bench import BASELINE, BenchConfig, Row, overhead_summary, run_bench  # noqa: E402
-from yolox_deploy.benchmarks.bench_report import (  # noqa: E402
+from yolox_deploy.measure.bench import BASELINE, BenchConfig, Row, overhead_summary, run_bench  # noqa: E402
+from yolox_deploy.measure.report import (  # noqa: E402
     _label_offsets,
     markdown_table,
     write_csv,
     write_json,
     write_plot,
 )
-from yolox_deploy.benchmarks.bench_timing import summarize, time_interleaved  # noqa: E402
+from yolox_deploy.measure.timing import summarize, time_interleaved  # noqa: E402
 from yolox_deploy.cli import bench as bench_cli  # noqa: E402
 
 
@@ -46,7 +46,7 @@ def test_interleaving_times_blocks_after_a_settling_call():
 
 
 def test_settling_lasts_settle_ms_so_the_previous_rows_threads_go_quiet(monkeypatch):
-    import yolox_deploy.benchmarks.bench_timing as bench_module
+    import yolox_deploy.measure.timing as bench_module
 
     now = [0.0]
     monkeypatch.setattr(bench_module.time, "perf_counter", lambda: now[0])

@@ -17,7 +17,7 @@ from ..errors import YoloxDeployError, first_line
 from ..exporters import exporter_source
 from ..processing.images import IMAGE_SUFFIXES, read_image
 from ..runtimes import backends_offering, get_backend_class, load_backend
-from .bench_config import ARTIFACT_AND_ARITHMETIC, BASELINE, BenchConfig, Call, Row, Skip
+from .config import ARTIFACT_AND_ARITHMETIC, BASELINE, BenchConfig, Call, Row, Skip
 from .official_demo import demo_postprocess, demo_preproc
 
 

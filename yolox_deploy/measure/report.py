@@ -14,7 +14,7 @@ import numpy as np
 
 from ..artifacts.machine import machine_fingerprint
 from ..processing.postprocess import kernel_available
-from .bench_config import STAGES, Row
+from .config import STAGES, Row
 
 
 def machine_info() -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from .bench_config import STAGES, BenchConfig, Call, Row
+from .config import STAGES, BenchConfig, Call, Row
 
 
 def summarize(values_ms: Sequence[float]) -> dict[str, float]:

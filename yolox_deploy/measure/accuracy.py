@@ -7,8 +7,8 @@ from ..detector import Detector
 from ..errors import YoloxDeployError, first_line
 from ..evaluation import evaluate_coco
 from ..runtimes import load_backend
-from .bench_config import BASELINE, BenchConfig, Row
-from .bench_models import ModelCache
+from .config import BASELINE, BenchConfig, Row
+from .models import ModelCache
 
 
 def add_map(cfg: BenchConfig, row: Row) -> None:

@@ -6,9 +6,9 @@ same :class:`~yolox_deploy.Detector` users call, and a baseline row times the of
 ONNX Runtime demo pipeline on the same FP32 ONNX in the same run. Rows that cannot run
 (backend not installed, precision not offered, export failing) are kept, with the reason.
 
-This module runs the whole measurement; its parts: ``bench_config`` (what is measured, one
-row), ``bench_models`` (exporting, caching and opening the rows' models), ``bench_timing``
-(interleaved timing), ``bench_accuracy`` (mAP) and ``bench_report`` (table, JSON, CSV, plot).
+This module runs the whole measurement; its parts: ``config`` (what is measured, one
+row), ``models`` (exporting, caching and opening the rows' models), ``timing``
+(interleaved timing), ``accuracy`` (mAP) and ``report`` (table, JSON, CSV, plot).
 """
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .bench_accuracy import add_map, reference_map
-from .bench_config import BASELINE, PRECISIONS, BenchConfig, Row
-from .bench_models import ModelCache, open_baseline, open_file_row, open_row
-from .bench_report import machine_info, markdown_table, write_csv, write_json, write_plot
-from .bench_timing import fill_timings, time_interleaved
+from .accuracy import add_map, reference_map
+from .config import BASELINE, PRECISIONS, BenchConfig, Row
+from .models import ModelCache, open_baseline, open_file_row, open_row
+from .report import machine_info, markdown_table, write_csv, write_json, write_plot
+from .timing import fill_timings, time_interleaved
 
 __all__ = ["BASELINE", "PRECISIONS", "BenchConfig", "Row", "markdown_table", "overhead_summary", "run_bench",
            "write_csv", "write_json", "write_plot"]
