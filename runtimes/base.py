@@ -39,6 +39,7 @@ class Backend(abc.ABC):
     runtime_module: ClassVar[str | None] = None  # the package its runtime imports (onnxruntime, openvino ...)
     export_target: ClassVar[str | None]  # the `yolox-export --to` that makes its files; None: loads .pth
     loads_files: ClassVar[bool] = True  # False: ``path`` names a model on a server (e.g. Triton)
+    spin_option: ClassVar[bool] = False  # takes ``stop_spinning`` (intra-op threads spin-wait between runs or not)
     # True when the runtime itself casts and transposes uint8 pixels (inside the model), so
     # infer() is fastest fed uint8 [B, H, W, 3]; False: pixels are converted here first.
     native_pixels: bool = False

@@ -45,6 +45,7 @@ class OnnxRuntimeBackend(Backend):
     suffixes = (".onnx",)
     extra = "onnxruntime"
     runtime_module = "onnxruntime"
+    spin_option = True
     export_target = "onnx"
 
     @classmethod

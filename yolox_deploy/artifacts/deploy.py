@@ -56,6 +56,7 @@ class Deployment:
     input_size: tuple[int, int] | None  # (height, width) it was measured at
     source_sha256: str
     record: dict[str, Any]
+    spinning: bool | None = None  # ONNX Runtime: intra-op threads spin-wait between runs (None: not recorded)
 
     @property
     def model(self) -> Path:
@@ -68,6 +69,8 @@ class Deployment:
             merged["threads"] = self.threads
         if merged.get("precision") is None:
             merged["precision"] = self.arithmetic
+        if self.spinning is not None and merged.get("stop_spinning") is None:
+            merged["stop_spinning"] = not self.spinning
         return merged
 
 
@@ -101,7 +104,8 @@ def read_deployment(folder: str | Path, check_machine: bool = True) -> Deploymen
         batch=field.integer("batch", 1, MAX_BATCH),
         detector=_detector_settings(field),
         input_size=_input_size(field, model.get("input_size")),
-        source_sha256=field.text("source.sha256", source.get("sha256", "")), record=record)
+        source_sha256=field.text("source.sha256", source.get("sha256", "")), record=record,
+        spinning=_spinning(field))
     field.require(isinstance(record["machine"], dict), "machine", "an object (the machine fingerprint)")
     check_files_inside(folder, model_file, path)
     if check_machine:
@@ -219,6 +223,15 @@ def _detector_settings(field: _FieldReader) -> dict[str, Any]:
         field.require(isinstance(detector["class_agnostic"], bool), "detector.class_agnostic", "true or false")
         settings["class_agnostic"] = detector["class_agnostic"]
     return settings
+
+
+def _spinning(field: _FieldReader) -> bool | None:
+    """The optional ``spinning`` flag (ONNX Runtime deployments), true or false."""
+    value = field.record.get("spinning")
+    if value is not None:
+        field.require(isinstance(value, bool) and field.record.get("backend") == "onnxruntime", "spinning",
+                      "true or false, on an onnxruntime deployment", value)
+    return value
 
 
 def _input_size(field: _FieldReader, size: Any) -> tuple[int, int] | None:

@@ -41,19 +41,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="yolox-tune", description="Measure every installed backend x precision x "
                                 "thread setting on this machine and your images, choose the fastest within "
                                 "--max-ap-drop of FP32, and write it with deploy.json into -o DEPLOY_DIR.")
-    source = p.add_mutually_exclusive_group(required=True)
+    source = p.add_mutually_exclusive_group()
     source.add_argument("--weights", help="official-format .pth checkpoint")
     source.add_argument("--model", help="a raw FP32 .onnx (formats made from the checkpoint are then skipped) or a .pth")
     p.add_argument("--model-name", default=None, help="architecture of a .pth (default: inferred from the weights)")
     p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None)
     p.add_argument("--data", required=True, help="folder of your images (accuracy, INT8 calibration, timing)")
-    p.add_argument("--ann", default=None, help="COCO instances JSON for --data; without it, accuracy is agreement "
-                                               "with the FP32 model's own detections (as pseudo-labels)")
+    p.add_argument("--ann", default=None, help="COCO instances JSON for --data; without it, ΔmAP is a label-free "
+                                               "estimate from the FP32 model's detections (docs/tune.md)")
     p.add_argument("--max-ap-drop", type=float, default=0.01, help="largest mAP50-95 loss against FP32 (default 0.01)")
     p.add_argument("--budget-s", type=float, default=600.0, help="wall-time budget in seconds (default 600)")
     p.add_argument("--batch", type=_batch, default=1, help="1 (default: latency), N, or auto (the batch with "
                                                            "the most images/s)")
-    p.add_argument("-o", "--output", required=True, help="the deployment folder to write")
+    p.add_argument("-o", "--output", default=None, help="the deployment folder to write")
+    p.add_argument("--verify", metavar="DEPLOY_DIR", default=None,
+                   help="re-measure a deployment on this machine against FP32 and its recorded next-best "
+                        "candidates; exit 0 if the choice holds, 1 if not (no --weights/-o)")
+    p.add_argument("--update", action="store_true", help="with --verify: rewrite the folder with the fastest "
+                                                          "configuration that holds here")
+    p.add_argument("--split-seed", type=int, default=0,
+                   help="seed of the shuffle splitting --data into calibration and evaluation images (default 0)")
     p.add_argument("--force", action="store_true", help="replace an -o folder that holds something else")
     p.add_argument("--backends", type=_csv, default=None, help="comma-separated (default: every installed one)")
     p.add_argument("--precisions", type=_csv, default=list(PRECISIONS),
@@ -70,8 +77,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from ..errors import InvalidInputError
+    from ..tune.verify import verify
+
+    if args.weights or args.model or args.output:
+        raise InvalidInputError("--verify re-measures a deployment folder: give --verify DEPLOY_DIR --data DIR "
+                                "[--ann ANN] [--update], without --weights/--model/-o")
+    result = verify(args.verify, args.data, args.ann, update=args.update,
+                    timing_s=args.timing_s if args.timing_s is not None else 1.0, max_images=args.max_images)
+    print(result.table)
+    print(f"\n{'holds' if result.holds else 'does not hold'}: {result.reason}"
+          + (f"; {args.verify} updated" if result.updated else "" if result.holds else
+             "; nothing changed (pass --update to re-deploy)"))
+    return 0 if result.holds else 1
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verify:
+        return _verify(args)
+    if args.update:
+        from ..errors import InvalidInputError
+
+        raise InvalidInputError("--update goes with --verify DEPLOY_DIR")
+    if not args.output:
+        from ..errors import InvalidInputError
+
+        raise InvalidInputError("give -o DEPLOY_DIR, the folder to write the deployment into")
     cfg = TuneConfig(data=Path(args.data), output=Path(args.output),
                      weights=Path(args.weights) if args.weights else None,
                      model=Path(args.model) if args.model else None, model_name=args.model_name,
@@ -80,6 +113,7 @@ def _main(argv: Sequence[str] | None) -> int:
                      batch=args.batch, force=args.force, backends=args.backends, precisions=args.precisions,
                      threads=args.threads, conf=args.conf, iou=args.iou, max_det=args.max_det,
                      max_images=args.max_images, timing_s=args.timing_s, cache_dir=Path(args.cache_dir),
+                     split_seed=args.split_seed,
                      command=shlex.join(["yolox-tune", *(sys.argv[1:] if argv is None else argv)]))
     try:
         result = tune(cfg)
@@ -95,11 +129,12 @@ def _main(argv: Sequence[str] | None) -> int:
     print(f"\nchosen: {chosen.label} at batch {chosen.batch}: p50 {chosen.p50_ms:.2f} ms, "
           f"{chosen.speedup:.2f}x FP32, ΔmAP50-95 {chosen.delta_mAP50_95:+.4f} ({result.accuracy_mode}); "
           f"{len(result.rows)} measured, {len(result.skipped)} skipped, {result.elapsed_s:.0f} s")
-    excluded = [r for r in result.rows if r.choosable and not r.within(cfg.max_ap_drop)]
-    if result.accuracy_mode == "fp32-pseudo-labels" and excluded:
-        print(f"note: without --ann, ΔmAP is disagreement with the FP32 model's own detections, larger than the "
-              f"labelled mAP change (INT8 nano: -0.10 here vs -0.008 with COCO labels); {len(excluded)} candidate(s) "
-              "were left out by it: give --ann, or a larger --max-ap-drop (docs/tune.md)")
+    for note in result.notes:
+        print(f"note: {note}")
+    uncertain = [r for r in result.rows if r.uncertain]
+    if uncertain:
+        print(f"note: {len(uncertain)} candidate(s) have a ΔmAP interval that crosses the bound and were not chosen "
+              "(uncertain): more evaluation images narrow it")
     print(f"wrote {cfg.output}/ (deploy.json, model, table.md, pareto.png); use it: "
           f"Detector({str(cfg.output)!r}) or yolox-detect --model {cfg.output} IMAGE")
     return 0

@@ -46,8 +46,9 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         opened.append(open_baseline(cfg, onnx_source, input_size))
     rows = [row for row, _ in opened]
     runnable = [(row, call) for row, call in opened if call is not None]
-    for (row, _), samples in zip(runnable, time_interleaved(runnable, cfg).values()):
-        fill_timings(row, samples)
+    cpu_ms: dict[int, list[float]] = {}
+    for i, ((row, _), samples) in enumerate(zip(runnable, time_interleaved(runnable, cfg, cpu_ms).values())):
+        fill_timings(row, samples, cpu_ms.get(i, ()))
     for row in tqdm(rows, desc="mAP", disable=not cfg.progress or cfg.ann is None):
         add_map(cfg, row)
     if cfg.ann is not None:

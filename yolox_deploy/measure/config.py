@@ -13,10 +13,11 @@ PRECISIONS = DEPLOYED_PRECISIONS
 # int8 are stored in the model file (int8: the Q/DQ ONNX, run by ONNX Runtime and converted by
 # OpenVINO; int8-all: the same with every conv quantized; int8-nncf: OpenVINO's NNCF IR) and run
 # with FP32 arithmetic elsewhere; bf16 is
-# arithmetic on the FP32 model (OpenVINO on CPUs with bf16 units).
+# arithmetic on the FP32 model (OpenVINO on CPUs with bf16 units); int8-nncf-bf16 the NNCF IR with its
+# float remainder in bf16.
 ARTIFACT_AND_ARITHMETIC = {"fp32": ("fp32", "fp32"), "fp16": ("fp16", "fp32"), "int8": ("int8", "fp32"),
                            "int8-all": ("int8-all", "fp32"), "int8-nncf": ("int8-nncf", "fp32"),
-                           "bf16": ("fp32", "bf16")}
+                           "bf16": ("fp32", "bf16"), "int8-nncf-bf16": ("int8-nncf", "bf16")}
 STAGES = ("preprocess", "inference", "postprocess", "end_to_end")
 BASELINE = "official demo (onnxruntime)"
 Call = Callable[[], tuple[float, float, float]]  # one timed call -> (pre, infer, post) ms
@@ -63,6 +64,7 @@ class Row:
     arithmetic: str = "fp32"  # what the runtime was asked to compute in (fp16/int8 rows: stored in the model)
     ms: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)  # stage -> mean/p50/p90/p99 per batch
     images_per_s: float | None = None
+    cpu_ms_per_image: float | None = None  # process CPU time (all threads) per image, median of the timed calls
     mAP50_95: float | None = None
     mAP50: float | None = None
     delta_mAP50_95: float | None = None  # vs the PyTorch FP32 reference

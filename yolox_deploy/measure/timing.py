@@ -16,10 +16,12 @@ def summarize(values_ms: Sequence[float]) -> dict[str, float]:
             "p99": float(np.percentile(a, 99))}
 
 
-def time_interleaved(calls: Sequence[tuple[Row, Call]], cfg: BenchConfig) -> dict[int, list[tuple[float, ...]]]:
+def time_interleaved(calls: Sequence[tuple[Row, Call]], cfg: BenchConfig,
+                     cpu_ms: dict[int, list[float]] | None = None) -> dict[int, list[tuple[float, ...]]]:
     """Warm every row up, then time them round-robin for ``iters`` calls or ``seconds`` per
     row, so load changes on a shared machine hit every row alike. Returns samples per
-    position in ``calls``.
+    position in ``calls``; ``cpu_ms`` (if given) receives each timed call's process CPU ms
+    (all threads: a runtime's spinning workers count).
 
     Each round gives every row untimed settling calls for at least ``settle_ms`` (at least
     one call) and then ``block`` timed calls in a row. Runtimes keep their worker threads
@@ -41,7 +43,11 @@ def time_interleaved(calls: Sequence[tuple[Row, Call]], cfg: BenchConfig) -> dic
             n = block if budget else min(block, cfg.iters - done)
             for i, (_, call) in enumerate(calls):
                 settle(call, cfg.settle_ms)
-                samples[i].extend(call() for _ in range(n))
+                for _ in range(n):
+                    cpu_start = time.process_time()
+                    samples[i].append(call())
+                    if cpu_ms is not None:
+                        cpu_ms.setdefault(i, []).append((time.process_time() - cpu_start) * 1e3)
             done += n
             bar.update(n)
     return samples
@@ -56,7 +62,10 @@ def settle(call: Call, settle_ms: float) -> None:
         call()
 
 
-def fill_timings(row: Row, samples: list[tuple[float, float, float]]) -> None:
+def fill_timings(row: Row, samples: list[tuple[float, float, float]], cpu_ms: Sequence[float] = ()) -> None:
+    """The row's per-stage percentiles, images/s, and (given ``cpu_ms`` per call) CPU ms per image."""
+    if len(cpu_ms):
+        row.cpu_ms_per_image = float(np.median(cpu_ms)) / row.batch
     columns = list(zip(*samples))
     totals = [sum(s) for s in samples]
     row.ms = {stage: summarize(v) for stage, v in zip(STAGES, [*columns, totals])}

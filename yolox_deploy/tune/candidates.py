@@ -1,7 +1,8 @@
 """The candidates ``yolox-tune`` measures: every installed backend x precision this machine
-can run x thread setting, the FP32 ONNX Runtime reference first, then in the order most
-likely to win on a CPU (so a short budget measures those), thread variants last. What
-cannot run here is listed with the reason instead."""
+can run x thread setting (x, for ONNX Runtime, intra-op spinning off/on), the FP32 ONNX
+Runtime reference first, then in the order most likely to win on a CPU (so a short budget
+measures those), thread variants next, spinning variants last. What cannot run here is
+listed with the reason instead."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,6 +14,7 @@ from .config import TuneConfig
 REFERENCE = ("onnxruntime", "fp32")
 # (backend, precision) most likely to be fastest on a CPU first; the rest follow in name order
 PRIORITY = (("openvino", "fp32"), ("onnxruntime", "int8"), ("openvino", "int8-nncf"), ("openvino", "bf16"),
+            ("openvino", "int8-nncf-bf16"),
             ("openvino", "int8"), ("openvino", "int8-all"), ("onnxruntime", "int8-all"), ("ncnn", "fp32"),
             ("tensorrt", "fp16"), ("tensorrt", "int8"), ("tensorrt", "fp32"), ("ncnn", "fp16"),
             ("openvino", "fp16"), ("onnxruntime", "fp16"), ("torch", "fp32"))
@@ -21,8 +23,9 @@ PRIORITY = (("openvino", "fp32"), ("onnxruntime", "int8"), ("openvino", "int8-nn
 @dataclasses.dataclass(frozen=True)
 class Candidate:
     backend: str
-    precision: str  # a yolox-bench precision: fp32, fp16, int8, int8-all, int8-nncf, bf16
+    precision: str  # a yolox-bench precision: fp32, fp16, int8, int8-all, int8-nncf, bf16, int8-nncf-bf16
     threads: int
+    spinning: bool | None = None  # ONNX Runtime's intra-op threads keep spin-waiting between runs (None: n/a)
 
     @property
     def artifact(self) -> tuple[str, str]:
@@ -31,7 +34,11 @@ class Candidate:
 
     @property
     def label(self) -> str:
-        return f"{self.backend} {self.precision} x{self.threads}"
+        return f"{self.backend} {self.precision} x{self.threads}{' spin' if self.spinning else ''}"
+
+    @property
+    def backend_options(self) -> dict[str, bool]:
+        return {} if self.spinning is None else {"stop_spinning": not self.spinning}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +74,9 @@ def plan_candidates(cfg: TuneConfig, cache: ModelCache) -> tuple[list[Candidate]
     order = {pair: rank for rank, pair in enumerate((REFERENCE, *PRIORITY))}
     pairs = sorted(set(pairs) - {REFERENCE}, key=lambda p: (order.get(p, len(order)), p))
     first, *others = cfg.thread_options
-    candidates = [Candidate(*REFERENCE, first)] + [Candidate(b, p, first) for b, p in pairs]
-    candidates += [Candidate(b, p, t) for t in others for b, p in ([REFERENCE] if reference_chosen else []) + pairs]
+    spin = {name: False if get_backend_class(name).spin_option else None for name, _ in [REFERENCE, *pairs]}
+    candidates = [Candidate(*REFERENCE, first, spin[REFERENCE[0]])] + [Candidate(b, p, first, spin[b]) for b, p in pairs]
+    everything = ([REFERENCE] if reference_chosen else []) + pairs
+    candidates += [Candidate(b, p, t, spin[b]) for t in others for b, p in everything]
+    candidates += [Candidate(b, p, t, True) for t in cfg.thread_options for b, p in everything if spin[b] is not None]
     return candidates, skipped, reference_chosen

@@ -39,7 +39,8 @@ class TuneConfig:
     conf: float = 0.25
     iou: float = 0.45
     max_det: int | None = 300
-    max_images: int = 500  # the first images of --data (by name) used for accuracy
+    max_images: int = 500  # evaluation images at most (the calibration half comes on top, up to 300)
+    split_seed: int = 0  # the seeded shuffle that splits --data into calibration and evaluation images
     timing_s: float | None = None  # timed seconds per candidate; None: from the budget
     cache_dir: Path = DEFAULT_CACHE
     progress: bool = True

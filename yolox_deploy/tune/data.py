@@ -4,6 +4,7 @@ annotations, or the FP32 model's own detections as pseudo-labels)."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -128,3 +129,55 @@ def pseudo_labels(images: TuneImages, detections: Sequence[Detections], class_na
                                 f"{images.folder}: give --ann, or images with the objects the model finds")
     return {"images": entries, "annotations": boxes,
             "categories": [{"id": i, "name": name} for i, name in enumerate(class_names)]}
+
+
+SMALL_SPLIT = 40  # below this many images, INT8 cannot be judged on images it was not calibrated on
+MAX_CALIBRATION = 300
+
+
+@dataclasses.dataclass
+class Split:
+    """``--data`` cut in two by a seeded shuffle: INT8 calibrates on ``calibration`` and
+    every accuracy figure is computed on ``evaluation`` (no image is in both)."""
+
+    seed: int
+    calibration: list[Path]
+    evaluation: TuneImages
+
+    @property
+    def too_small(self) -> bool:
+        return len(self.calibration) + len(self.evaluation.files) < SMALL_SPLIT
+
+    def record(self) -> dict[str, Any]:
+        return {"seed": self.seed, "calibration": [p.name for p in self.calibration],
+                "evaluation": [p.name for p in self.evaluation.files]}
+
+
+def split_images(images: TuneImages, seed: int) -> Split:
+    """Half the images (at most :data:`MAX_CALIBRATION`) for calibration, the rest for
+    evaluation, drawn by a shuffle seeded with ``seed``; file order kept within each part."""
+    n = len(images.files)
+    calibration_count = min(MAX_CALIBRATION, n // 2)
+    chosen = set(np.random.default_rng(seed).permutation(n)[:calibration_count].tolist())
+    keep = [i for i in range(n) if i not in chosen]
+    annotations = images.annotations
+    if annotations is not None:
+        kept = {images.image_ids[i] for i in keep}
+        annotations = {**annotations, "images": [e for e in annotations["images"] if int(e["id"]) in kept],
+                       "annotations": [a for a in annotations["annotations"] if int(a["image_id"]) in kept]}
+    evaluation = TuneImages(images.folder, [images.files[i] for i in keep], [images.images[i] for i in keep],
+                            [images.image_ids[i] for i in keep], annotations)
+    return Split(seed, [images.files[i] for i in sorted(chosen)], evaluation)
+
+
+def calibration_folder(split: Split, cache_dir: Path) -> Path:
+    """A folder of links to the calibration images (the exporters calibrate on a folder),
+    named by their names and sizes so that other images make other INT8 files."""
+    listing = "\n".join(f"{p.name}:{p.stat().st_size}" for p in split.calibration)
+    folder = Path(cache_dir) / "calibration" / hashlib.sha256(listing.encode()).hexdigest()[:12]
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in split.calibration:
+        link = folder / path.name
+        if not link.is_symlink():
+            link.symlink_to(path.resolve())
+    return folder

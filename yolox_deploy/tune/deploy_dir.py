@@ -39,6 +39,7 @@ def check_destination(output: Path, source_sha256: str, force: bool) -> None:
 def copy_model(model: Path, folder: Path) -> str:
     """Copy ``model`` and its companion files into ``folder`` as ``model.<suffix>``; returns
     the main file's name."""
+    folder.mkdir(parents=True, exist_ok=True)
     suffix = model.suffix.lower()
     for extra in COMPANIONS.get(suffix, ()):
         companion = model.with_suffix(extra)
@@ -48,20 +49,51 @@ def copy_model(model: Path, folder: Path) -> str:
     return f"model{suffix}"
 
 
-def write_deploy_dir(output: Path, model: Path, record: dict[str, Any], table: str,
+VERIFY_FOLDER = "verify"  # the FP32 reference's and the next-best candidates' model files, for --verify
+
+
+def copy_verify_models(stage: Path, models: dict[str, Path]) -> dict[str, str]:
+    """Copy each labelled model file once (several labels may share one file) under
+    ``verify/<n>/``; returns label -> path relative to the deployment folder."""
+    copied: dict[Path, str] = {}
+    placed = {}
+    for label, model in models.items():
+        source = Path(model).resolve()
+        if source not in copied:
+            sub = f"{VERIFY_FOLDER}/{len(copied)}"
+            copied[source] = f"{sub}/{copy_model(source, stage / sub)}"
+        placed[label] = copied[source]
+    return placed
+
+
+def write_deploy_dir(output: Path, model: Path, record: Callable[[], dict[str, Any]], table: str,
                      plot: Callable[[Path], Path], check_images: Sequence[np.ndarray],
-                     expected: Sequence[Detections]) -> Path:
-    """Stage the deployment, load it back with ``Detector`` and compare its detections on
-    ``check_images`` with ``expected`` (the chosen candidate's), then put it in place."""
+                     expected: Sequence[Detections], reference: Path | None = None,
+                     alternatives: dict[str, Path] | None = None) -> Path:
+    """Stage the deployment (the chosen model as ``model.*``; with ``reference`` and
+    ``alternatives``, those model files under ``verify/``), load it back with ``Detector``
+    and compare its detections on ``check_images`` with ``expected`` (the chosen
+    candidate's), then put it in place. ``record()`` gives deploy.json's content; it is
+    called again as the last step, so its ``elapsed_s`` covers the writing."""
     with staged_folder(output) as stage:
-        record = {**record, "model_file": copy_model(model, stage)}
-        write_deployment(stage, record)
+        model_file = copy_model(model, stage)
+        verify_files = copy_verify_models(stage, {"reference": reference, **(alternatives or {})}) \
+            if reference is not None else {}
+
+        def full_record() -> dict[str, Any]:
+            content = {**record(), "model_file": model_file}
+            if verify_files:
+                content["verify"] = {**content.get("verify", {}), "files": verify_files}
+            return content
+
+        write_deployment(stage, full_record())
         (stage / "table.md").write_text(table + "\n", encoding="utf-8")
         plot(stage / "pareto.png")
         with Detector(stage, batch_size=1) as loaded:
             for got, want in zip(loaded(list(check_images)), expected):
                 if not (np.array_equal(got.class_ids, want.class_ids) and np.allclose(got.xyxy, want.xyxy, atol=1e-3)
                         and np.allclose(got.scores, want.scores, atol=1e-5)):
-                    raise YoloxDeployError(f"the staged deployment does not reproduce {record['backend']} "
-                                           f"{record['precision']}'s detections; nothing was written to {output}")
+                    raise YoloxDeployError(f"the staged deployment does not reproduce the chosen candidate's "
+                                           f"detections; nothing was written to {output}")
+        write_deployment(stage, full_record())
     return output / DEPLOY_FILE

@@ -16,15 +16,24 @@ def _fmt(value: float | None, digits: int = 2, signed: bool = False) -> str:
     return "" if value is None else f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
-def markdown_table(rows: Sequence[TuneRow], skipped: Sequence[Skipped], accuracy_label: str) -> str:
-    """The table (chosen row marked ``->``), then one line per skipped candidate."""
-    head = ("", "backend", "precision", "threads", "p50 ms", "p99 ms", "x FP32", "batch", "img/s",
-            f"mAP50-95 ({accuracy_label})", "ΔmAP", "role")
+def markdown_table(rows: Sequence[TuneRow], skipped: Sequence[Skipped], accuracy_label: str,
+                   max_ap_drop: float | None = None) -> str:
+    """The table (chosen row marked ``->``), then one line per skipped candidate. ΔmAP has its
+    95% bootstrap interval; "uncertain": the interval crosses ``-max_ap_drop`` (never chosen)."""
+    head = ("", "backend", "precision", "threads", "p50 ms", "p99 ms", "CPU ms/img", "x FP32", "batch", "img/s",
+            f"mAP50-95 ({accuracy_label})", "ΔmAP [95% interval]", "role")
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in rows:
-        cells = (CHOSEN_MARK if r.chosen else "", r.backend, r.precision, str(r.threads), _fmt(r.p50_ms),
-                 _fmt(r.p99_ms), _fmt(r.speedup), str(r.batch), _fmt(r.images_per_s, 1), _fmt(r.mAP50_95, 4),
-                 _fmt(r.delta_mAP50_95, 4, signed=True), r.role)
+        delta = _fmt(r.delta_mAP50_95, 4, signed=True)
+        if r.delta_low is not None and r.delta_high is not None and r.delta_mAP50_95 is not None:
+            delta += f" [{r.delta_low:+.4f}, {r.delta_high:+.4f}]"
+        role = r.role + (", uncertain" if r.uncertain else "")
+        if max_ap_drop is not None and r.delta_mAP50_95 is not None and r.delta_mAP50_95 < -max_ap_drop - 1e-12:
+            role += ", outside the bound"
+        threads = f"{r.threads}{' spin' if r.spinning else ''}"
+        cells = (CHOSEN_MARK if r.chosen else "", r.backend, r.precision, threads, _fmt(r.p50_ms),
+                 _fmt(r.p99_ms), _fmt(r.cpu_ms_per_image), _fmt(r.speedup), str(r.batch), _fmt(r.images_per_s, 1),
+                 _fmt(r.mAP50_95, 4), delta, role)
         lines.append("| " + " | ".join(cells) + " |")
     if skipped:
         by_reason: dict[str, list[str]] = {}

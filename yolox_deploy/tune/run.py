@@ -2,12 +2,16 @@
 within the accuracy bound, and write the deployment folder.
 
 Order: the destination is checked and the images read first (bad input fails before any
-work); the FP32 ONNX Runtime reference is measured next (its detections are the
-pseudo-labels when there are no annotations; a budget too small for it is an error); then
-each candidate whose estimated cost still fits the budget: export (yolox-bench's cache),
-accuracy on every image, batch-1 latency interleaved with the reference, and images/s per
-batch with ``--batch auto``/N. Nothing is written until the choice is made; the folder is
-staged, loaded back and checked, then moved into place.
+work); ``--data`` is split (seeded) into calibration and evaluation images; the FP32 ONNX
+Runtime reference is measured next on the evaluation images (its detections make the
+sampled truths of the label-free estimate when there are no annotations; a budget too
+small for it is an error); then each candidate whose estimated cost still fits the
+budget: export in a child process with a deadline (yolox-bench's cache, INT8 calibrated on
+the calibration images only), accuracy with a bootstrap interval on the evaluation
+images, batch-1 latency and CPU time interleaved with the reference over at least 8
+evaluation images, and with ``--batch auto``/N images/s per batch, also against the
+reference in the same window. Nothing is written until the choice is made; the folder is
+staged, loaded back and checked, then moved into place, within ``--budget-s`` + 5%.
 """
 from __future__ import annotations
 
@@ -23,22 +27,25 @@ from .._optional import require
 from .._version import __version__
 from ..artifacts.deploy import file_sha256
 from ..artifacts.machine import machine_fingerprint
-from ..measure.config import ARTIFACT_AND_ARITHMETIC, BenchConfig
-from ..measure.models import ModelCache
 from ..detector import Detector
 from ..errors import InvalidInputError, YoloxDeployError, first_line
+from ..measure.calls import MIN_ROTATION, latency_against, throughput_against
+from ..measure.config import ARTIFACT_AND_ARITHMETIC, BenchConfig
+from ..measure.models import ModelCache
 from ..runtimes import load_backend, runtime_error_types
-from .accuracy import BudgetExhausted, coco_map, detect_all, evaluation_detector
+from .accuracy import BudgetExhausted, detect_all, evaluation_detector
 from .candidates import Candidate, Skipped, plan_candidates
-from .choice import TuneRow, choose
+from .choice import TuneRow, choose, objective
 from .config import TuneConfig
-from .data import load_images, pseudo_labels
+from .data import calibration_folder, load_images, split_images
 from .deploy_dir import check_destination, write_deploy_dir
-from .measure import images_per_second, latency_ms, timed_call
+from .estimate import Delta, DeltaScorer, sampled_truths
 from .report import markdown_table, write_pareto_plot
+from .worker import ExportWorker, StepCut
 
 DEFAULT_EXPORT_S = 20.0  # assumed for an export not yet seen, until one has been timed
 TIMING_OVERHEAD = 1.5  # warm-up and settling calls around the timed ones
+OVERRUN = 0.05  # the run ends within --budget-s plus this fraction
 CHECK_IMAGES = 4  # images the staged deployment must reproduce
 
 
@@ -67,10 +74,11 @@ class TuneResult:
     skipped: list[Skipped]
     chosen: TuneRow | None
     closest: TuneRow | None
-    accuracy_mode: str  # "annotations" or "fp32-pseudo-labels"
+    accuracy_mode: str  # "annotations" or "label-free estimate"
     table: str
     elapsed_s: float
     deploy_json: Path | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 def tune(cfg: TuneConfig) -> TuneResult:
@@ -85,15 +93,17 @@ class Tuner:
         self.cfg = cfg
         self.start = time.monotonic()
         self.deadline = self.start + cfg.budget_s
-        # kept for writing the folder: at least a second, at most 10 s
-        self.reserve_s = max(1.0, min(10.0, 0.05 * cfg.budget_s))
+        # kept for writing the folder (copy, plot, loading it back); the budget's 5% allowance covers the rest
+        self.reserve_s = max(2.0, min(15.0, 0.05 * cfg.budget_s))
         self.source = Path(cfg.weights or cfg.model)
         self.source_sha256 = file_sha256(self.source)
-        self.accuracy: dict[tuple[str, str], tuple[float, float, float]] = {}  # artifact -> mAP50-95, mAP50, s
+        self.scores: dict[tuple[str, str], tuple[float, Any, float]] = {}  # artifact -> mAP, Delta, seconds
         self.failed: dict[tuple[str, str], str] = {}
         self.export_times: list[float] = []
         self.rows: list[TuneRow] = []
         self.skipped: list[Skipped] = []
+        self.notes: list[str] = []
+        self.last_export_s = 0.0
 
     # --- the run ----------------------------------------------------------------------------
 
@@ -101,22 +111,44 @@ class Tuner:
         cfg = self.cfg
         require("pycocotools", extra="tune", purpose="yolox-tune's accuracy measurement")
         require("matplotlib", extra="tune", purpose="yolox-tune's Pareto plot")
+        import matplotlib.pyplot  # noqa: F401 - imported now, not in the final step's reserve
+
         check_destination(cfg.output, self.source_sha256, cfg.force)
-        self.images = load_images(cfg.data, cfg.ann, cfg.max_images, progress=cfg.progress)
-        self.cache = ModelCache(BenchConfig(backends=(), weights=cfg.checkpoint, onnx=cfg.onnx,
-                                            model_name=cfg.model_name, input_size=cfg.input_size,
-                                            batches=(max(cfg.batches),), data=Path(cfg.data), cache_dir=cfg.cache_dir,
-                                            conf=cfg.conf, iou=cfg.iou, progress=False))
-        candidates, self.skipped, reference_choosable = plan_candidates(cfg, self.cache)
-        with tqdm(total=len(candidates), desc="yolox-tune", unit="candidate", disable=not cfg.progress) as bar:
-            bar.set_postfix_str(f"{candidates[0].label} (reference)")
-            self.measure_reference(candidates[0], reference_choosable)
-            bar.update(1)
-            for candidate in candidates[1:]:
-                bar.set_postfix_str(f"{candidate.label}, {self.left_s():.0f} s left")
-                self.try_candidate(candidate)
+        images = load_images(cfg.data, cfg.ann, cfg.max_images + min(300, cfg.max_images), progress=cfg.progress)
+        self.split = split_images(images, cfg.split_seed)
+        self.images = self.split.evaluation
+        if self.split.too_small:
+            self.notes.append(f"{len(images.files)} images: the split ({len(self.split.calibration)} calibration / "
+                              f"{len(self.images.files)} evaluation) is too small to judge INT8; give at least 40 "
+                              "images for INT8 candidates")
+        self.cache_cfg = BenchConfig(backends=(), weights=cfg.checkpoint, onnx=cfg.onnx, model_name=cfg.model_name,
+                                     input_size=cfg.input_size, batches=(max(cfg.batches),),
+                                     data=calibration_folder(self.split, cfg.cache_dir) if self.split.calibration
+                                     else None, cache_dir=cfg.cache_dir, conf=cfg.conf, iou=cfg.iou, progress=False)
+        self.cache = ModelCache(self.cache_cfg)
+        self.worker = ExportWorker(self.cache_cfg, self.cache.dir)
+        try:
+            candidates, self.skipped, reference_choosable = plan_candidates(cfg, self.cache)
+            if self.split.too_small:
+                self.skip_int8(candidates)
+                candidates = [c for c in candidates if not c.precision.startswith("int8")]
+            with tqdm(total=len(candidates), desc="yolox-tune", unit="candidate", disable=not cfg.progress) as bar:
+                bar.set_postfix_str(f"{candidates[0].label} (reference)")
+                self.measure_reference(candidates[0], reference_choosable)
                 bar.update(1)
+                for candidate in candidates[1:]:
+                    bar.set_postfix_str(f"{candidate.label}, {self.left_s():.0f} s left")
+                    self.try_candidate(candidate)
+                    bar.update(1)
+        finally:
+            self.worker.close()
         return self.finish()
+
+    def skip_int8(self, candidates: list[Candidate]) -> None:
+        for c in candidates:
+            if c.precision.startswith("int8"):
+                self.skipped.append(Skipped(c.label, f"{len(self.split.calibration) + len(self.images.files)} images "
+                                                     "are too few to judge INT8 on images it was not calibrated on"))
 
     def left_s(self) -> float:
         return self.deadline - time.monotonic()
@@ -128,94 +160,123 @@ class Tuner:
         chosen, closest = choose(self.rows, cfg.max_ap_drop, by_throughput)
         if chosen is not None:
             chosen.chosen = True
-        table = markdown_table(self.rows, self.skipped, self.accuracy_label)
+        table = markdown_table(self.rows, self.skipped, self.accuracy_label, cfg.max_ap_drop)
         result = TuneResult(self.rows, self.skipped, chosen, closest, self.accuracy_mode, table,
-                            time.monotonic() - self.start)
+                            time.monotonic() - self.start, notes=list(self.notes))
         if chosen is None:
-            hint = (f"closest: {closest.label} (ΔmAP50-95 {closest.delta_mAP50_95:+.4f})" if closest
-                    else "no candidate was measured")
-            raise NothingWithinBound(f"no candidate is within --max-ap-drop {cfg.max_ap_drop}; {hint}. Raise "
-                                     "--max-ap-drop, or let fp32 candidates in (--backends/--precisions); nothing "
-                                     "was written", result)
-        detector = self.open_detector(Candidate(chosen.backend, chosen.precision, chosen.threads))
+            hint = (f"closest: {closest.label} (ΔmAP50-95 {closest.delta_mAP50_95:+.4f}"
+                    f"{', uncertain' if closest.uncertain else ''})" if closest else "no candidate was measured")
+            raise NothingWithinBound(f"no candidate is within --max-ap-drop {cfg.max_ap_drop} (and sure of it); "
+                                     f"{hint}. Raise --max-ap-drop, give more images, or let fp32 candidates in "
+                                     "(--backends/--precisions); nothing was written", result)
+        detector = self.open_detector(self.candidate_of(chosen), self.cache.model_for(chosen.backend,
+                                                                                       chosen.precision))
         check_images = self.images.images[:CHECK_IMAGES]
         expected = [detector(image) for image in check_images]
         detector.close()
+        alternatives = self.alternatives(chosen, by_throughput)
         result.deploy_json = write_deploy_dir(
-            cfg.output, Path(chosen.model_file), self.record(result), table,
+            cfg.output, Path(chosen.model_file), lambda: self.record(result, alternatives), table,
             lambda path: write_pareto_plot(self.rows, path, by_throughput=by_throughput, max_ap_drop=cfg.max_ap_drop,
                                            reference_map=self.reference.mAP50_95,
                                            title=f"{self.cache.name} {self.cache.input_size[0]}x"
                                                  f"{self.cache.input_size[1]} on {machine_fingerprint()['cpu']}"),
-            check_images, expected)
+            check_images, expected, reference=Path(self.reference.model_file),
+            alternatives={label: Path(row.model_file) for label, row in alternatives.items()})
         result.elapsed_s = time.monotonic() - self.start
         return result
+
+    def alternatives(self, chosen: TuneRow, by_throughput: bool) -> dict[str, TuneRow]:
+        """The three next-best choosable rows within the bound (other model files or settings),
+        fastest first: what ``--verify`` re-measures beside the choice."""
+        others = [r for r in self.rows if r.choosable and r.within(self.cfg.max_ap_drop) and r is not chosen]
+        others.sort(key=lambda r: -objective(r, by_throughput))
+        return {r.label: r for r in others[:3]}
+
+    @staticmethod
+    def candidate_of(row: TuneRow) -> Candidate:
+        return Candidate(row.backend, row.precision, row.threads, row.spinning)
 
     # --- measuring --------------------------------------------------------------------------
 
     @property
     def accuracy_mode(self) -> str:
-        return "annotations" if self.images.annotations is not None else "fp32-pseudo-labels"
+        return "annotations" if self.images.annotations is not None else "label-free estimate"
 
     @property
     def accuracy_label(self) -> str:
-        return "COCO labels" if self.images.annotations is not None else "vs FP32 detections"
+        return "COCO labels" if self.images.annotations is not None else "label-free estimate"
 
-    def open_detector(self, candidate: Candidate) -> Detector:
-        """The candidate's model (exported on first use) on its backend, at the deployed
-        thresholds, batch 1."""
-        started = time.monotonic()
+    def export(self, candidate: Candidate, deadline: float) -> Path:
+        """The candidate's model file: from the cache, or exported in the child by ``deadline``."""
         cached = self.cache.artifact_path(*candidate.artifact).exists()
-        path = self.cache.model_for(*candidate.artifact)
+        started = time.monotonic()
+        path = self.cache.model_for(*candidate.artifact) if cached else \
+            self.worker.model_for(*candidate.artifact, deadline=deadline)
         self.last_export_s = 0.0 if cached else time.monotonic() - started
         if not cached:
             self.export_times.append(self.last_export_s)
+        return path
+
+    def open_detector(self, candidate: Candidate, path: Path) -> Detector:
+        """The candidate's model on its backend, at the deployed thresholds, batch 1."""
         arithmetic = ARTIFACT_AND_ARITHMETIC[candidate.precision][1]
         torch_options = {"model_name": self.cfg.model_name} if candidate.backend == "torch" and self.cfg.model_name \
             else {}
         opened = load_backend(path, candidate.backend, threads=candidate.threads, precision=arithmetic,
-                              **torch_options)
+                              **candidate.backend_options, **torch_options)
         input_size = self.cache.input_size if opened.input_shape[2] is None else None
         return Detector(opened, input_size=input_size, batch_size=1, conf=self.cfg.conf, iou=self.cfg.iou,
                         max_det=self.cfg.max_det)
 
     def new_row(self, candidate: Candidate, detector: Detector, role: str) -> TuneRow:
-        return TuneRow(candidate.backend, candidate.precision, candidate.threads, arithmetic=detector.backend.precision,
-                       model_file=str(detector.backend.path), role=role, export_s=self.last_export_s)
+        return TuneRow(candidate.backend, candidate.precision, candidate.threads, spinning=candidate.spinning,
+                       arithmetic=detector.backend.precision, model_file=str(detector.backend.path), role=role,
+                       export_s=self.last_export_s)
+
+    @property
+    def rotation(self) -> list:
+        """The images latency rotates through: the evaluation images, at least 8 where there are."""
+        return self.images.images[:max(MIN_ROTATION, min(len(self.images.images), 16))]
 
     def measure_reference(self, candidate: Candidate, choosable: bool) -> None:
-        """The FP32 reference: its accuracy (and, without annotations, the pseudo-labels) and
+        """The FP32 reference: its accuracy (and, without annotations, the sampled truths) and
         latency. A budget that ends before it is done is an error."""
         try:
-            detector = self.open_detector(candidate)
+            detector = self.open_detector(candidate, self.export(candidate, self.deadline))
             started = time.monotonic()
-            found, deployed = detect_all(evaluation_detector(detector).pipeline, self.images, self.deadline,
-                                         also=detector.pipeline)
+            found, _ = detect_all(evaluation_detector(detector).pipeline, self.images, self.deadline)
         except BudgetExhausted as exc:
             raise self.budget_error(f"it had scored {exc.done} of {exc.total} images") from None
+        except StepCut as exc:
+            raise self.budget_error(f"its export was {exc}") from None
         row = self.new_row(candidate, detector, "reference" if choosable else "reference only")
         classes = detector.class_names or ()
         if self.images.annotations is not None:
-            self.truth = self.images.annotations
-            self.category_ids = self.images.category_ids
-            if len(self.category_ids) != len(classes):
-                raise InvalidInputError(f"{Path(self.cfg.ann).name} has {len(self.category_ids)} categories and the "
+            category_ids = self.images.category_ids
+            if len(category_ids) != len(classes):
+                raise InvalidInputError(f"{Path(self.cfg.ann).name} has {len(category_ids)} categories and the "
                                         f"model predicts {len(classes)} classes: the annotations are for another "
                                         "label set")
+            truths = [self.images.annotations]
         else:
-            self.truth = pseudo_labels(self.images, deployed, classes, self.cfg.conf)
-            self.category_ids = list(range(len(classes)))
-        row.mAP50_95, row.mAP50 = coco_map(self.truth, self.images, found, self.category_ids)
-        row.delta_mAP50_95 = 0.0
+            if not any(len(f) for f in found):
+                raise InvalidInputError(f"the FP32 model detects nothing on the {len(self.images.images)} evaluation "
+                                        f"images of {self.images.folder}: give --ann, or images with the objects "
+                                        "the model finds")
+            category_ids = list(range(len(classes)))
+            truths = sampled_truths(found, self.images.image_ids, [im.shape[:2] for im in self.images.images],
+                                    len(classes))
+        self.scorer = DeltaScorer(truths, self.images.image_ids, category_ids, found)
+        row.mAP50_95, row.delta_mAP50_95, row.delta_low, row.delta_high = self.scorer.reference_map, 0.0, 0.0, 0.0
         row.accuracy_s = time.monotonic() - started
-        self.accuracy[candidate.artifact] = (row.mAP50_95, row.mAP50, row.accuracy_s)
-        self.reference_call = timed_call(detector, self.images.images[:1])
-        (ms,) = latency_ms([self.reference_call], self.cfg.timing_seconds)
-        row.p50_ms, row.p99_ms, row.speedup = ms["p50"], ms["p99"], 1.0
+        self.scores[candidate.artifact] = (row.mAP50_95, Delta(0.0, 0.0, 0.0), row.accuracy_s)
+        self.reference, self.reference_detector = row, detector
+        ref, _ = latency_against(detector, detector, self.rotation, self.cfg.timing_seconds / 2)
+        self.fill_latency(row, ref, ref)
         self.add_throughput(row, detector)
         if time.monotonic() > self.deadline:
             raise self.budget_error("it was measured, with nothing left for any candidate")
-        self.reference, self.reference_detector = row, detector
         self.rows.append(row)
 
     def budget_error(self, progress: str) -> TuneBudgetError:
@@ -227,30 +288,34 @@ class Tuner:
     def estimate_s(self, candidate: Candidate) -> float:
         timing = 2 * self.cfg.timing_seconds * TIMING_OVERHEAD
         if self.cfg.batch != 1:
-            timing += len(self.cfg.batches) * self.cfg.timing_seconds * TIMING_OVERHEAD
-        accuracy = 0.0 if candidate.artifact in self.accuracy else 1.5 * self.reference.accuracy_s
-        export = 0.0
-        if not self.cache.artifact_path(*candidate.artifact).exists():
-            export = max(self.export_times, default=DEFAULT_EXPORT_S)
-        return timing + accuracy + export
+            timing += 2 * len(self.cfg.batches) * self.cfg.timing_seconds * TIMING_OVERHEAD
+        accuracy = 0.0 if candidate.artifact in self.scores else 1.2 * self.reference.accuracy_s
+        return timing + accuracy
 
     def try_candidate(self, candidate: Candidate) -> None:
-        """Measure ``candidate`` if its estimated cost fits the budget left; a failure or a
-        skip is recorded with its reason."""
+        """Measure ``candidate`` if its estimated cost fits the budget left; a failure, a cut
+        or a skip is recorded with its reason."""
         if candidate.artifact in self.failed:
             self.skipped.append(Skipped(candidate.label, self.failed[candidate.artifact]))
             return
-        needed, left = self.estimate_s(candidate), self.left_s() - self.reserve_s
+        step_deadline = self.deadline - self.reserve_s
+        needed, left = self.estimate_s(candidate), step_deadline - time.monotonic()
         if needed > left:
             self.skipped.append(Skipped(candidate.label, f"budget: needs about {needed:.0f} s, {max(left, 0):.0f} s "
                                                          "left (raise --budget-s)"))
             return
         detector = None
+        started = time.monotonic()
         try:
-            detector = self.open_detector(candidate)
+            path = self.export(candidate, step_deadline - needed)
+            detector = self.open_detector(candidate, path)
             self.rows.append(self.measure(candidate, detector))
+        except StepCut as exc:
+            self.failed[candidate.artifact] = f"export {exc}"
+            self.skipped.append(Skipped(candidate.label, f"export {exc}"))
         except BudgetExhausted as exc:
-            self.skipped.append(Skipped(candidate.label, f"budget ran out in its accuracy pass ({exc})"))
+            self.skipped.append(Skipped(candidate.label, f"cut after {time.monotonic() - started:.1f} s (budget) in "
+                                                         f"its accuracy pass ({exc})"))
         except candidate_failures() as exc:
             reason = first_line(exc)
             self.failed[candidate.artifact] = reason
@@ -261,56 +326,76 @@ class Tuner:
 
     def measure(self, candidate: Candidate, detector: Detector) -> TuneRow:
         row = self.new_row(candidate, detector, "candidate")
-        if candidate.artifact not in self.accuracy:  # thread variants share their artifact's accuracy
+        if candidate.artifact not in self.scores:  # thread and spinning variants share their artifact's accuracy
             started = time.monotonic()
             found, _ = detect_all(evaluation_detector(detector).pipeline, self.images, self.deadline - self.reserve_s)
-            self.accuracy[candidate.artifact] = (*coco_map(self.truth, self.images, found, self.category_ids),
-                                                 time.monotonic() - started)
-        row.mAP50_95, row.mAP50, row.accuracy_s = self.accuracy[candidate.artifact]
-        row.delta_mAP50_95 = row.mAP50_95 - self.reference.mAP50_95
-        reference_ms, ms = latency_ms([self.reference_call, timed_call(detector, self.images.images[:1])],
-                                      self.cfg.timing_seconds)
-        row.p50_ms, row.p99_ms = ms["p50"], ms["p99"]
-        row.speedup = reference_ms["p50"] / ms["p50"]
+            mAP, delta = self.scorer.score(found)
+            self.scores[candidate.artifact] = (mAP, delta, time.monotonic() - started)
+        row.mAP50_95, delta, row.accuracy_s = self.scores[candidate.artifact]
+        row.delta_mAP50_95, row.delta_low, row.delta_high = delta.value, delta.low, delta.high
+        row.uncertain = delta.crosses(self.cfg.max_ap_drop)
+        ref, mine = latency_against(self.reference_detector, detector, self.rotation, self.cfg.timing_seconds)
+        self.fill_latency(row, ref, mine)
         self.add_throughput(row, detector)
         return row
 
+    @staticmethod
+    def fill_latency(row: TuneRow, ref: Any, mine: Any) -> None:
+        row.p50_ms, row.p99_ms, row.cpu_ms_per_image = mine.p50_ms, mine.p99_ms, mine.cpu_ms_per_image
+        row.speedup = ref.p50_ms / mine.p50_ms
+
     def add_throughput(self, row: TuneRow, detector: Detector) -> None:
-        """Images/s at batch 1 from the latency, and with --batch auto/N at those batches."""
+        """Images/s at batch 1 from the latency; with --batch auto/N, per batch against the
+        reference in the same window (``throughput_speedup``: its best images/s over the
+        reference's best, both from same-window medians)."""
         row.images_per_s_by_batch = {1: 1000.0 / row.p50_ms}
-        if self.cfg.batch != 1:
-            row.images_per_s_by_batch.update(images_per_second(detector, self.images.images, self.cfg.batches,
-                                                               self.cfg.timing_seconds))
-        allowed = self.cfg.batches if self.cfg.batch != "auto" else row.images_per_s_by_batch
-        measured = {b: v for b, v in row.images_per_s_by_batch.items() if b in allowed} or row.images_per_s_by_batch
-        row.batch = max(measured, key=measured.get)
-        row.images_per_s = measured[row.batch]
+        row.batch, row.images_per_s, row.throughput_speedup = 1, row.images_per_s_by_batch[1], row.speedup
+        if self.cfg.batch == 1:
+            return
+        refs, mine = throughput_against(self.reference_detector, detector, self.rotation, self.cfg.batches,
+                                        self.cfg.timing_seconds)
+        row.images_per_s_by_batch = {b: t.images_per_s for b, t in mine.items()}
+        row.batch = max(mine, key=lambda b: mine[b].images_per_s)
+        row.images_per_s = mine[row.batch].images_per_s
+        row.throughput_speedup = row.images_per_s / max(t.images_per_s for t in refs.values())
 
     # --- the record -------------------------------------------------------------------------
 
-    def record(self, result: TuneResult) -> dict[str, Any]:
-        """deploy.json's content (the model file's name is added when it is copied)."""
+    def record(self, result: TuneResult, alternatives: dict[str, TuneRow]) -> dict[str, Any]:
+        """deploy.json's content (the model file's name is added when it is copied);
+        ``elapsed_s`` is taken when it is called, as the last step before the folder moves."""
         cfg, chosen = self.cfg, result.chosen
-        return {
+        record = {
             "backend": chosen.backend, "precision": chosen.precision, "arithmetic": chosen.arithmetic,
             "threads": chosen.threads, "batch": chosen.batch,
             "detector": {"conf": cfg.conf, "iou": cfg.iou, "max_det": cfg.max_det, "class_agnostic": False},
             "model": {"name": self.cache.name, "input_size": list(self.cache.input_size)},
             "source": {"path": str(self.source.resolve()), "sha256": self.source_sha256},
             "measured": {k: getattr(chosen, k) for k in ("p50_ms", "p99_ms", "speedup", "images_per_s",
-                                                          "mAP50_95", "mAP50", "delta_mAP50_95")},
-            "why": (f"fastest ({'images/s at its batch' if cfg.batch != 1 else 'p50 latency at batch 1'}) of "
+                                                          "throughput_speedup", "cpu_ms_per_image", "mAP50_95",
+                                                          "delta_mAP50_95", "delta_low", "delta_high")},
+            "why": (f"fastest ({'images/s against the reference, same window' if cfg.batch != 1 else 'p50 latency at batch 1'}) of "
                     f"{sum(r.choosable for r in self.rows)} measured candidates within --max-ap-drop "
-                    f"{cfg.max_ap_drop} of the FP32 reference"),
+                    f"{cfg.max_ap_drop} of the FP32 reference, with its 95% interval inside the bound"),
             "accuracy": {"mode": result.accuracy_mode, "images": len(self.images.images),
                          "folder": str(Path(cfg.data).resolve()),
                          "annotations": str(Path(cfg.ann).resolve()) if cfg.ann else None,
                          "max_ap_drop": cfg.max_ap_drop, "reference": "onnxruntime fp32",
+                         "interval": "95% paired bootstrap over the evaluation images",
                          "predictions": "conf 0.01, class-aware NMS 0.65, all detections, no clipping"},
-            "budget_s": cfg.budget_s, "elapsed_s": round(result.elapsed_s, 1),
+            "split": self.split.record(),
+            "verify": {"reference": self.reference.label,
+                       "alternatives": [dataclasses.asdict(r) for r in alternatives.values()]},
+            "budget_s": cfg.budget_s,
             "candidates": [dataclasses.asdict(r) for r in result.rows],
             "skipped": [dataclasses.asdict(s) for s in result.skipped],
+            "notes": result.notes,
             "machine": machine_fingerprint(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "yolox_deploy": __version__, "command": cfg.command,
         }
+        if chosen.spinning is not None:
+            record["spinning"] = chosen.spinning
+        record["elapsed_s"] = round(time.monotonic() - self.start, 1)
+        return record
+

@@ -1,0 +1,221 @@
+"""``yolox-tune --verify DEPLOY_DIR --data DIR``: on the machine a deployment was copied to,
+re-measure the deployed configuration against the FP32 reference and the (up to) three
+next-best candidates recorded with it (their model files travel in ``verify/``), and say
+whether the choice still holds: within the accuracy bound (its interval too) and within 5%
+of the fastest of those measured. Nothing changes unless ``update`` is given; then the
+folder is re-staged with the fastest configuration that holds, and this machine recorded.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import shutil
+
+from pathlib import Path
+from typing import Any
+
+from ..artifacts.deploy import COMPANIONS, DEPLOY_FILE, read_deployment, write_deployment
+from ..artifacts.machine import machine_fingerprint
+from ..artifacts.staging import staged_folder
+from ..detector import Detector
+from ..errors import InvalidInputError, ModelFileError
+from ..measure.calls import MIN_ROTATION, latency_against, throughput_against
+from ..measure.config import ARTIFACT_AND_ARITHMETIC
+from ..runtimes import load_backend
+from .accuracy import detect_all, evaluation_detector
+from .data import load_images
+from .estimate import DeltaScorer, sampled_truths
+
+HOLDS_WITHIN = 0.05  # the deployed configuration may be this much slower than the fastest measured
+
+
+@dataclasses.dataclass
+class Contender:
+    label: str
+    backend: str
+    precision: str
+    threads: int | None
+    spinning: bool | None
+    model_file: str  # relative to the deployment folder
+    deployed: bool = False
+    speedup: float | None = None  # the reference's p50 (or images/s ratio) against this, same window
+    p50_ms: float | None = None
+    cpu_ms_per_image: float | None = None
+    delta: Any = None
+    within: bool = False
+
+
+@dataclasses.dataclass
+class VerifyResult:
+    contenders: list[Contender]
+    holds: bool
+    reason: str
+    table: str
+    updated: bool = False
+
+
+def verify(folder: str | Path, data: str | Path, ann: str | Path | None = None, update: bool = False,
+           timing_s: float = 1.0, max_images: int = 200, progress: bool = True) -> VerifyResult:
+    folder = Path(folder)
+    deployment = read_deployment(folder, check_machine=False)
+    record = deployment.record
+    files = (record.get("verify") or {}).get("files") if isinstance(record.get("verify"), dict) else None
+    if not isinstance(files, dict) or "reference" not in files:
+        raise ModelFileError(f"{folder / DEPLOY_FILE} records no verify/ model files (made by an older yolox-tune?); "
+                             "re-run yolox-tune to make a folder --verify can check")
+    bound = float((record.get("accuracy") or {}).get("max_ap_drop", 0.01))
+    contenders = _contenders(deployment, files)
+    images = _evaluation_images(record, data, ann, max_images, progress)
+    reference, *others = contenders
+    ref_detector = _open(folder, reference)
+    try:
+        scorer = _scorer(ref_detector, images)
+        reference.delta, reference.within, reference.speedup = _zero_delta(), True, 1.0
+        rotation = images.images[:max(MIN_ROTATION, min(len(images.images), 16))]
+        for contender in others:
+            with _open(folder, contender) as detector:
+                found, _ = detect_all(evaluation_detector(detector).pipeline, images, float("inf"))
+                contender.delta = scorer.score(found)[1]
+                contender.within = (contender.delta.value >= -bound - 1e-12 and not contender.delta.crosses(bound))
+                _time(contender, ref_detector, detector, rotation, deployment.batch, timing_s)
+    finally:
+        ref_detector.close()
+    deployed = next(c for c in contenders if c.deployed)
+    fastest = max((c for c in contenders if c.within), key=lambda c: c.speedup)
+    holds = deployed.within and deployed.speedup >= (1 - HOLDS_WITHIN) * fastest.speedup
+    reason = ("still within the bound and within 5% of the fastest measured" if holds else
+              f"outside the bound (ΔmAP50-95 {deployed.delta.value:+.4f}, interval [{deployed.delta.low:+.4f}, "
+              f"{deployed.delta.high:+.4f}], bound {bound})" if not deployed.within else
+              f"{fastest.label} is {fastest.speedup / deployed.speedup:.2f}x as fast here")
+    result = VerifyResult(contenders, holds, reason, _table(contenders, images.annotations is not None))
+    if update:
+        _update(folder, deployment, fastest if not holds else deployed, contenders)
+        result.updated = True
+    return result
+
+
+def _contenders(deployment: Any, files: dict[str, str]) -> list[Contender]:
+    record = deployment.record
+    verify = record["verify"]
+    reference = Contender(str(verify.get("reference", "onnxruntime fp32")), "onnxruntime", "fp32",
+                          deployment.threads, None, _inside(deployment.folder, files["reference"]))
+    deployed = Contender("deployed: " + f"{deployment.backend} {deployment.precision} x{deployment.threads}",
+                         deployment.backend, deployment.precision, deployment.threads, deployment.spinning,
+                         deployment.model_file, deployed=True)
+    others = []
+    for row in verify.get("alternatives", []):
+        label = f"{row['backend']} {row['precision']} x{row['threads']}{' spin' if row.get('spinning') else ''}"
+        if label in files:
+            others.append(Contender(label, row["backend"], row["precision"], int(row["threads"]), row.get("spinning"),
+                                    _inside(deployment.folder, files[label])))
+    return [reference, deployed, *others[:3]]
+
+
+def _inside(folder: Path, relative: str) -> str:
+    path = (folder / relative).resolve()
+    if not path.is_relative_to(folder.resolve()) or not path.is_file():
+        raise ModelFileError(f"{folder / DEPLOY_FILE}: verify file {relative!r} is missing or outside the folder")
+    return relative
+
+
+def _evaluation_images(record: dict[str, Any], data: str | Path, ann: str | Path | None, max_images: int,
+                       progress: bool) -> Any:
+    """``data``'s images, minus those the deployment's INT8 files were calibrated on."""
+    images = load_images(data, ann, max_images, progress=progress)
+    calibrated = set((record.get("split") or {}).get("calibration", []))
+    keep = [i for i, f in enumerate(images.files) if f.name not in calibrated]
+    if not keep:
+        raise InvalidInputError(f"every image of {data} was a calibration image of this deployment: give other "
+                                "images to verify it on")
+    images.files = [images.files[i] for i in keep]
+    images.images = [images.images[i] for i in keep]
+    kept_ids = [images.image_ids[i] for i in keep]
+    images.image_ids = kept_ids
+    if images.annotations is not None:
+        ids = set(kept_ids)
+        images.annotations = {**images.annotations,
+                              "images": [e for e in images.annotations["images"] if int(e["id"]) in ids],
+                              "annotations": [a for a in images.annotations["annotations"] if int(a["image_id"]) in ids]}
+    return images
+
+
+def _open(folder: Path, contender: Contender) -> Detector:
+    arithmetic = ARTIFACT_AND_ARITHMETIC[contender.precision][1]
+    options = {} if contender.spinning is None else {"stop_spinning": not contender.spinning}
+    backend = load_backend(folder / contender.model_file, contender.backend, threads=contender.threads,
+                           precision=arithmetic, **options)
+    return Detector(backend, batch_size=1)
+
+
+def _scorer(reference: Detector, images: Any) -> DeltaScorer:
+    found, _ = detect_all(evaluation_detector(reference).pipeline, images, float("inf"))
+    classes = reference.class_names or ()
+    if images.annotations is not None:
+        return DeltaScorer([images.annotations], images.image_ids, images.category_ids, found)
+    truths = sampled_truths(found, images.image_ids, [im.shape[:2] for im in images.images], len(classes))
+    return DeltaScorer(truths, images.image_ids, list(range(len(classes))), found)
+
+
+def _zero_delta() -> Any:
+    from .estimate import Delta
+
+    return Delta(0.0, 0.0, 0.0)
+
+
+def _time(contender: Contender, reference: Detector, detector: Detector, rotation: list, batch: int,
+          seconds: float) -> None:
+    if batch == 1:
+        ref, mine = latency_against(reference, detector, rotation, seconds)
+        contender.speedup = ref.p50_ms / mine.p50_ms
+    else:
+        refs, mines = throughput_against(reference, detector, rotation, (batch,), seconds)
+        mine = next(iter(mines.values()))
+        contender.speedup = mine.images_per_s / next(iter(refs.values())).images_per_s
+    contender.p50_ms, contender.cpu_ms_per_image = mine.p50_ms, mine.cpu_ms_per_image
+
+
+def _table(contenders: list[Contender], labelled: bool) -> str:
+    head = ("", "configuration", "p50 ms", "CPU ms/img", "x FP32", f"ΔmAP50-95 ({'labels' if labelled else 'label-free'})"
+            " [95%]", "within bound")
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for c in contenders:
+        delta = f"{c.delta.value:+.4f} [{c.delta.low:+.4f}, {c.delta.high:+.4f}]" if c.delta is not None else ""
+        lines.append("| " + " | ".join(("->" if c.deployed else "", c.label, _f(c.p50_ms), _f(c.cpu_ms_per_image),
+                                        _f(c.speedup), delta, "yes" if c.within else "no")) + " |")
+    return "\n".join(lines)
+
+
+def _f(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _update(folder: Path, deployment: Any, best: Contender, contenders: list[Contender]) -> None:
+    """Re-stage the folder with ``best`` deployed and this machine recorded."""
+    record = dict(deployment.record)
+    record.pop("format", None)
+    with staged_folder(folder) as stage:
+        for item in folder.iterdir():
+            (shutil.copytree if item.is_dir() else shutil.copy2)(item, stage / item.name)
+        if not best.deployed:
+            source = folder / best.model_file
+            for old in stage.glob("model.*"):
+                old.unlink()
+            suffix = source.suffix.lower()
+            for extra in COMPANIONS.get(suffix, ()):
+                if source.with_suffix(extra).is_file():
+                    shutil.copy2(source.with_suffix(extra), stage / f"model{extra}")
+            shutil.copy2(source, stage / f"model{suffix}")
+            record.update(model_file=f"model{suffix}", backend=best.backend, precision=best.precision,
+                          arithmetic=ARTIFACT_AND_ARITHMETIC[best.precision][1], threads=best.threads)
+            record.pop("spinning", None)
+            if best.spinning is not None:
+                record["spinning"] = best.spinning
+        record["machine"] = machine_fingerprint()
+        record.setdefault("verified", []).append({
+            "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "deployed": best.label.removeprefix("deployed: "), "machine": record["machine"],
+            "measured": [{"label": c.label, "speedup": c.speedup, "p50_ms": c.p50_ms,
+                          "delta_mAP50_95": c.delta.value if c.delta else None, "within": c.within}
+                         for c in contenders]})
+        write_deployment(stage, record)
+

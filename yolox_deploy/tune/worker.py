@@ -1,0 +1,98 @@
+"""Exports (and INT8 calibration, NNCF included) in a child process with a deadline, so a
+step that cannot finish within the budget is cut instead of overrunning it.
+
+One child (``spawn``: no runtime threads are forked) serves every export of a run; a child
+past its deadline is killed, the files it left half-written in the cache are removed, and
+the next export starts a new one.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import YoloxDeployError
+from ..measure.config import BenchConfig
+
+
+class StepCut(Exception):
+    """A step ran past its deadline and was stopped after ``elapsed_s``."""
+
+    def __init__(self, elapsed_s: float):
+        super().__init__(f"cut after {elapsed_s:.1f} s (budget)")
+        self.elapsed_s = elapsed_s
+
+
+def _serve(connection: Any, cfg: BenchConfig) -> None:
+    from ..errors import first_line
+    from ..measure.models import ModelCache
+
+    cache = ModelCache(cfg)
+    while True:
+        request = connection.recv()
+        if request is None:
+            return
+        try:
+            connection.send(("ok", str(cache.model_for(*request))))
+        except Exception as exc:  # noqa: BLE001 - every failure goes back to the parent as one line
+            connection.send(("error", f"{type(exc).__name__}: {first_line(exc)}"
+                             if not isinstance(exc, (YoloxDeployError, ImportError)) else first_line(exc)))
+
+
+class ExportWorker:
+    """``model_for(backend, precision, deadline)`` of a :class:`ModelCache` built from ``cfg``,
+    run in the child."""
+
+    def __init__(self, cfg: BenchConfig, cache_dir: Path):
+        self.cfg, self.cache_dir = cfg, Path(cache_dir)
+        self.process: Any = None
+        self.connection: Any = None
+
+    def _start(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, self.cfg), daemon=True)
+        self.process.start()
+        child.close()
+
+    def model_for(self, backend: str, precision: str, deadline: float) -> Path:
+        """The model file, or :class:`StepCut` at ``deadline`` (time.monotonic), or the
+        child's one-line error as :class:`YoloxDeployError`."""
+        started = time.monotonic()
+        before = self._files()
+        if self.process is None or not self.process.is_alive():
+            self._start()
+        self.connection.send((backend, precision))
+        if not self.connection.poll(max(0.0, deadline - time.monotonic())):
+            self.kill()
+            for leftover in self._files() - before:
+                leftover.unlink(missing_ok=True)
+            raise StepCut(time.monotonic() - started)
+        try:
+            status, value = self.connection.recv()
+        except EOFError:
+            code = self.process.exitcode if self.process is not None else None
+            self.kill()
+            raise YoloxDeployError(f"the export process died (exit code {code})") from None
+        if status != "ok":
+            raise YoloxDeployError(value)
+        return Path(value)
+
+    def _files(self) -> set[Path]:
+        return {p for p in self.cache_dir.rglob("*") if p.is_file() and not p.is_symlink()}
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.join()
+            self.process = None
+
+    def close(self) -> None:
+        if self.process is not None and self.process.is_alive():
+            try:
+                self.connection.send(None)
+                self.process.join(timeout=5)
+            except (BrokenPipeError, OSError):
+                pass
+        self.kill()
