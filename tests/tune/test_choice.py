@@ -7,9 +7,13 @@ from yolox_deploy.tune.choice import TuneRow, choose
 from yolox_deploy.tune.report import CHOSEN_MARK, markdown_table, pareto_front
 
 
-def row(backend, precision, speedup, delta, threads=2, role="candidate", images_per_s=None):
+def row(backend, precision, speedup, delta, threads=2, role="candidate", images_per_s=None, cpu=None,
+        interval=None):
+    low, high = interval or (delta, delta)
     return TuneRow(backend, precision, threads, role=role, p50_ms=10 / speedup, speedup=speedup,
-                   images_per_s=images_per_s or 100 * speedup, mAP50_95=0.3 + delta, delta_mAP50_95=delta)
+                   images_per_s=images_per_s or 100 * speedup, throughput_speedup=(images_per_s or 100 * speedup) / 100,
+                   mAP50_95=0.3 + delta, delta_mAP50_95=delta, delta_low=low, delta_high=high,
+                   uncertain=low < -0.01 <= high, cpu_ms_per_image=cpu)
 
 
 def test_the_fastest_within_the_bound_wins():
@@ -28,6 +32,21 @@ def test_speeds_within_three_percent_are_a_tie_won_by_accuracy_then_fewer_thread
     assert (chosen.precision, chosen.threads) == ("fp32", 1)
     rows.append(row("openvino", "int8", 1.60, -0.004))  # 6.7% faster: not a tie any more
     assert choose(rows, 0.01, by_throughput=False)[0] is rows[-1]
+
+
+def test_a_row_whose_interval_crosses_the_bound_is_never_chosen():
+    rows = [row("onnxruntime", "fp32", 1.0, 0.0), row("openvino", "int8", 2.0, -0.004, interval=(-0.02, 0.01))]
+    assert rows[1].uncertain and not rows[1].within(0.01)
+    assert choose(rows, 0.01, by_throughput=False)[0] is rows[0]
+    table = markdown_table(rows, [], "labels", 0.01)
+    assert "-0.0040 [-0.0200, +0.0100] | candidate, uncertain |" in table
+
+
+def test_at_equal_speed_and_accuracy_the_lower_cpu_time_wins():
+    rows = [row("onnxruntime", "fp32", 1.0, 0.0, cpu=20.0), row("onnxruntime", "fp32", 1.01, 0.0, cpu=30.0)]
+    assert choose(rows, 0.01, by_throughput=False)[0] is rows[0]
+    rows[0].cpu_ms_per_image = 35.0
+    assert choose(rows, 0.01, by_throughput=False)[0] is rows[1]
 
 
 def test_throughput_mode_compares_images_per_second():

@@ -245,13 +245,14 @@ class Tuner:
         try:
             detector = self.open_detector(candidate, self.export(candidate, self.deadline))
             started = time.monotonic()
-            found, _ = detect_all(evaluation_detector(detector).pipeline, self.images, self.deadline)
+            evaluator = evaluation_detector(detector)
+            found, _ = detect_all(evaluator.pipeline, self.images, self.deadline)
         except BudgetExhausted as exc:
             raise self.budget_error(f"it had scored {exc.done} of {exc.total} images") from None
         except StepCut as exc:
             raise self.budget_error(f"its export was {exc}") from None
         row = self.new_row(candidate, detector, "reference" if choosable else "reference only")
-        classes = detector.class_names or ()
+        classes = evaluator.class_names or ()  # known after a call when the model stores none
         if self.images.annotations is not None:
             category_ids = self.images.category_ids
             if len(category_ids) != len(classes):

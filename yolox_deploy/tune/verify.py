@@ -148,8 +148,9 @@ def _open(folder: Path, contender: Contender) -> Detector:
 
 
 def _scorer(reference: Detector, images: Any) -> DeltaScorer:
-    found, _ = detect_all(evaluation_detector(reference).pipeline, images, float("inf"))
-    classes = reference.class_names or ()
+    evaluator = evaluation_detector(reference)
+    found, _ = detect_all(evaluator.pipeline, images, float("inf"))
+    classes = evaluator.class_names or ()
     if images.annotations is not None:
         return DeltaScorer([images.annotations], images.image_ids, images.category_ids, found)
     truths = sampled_truths(found, images.image_ids, [im.shape[:2] for im in images.images], len(classes))
