@@ -342,3 +342,79 @@ def test_the_entry_point_is_installed():
     assert any(ep.name == "yolox-tune" and ep.value == "yolox_deploy.cli.tune:main"
                for ep in entry_points(group="console_scripts"))
     assert Path(tune_cli.__file__).name == "tune.py"
+
+
+def test_verify_holds_on_a_copy_tuned_on_another_machine_and_changes_nothing(tuned, subset, capsys, tmp_path):
+    out, _ = tuned
+    moved = tmp_path / "fleet-node"
+    shutil.copytree(out, moved)
+    record = json.loads((moved / "deploy.json").read_text())
+    record["machine"] = {**record["machine"], "cpu": "Some Other CPU", "cores": record["machine"]["cores"] + 1}
+    (moved / "deploy.json").write_text(json.dumps(record))
+    before = {p.relative_to(moved): p.read_bytes() for p in moved.rglob("*") if p.is_file()}
+    rc, stdout, err = tune(capsys, "--verify", moved, "--data", subset[0], "--ann", subset[1], "--timing-s", "0.3")
+    assert rc in (0, 1), err
+    lines = stdout.splitlines()
+    assert sum(line.startswith("| -> | deployed: ") for line in lines) == 1
+    assert any("| onnxruntime fp32 x1 |" in line for line in lines)  # the FP32 reference, re-measured
+    assert len([line for line in lines if line.startswith("| ")]) == 2 + 1 + 1 + len(record["verify"]["alternatives"])
+    verdict = lines[-1]
+    assert verdict.startswith("holds: " if rc == 0 else "does not hold: ")
+    assert {p.relative_to(moved): p.read_bytes() for p in moved.rglob("*") if p.is_file()} == before
+
+
+def test_verify_fails_a_deployment_outside_the_bound_and_update_redeploys(tuned, subset, cache, capsys, tmp_path):
+    """A folder whose model was swapped for the every-conv INT8 file (ΔmAP about -0.09 on
+    these images) no longer holds; --update puts the fastest configuration that holds in."""
+    out, _ = tuned
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    # the every-conv INT8 file of the same split (nothing within the bound: exit 1, nothing written)
+    tune(capsys, "--model", tuned[1]["source"]["path"], "--data", subset[0], "--ann", subset[1], "-o",
+         tmp_path / "scratch", "--backends", "onnxruntime", "--precisions", "int8-all", "--threads", "1",
+         "--timing-s", "0.1", "--cache-dir", cache)
+    (int8_all,) = Path(cache).glob("*/model-int8-all-calib*.onnx")
+    record = json.loads((broken / "deploy.json").read_text())
+    for old in broken.glob("model.*"):
+        old.unlink()
+    shutil.copy(int8_all, broken / "model.onnx")
+    record.update(model_file="model.onnx", backend="onnxruntime", precision="int8-all", arithmetic="fp32")
+    (broken / "deploy.json").write_text(json.dumps(record))
+    before = (broken / "deploy.json").read_bytes()
+    rc, stdout, _ = tune(capsys, "--verify", broken, "--data", subset[0], "--ann", subset[1], "--timing-s", "0.2")
+    assert rc == 1 and "does not hold: outside the bound" in stdout and "nothing changed" in stdout
+    assert (broken / "deploy.json").read_bytes() == before
+    rc, stdout, _ = tune(capsys, "--verify", broken, "--data", subset[0], "--ann", subset[1], "--timing-s", "0.2",
+                         "--update")
+    assert rc == 1 and "updated" in stdout
+    updated = json.loads((broken / "deploy.json").read_text())
+    assert updated["precision"] != "int8-all" and updated["verified"][-1]["deployed"] != "onnxruntime int8-all x1"
+    rc, stdout, err = tune(capsys, "--verify", broken, "--data", subset[0], "--ann", subset[1], "--timing-s", "0.2")
+    assert "outside the bound" not in stdout, stdout
+
+
+def test_verify_refuses_a_folder_without_its_verify_files_in_one_line(tuned, subset, capsys, tmp_path):
+    out, _ = tuned
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    shutil.rmtree(old / "verify")
+    rc, _, err = tune(capsys, "--verify", old, "--data", subset[0])
+    assert rc == 2 and err.count("\n") == 1 and "verify file" in err and "missing" in err
+
+
+def test_a_60_second_budget_holds_with_every_backend_and_a_fresh_cache(nano_pth, subset, capsys, tmp_path):
+    """Exports (ONNX, INT8 calibration, OpenVINO NNCF, ncnn) run in a child with a deadline:
+    the whole run, writing included, ends within the budget plus 5%."""
+    import time
+
+    out = tmp_path / "deploy"
+    started = time.monotonic()
+    rc, stdout, err = tune(capsys, "--weights", nano_pth, "--data", subset[0], "-o", out, "--budget-s", "60",
+                           "--cache-dir", tmp_path / "cache")
+    wall = time.monotonic() - started
+    assert rc == 0, err
+    record = json.loads((out / "deploy.json").read_text())
+    assert wall <= 63.0 and record["elapsed_s"] <= 63.0, (wall, record["elapsed_s"])
+    assert record["elapsed_s"] >= 0.9 * wall - 1  # the whole run, not its first part
+    reasons = " ".join(s["reason"] for s in record["skipped"])
+    assert "budget" in reasons  # 60 s cannot measure every candidate of every backend
