@@ -184,15 +184,17 @@ def export_raw_onnx(output: str | Path, weights: str | Path | None = None, model
                 class_names: Sequence[str] | None = None, depth: float | None = None,
                 width: float | None = None, depthwise: bool = False, num_classes: int | None = None,
                 seed: int = 0, verify: bool = True, half: bool = False, int8: bool = False,
-                calib: str | Path | None = None, calib_size: int = 300, int8_keep_float: str = "sensitive",
-                int8_symmetric: bool = False, **_: Any) -> OnnxExportReport:
+                calib: str | Path | None = None, calib_size: int = 300,
+                int8_keep_float: str | Sequence[str] = "sensitive", int8_symmetric: bool = False,
+                **_: Any) -> OnnxExportReport:
     """Export a checkpoint (or a seeded random variant) to a raw ONNX.
 
     Input ``images`` float32 [B, 3, H, W] BGR 0-255 letterboxed; output ``output`` raw
     [B, N, 5 + C]. ``dynamic`` makes the batch dynamic, ``dynamic_hw`` height and width.
     ``half`` writes an FP16 ONNX (float32 input and output), ``int8`` a Q/DQ INT8 ONNX
     calibrated on up to ``calib_size`` images of ``calib`` (a sample drawn with ``seed``), with
-    the sensitive convs in float unless ``int8_keep_float="none"`` (faster, less accurate);
+    the sensitive convs in float unless ``int8_keep_float="none"`` (faster, less accurate) or a
+    list of conv node names (exactly those float: yolox-tune's mixed INT8);
     ``int8_symmetric`` quantizes activations to signed INT8 with zero point 0 (the Q/DQ that
     TensorRT builds; the default uint8 activations suit x86 CPUs). Both also convert an FP32
     ``.onnx`` given as ``weights``.
@@ -255,7 +257,8 @@ def _write_checked_onnx(path: Path, model: Any, model_name: str, shape: tuple[in
 
 
 def export_low_precision_onnx(output: str | Path, weights: str | Path | None, half: bool, int8: bool,
-                              calib: str | Path | None, calib_size: int, seed: int, keep_float: str = "sensitive",
+                              calib: str | Path | None, calib_size: int, seed: int,
+                              keep_float: str | Sequence[str] = "sensitive",
                               symmetric: bool = False, **fp32_options: Any) -> OnnxExportReport:
     """FP16 or Q/DQ INT8 ONNX from an FP32 ``.onnx`` or from a checkpoint (exported first)."""
     import tempfile
@@ -271,6 +274,9 @@ def export_low_precision_onnx(output: str | Path, weights: str | Path | None, ha
         raise YoloxDeployError("--int8 needs --calib DIR (a folder of typical images)")
     if calib_size < 1:
         raise YoloxDeployError(f"--calib-size must be >= 1, got {calib_size}")
+    named = None if isinstance(keep_float, str) else [str(n) for n in keep_float]
+    if named is not None:
+        keep_float = "none"  # the named convs below override the rule
     if keep_float not in ("sensitive", "none"):
         raise YoloxDeployError(f"--int8-keep-float must be 'sensitive' or 'none', got {keep_float!r}")
     output = Path(output)
@@ -289,7 +295,7 @@ def export_low_precision_onnx(output: str | Path, weights: str | Path | None, ha
                 calibration = calibration_set(calib, input_hw, limit=calib_size, seed=seed)
                 settings = (QuantizationSettings.for_tensorrt(keep_float) if symmetric
                             else QuantizationSettings(keep_float=keep_float))
-                floats = quantize_onnx_int8(model, staged, calibration, input_hw, name, settings)
+                floats = quantize_onnx_int8(model, staged, calibration, input_hw, name, settings, keep_float=named)
                 result = onnx.load(str(staged))
                 metadata = dataclasses.replace(metadata, precision="int8", quantization=quantization_record(
                     settings, calibration, floats, str(calib)))
@@ -297,7 +303,8 @@ def export_low_precision_onnx(output: str | Path, weights: str | Path | None, ha
                 described = (f"calibrated on {len(calibration.files)} images of {Path(calib).name}"
                              f"{f' (seed {calibration.seed})' if calibration.seed is not None else ''}"
                              f"{f', {len(calibration.skipped)} unreadable skipped' if calibration.skipped else ''}; "
-                             + (f"{len(floats)} sensitive convs kept float" if floats else "every conv quantized"))
+                             + (f"{len(floats)} {'named' if named is not None else 'sensitive'} convs kept float"
+                                if floats else "every conv quantized"))
             else:
                 result = convert_onnx_fp16(model, name)
                 metadata = dataclasses.replace(metadata, precision="fp16")

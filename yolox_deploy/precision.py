@@ -12,8 +12,9 @@ from pathlib import Path
 
 RUNTIME_PRECISIONS = ("fp32", "bf16", "fp16")  # what a backend computes in (artifact precisions are separate)
 # what yolox-bench rows and yolox-tune candidates (and so deploy.json) name: the artifact's precision, or bf16
-# arithmetic on the FP32 model; int8-nncf-bf16: the NNCF INT8 IR whose float remainder computes in bf16
-DEPLOYED_PRECISIONS = ("fp32", "fp16", "int8", "int8-all", "int8-nncf", "bf16", "int8-nncf-bf16")
+# arithmetic on the FP32 model; int8-nncf-bf16: the NNCF INT8 IR whose float remainder computes in bf16;
+# int8-mixed: yolox-tune's Q/DQ INT8 with the convs it measured most harmful kept float
+DEPLOYED_PRECISIONS = ("fp32", "fp16", "int8", "int8-all", "int8-nncf", "bf16", "int8-nncf-bf16", "int8-mixed")
 _ALIASES = {"fp32": "fp32", "f32": "fp32", "float32": "fp32",
             "bf16": "bf16", "bfloat16": "bf16",
             "fp16": "fp16", "f16": "fp16", "float16": "fp16", "half": "fp16"}

@@ -24,7 +24,7 @@ const char* const kFormat = "yolox_deploy.deployment/1";
 const std::vector<std::string> kRequired = {"model_file", "backend", "precision", "arithmetic",
                                             "threads",    "batch",   "detector",  "machine"};
 const std::vector<std::string> kDeployedPrecisions = {"fp32", "fp16", "int8", "int8-all", "int8-nncf", "bf16",
-                                                        "int8-nncf-bf16"};
+                                                        "int8-nncf-bf16", "int8-mixed"};
 const std::vector<std::string> kRuntimePrecisions = {"fp32", "bf16", "fp16"};
 // files that travel with a model file of these kinds (same stem)
 const std::map<std::string, std::vector<std::string>> kCompanions = {

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import YoloxDeployError
 from ..precision import DEPLOYED_PRECISIONS
 
-PRECISIONS = DEPLOYED_PRECISIONS
+PRECISIONS = tuple(p for p in DEPLOYED_PRECISIONS if p != "int8-mixed")  # int8-mixed: made by yolox-tune only
 # bench precision -> (the artifact exported for it, the arithmetic the runtime is asked for). fp16 and
 # int8 are stored in the model file (int8: the Q/DQ ONNX, run by ONNX Runtime and converted by
 # OpenVINO; int8-all: the same with every conv quantized; int8-nncf: OpenVINO's NNCF IR) and run
@@ -17,7 +17,8 @@ PRECISIONS = DEPLOYED_PRECISIONS
 # float remainder in bf16.
 ARTIFACT_AND_ARITHMETIC = {"fp32": ("fp32", "fp32"), "fp16": ("fp16", "fp32"), "int8": ("int8", "fp32"),
                            "int8-all": ("int8-all", "fp32"), "int8-nncf": ("int8-nncf", "fp32"),
-                           "bf16": ("fp32", "bf16"), "int8-nncf-bf16": ("int8-nncf", "bf16")}
+                           "bf16": ("fp32", "bf16"), "int8-nncf-bf16": ("int8-nncf", "bf16"),
+                           "int8-mixed": ("int8-mixed", "fp32")}
 STAGES = ("preprocess", "inference", "postprocess", "end_to_end")
 BASELINE = "official demo (onnxruntime)"
 Call = Callable[[], tuple[float, float, float]]  # one timed call -> (pre, infer, post) ms

@@ -99,6 +99,23 @@ class ModelCache:
                                  int8_symmetric=symmetric)
         return path
 
+    def mixed_int8_onnx(self, float_convs: list[str]) -> Path:
+        """The Q/DQ INT8 ONNX with exactly ``float_convs`` (conv node names) kept float,
+        calibrated like the others (yolox-tune's mixed INT8); cached by the names."""
+        path = self.mixed_int8_path(float_convs)
+        if not path.exists():
+            from ..exporters import get_exporter
+
+            if self.cfg.data is None:
+                raise Skip("int8 needs --data DIR for calibration images")
+            get_exporter("onnx")(path, weights=self.onnx(), input_size=self.input_size, int8=True,
+                                 calib=self.cfg.data, calib_size=300, int8_keep_float=list(float_convs))
+        return path
+
+    def mixed_int8_path(self, float_convs: list[str]) -> Path:
+        digest = hashlib.sha256("\n".join(sorted(float_convs)).encode()).hexdigest()[:10]
+        return self.dir / f"model-int8-mixed{len(float_convs)}-{digest}{self.calibration_tag}.onnx"
+
     def _reduced_onnx_path(self, precision: str, symmetric: bool = False) -> Path:
         calibrated = self.calibration_tag if precision.startswith("int8") else ""
         return self.dir / f"model-{precision}{'-symmetric' if symmetric else ''}{calibrated}.onnx"

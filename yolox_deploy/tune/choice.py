@@ -35,13 +35,15 @@ class TuneRow:
     delta_low: float | None = None
     delta_high: float | None = None
     uncertain: bool = False
+    float_convs: list[str] = dataclasses.field(default_factory=list)  # int8-mixed: the convs kept float
     export_s: float = 0.0  # exporting its model file in this run (0: found in the cache)
     accuracy_s: float = 0.0
     chosen: bool = False
 
     @property
     def label(self) -> str:
-        return f"{self.backend} {self.precision} x{self.threads}{' spin' if self.spinning else ''}"
+        mixed = f" ({len(self.float_convs)} float)" if self.float_convs else ""
+        return f"{self.backend} {self.precision}{mixed} x{self.threads}{' spin' if self.spinning else ''}"
 
     @property
     def choosable(self) -> bool:

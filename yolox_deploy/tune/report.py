@@ -31,7 +31,8 @@ def markdown_table(rows: Sequence[TuneRow], skipped: Sequence[Skipped], accuracy
         if max_ap_drop is not None and r.delta_mAP50_95 is not None and r.delta_mAP50_95 < -max_ap_drop - 1e-12:
             role += ", outside the bound"
         threads = f"{r.threads}{' spin' if r.spinning else ''}"
-        cells = (CHOSEN_MARK if r.chosen else "", r.backend, r.precision, threads, _fmt(r.p50_ms),
+        precision = f"{r.precision} ({len(r.float_convs)} float)" if r.float_convs else r.precision
+        cells = (CHOSEN_MARK if r.chosen else "", r.backend, precision, threads, _fmt(r.p50_ms),
                  _fmt(r.p99_ms), _fmt(r.cpu_ms_per_image), _fmt(r.speedup), str(r.batch), _fmt(r.images_per_s, 1),
                  _fmt(r.mAP50_95, 4), delta, role)
         lines.append("| " + " | ".join(cells) + " |")

@@ -136,10 +136,18 @@ class Tuner:
                 bar.set_postfix_str(f"{candidates[0].label} (reference)")
                 self.measure_reference(candidates[0], reference_choosable)
                 bar.update(1)
+                first_threads = candidates[0].threads
+                mixed_tried = False
                 for candidate in candidates[1:]:
+                    if not mixed_tried and (candidate.threads != first_threads or candidate.spinning):
+                        bar.set_postfix_str(f"mixed INT8, {self.left_s():.0f} s left")
+                        self.try_mixed_int8(first_threads)
+                        mixed_tried = True
                     bar.set_postfix_str(f"{candidate.label}, {self.left_s():.0f} s left")
                     self.try_candidate(candidate)
                     bar.update(1)
+                if not mixed_tried:
+                    self.try_mixed_int8(first_threads)
         finally:
             self.worker.close()
         return self.finish()
@@ -169,8 +177,7 @@ class Tuner:
             raise NothingWithinBound(f"no candidate is within --max-ap-drop {cfg.max_ap_drop} (and sure of it); "
                                      f"{hint}. Raise --max-ap-drop, give more images, or let fp32 candidates in "
                                      "(--backends/--precisions); nothing was written", result)
-        detector = self.open_detector(self.candidate_of(chosen), self.cache.model_for(chosen.backend,
-                                                                                       chosen.precision))
+        detector = self.open_detector(self.candidate_of(chosen), Path(chosen.model_file))
         check_images = self.images.images[:CHECK_IMAGES]
         expected = [detector(image) for image in check_images]
         detector.close()
@@ -360,6 +367,66 @@ class Tuner:
         row.images_per_s = mine[row.batch].images_per_s
         row.throughput_speedup = row.images_per_s / max(t.images_per_s for t in refs.values())
 
+    def try_mixed_int8(self, threads: int) -> None:
+        """When ONNX Runtime's INT8 files were measured and none is within the bound (and sure
+        of it), Q/DQ INT8 variants with the most harmful runs of convs kept float (1, 2, ...
+        runs, see :mod:`.mixed_int8`), each a candidate, until one is within the bound or the
+        budget ends. Harm is measured on the calibration images, in the export child."""
+        int8_rows = [r for r in self.rows if r.backend == "onnxruntime" and r.precision in ("int8", "int8-all")]
+        full = next((r for r in int8_rows if r.precision == "int8-all"), None)
+        if full is None or any(r.within(self.cfg.max_ap_drop) for r in int8_rows):
+            return
+        from .mixed_int8 import MAX_FLOAT_GROUPS
+
+        step_deadline = self.deadline - self.reserve_s
+        started = time.monotonic()
+        try:
+            ranked = self.worker.group_harm(step_deadline - self.estimate_s(Candidate("onnxruntime", "int8-mixed",
+                                                                                      threads)))
+        except StepCut as exc:
+            self.skipped.append(Skipped("onnxruntime int8-mixed", f"measuring which convs to keep float was {exc}"))
+            return
+        except YoloxDeployError as exc:
+            self.skipped.append(Skipped("onnxruntime int8-mixed", first_line(exc)))
+            return
+        self.notes.append(f"mixed INT8: harm of {len(ranked)} runs of convs measured on the calibration images in "
+                          f"{time.monotonic() - started:.0f} s")
+        for count in range(1, MAX_FLOAT_GROUPS + 1):
+            float_convs = [name for group, _ in ranked[:count] for name in group]
+            if count >= len(ranked):
+                break
+            candidate = Candidate("onnxruntime", "int8-mixed", threads, False)
+            label = f"onnxruntime int8-mixed ({len(float_convs)} float) x{threads}"
+            needed, left = self.estimate_s(candidate), step_deadline - time.monotonic()
+            if needed > left:
+                self.skipped.append(Skipped(label, f"budget: needs about {needed:.0f} s, {max(left, 0):.0f} s left "
+                                                   "(raise --budget-s)"))
+                return
+            detector = None
+            self.scores.pop(candidate.artifact, None)
+            try:
+                started = time.monotonic()
+                path = self.worker.mixed_int8(float_convs, step_deadline - needed)
+                self.last_export_s = time.monotonic() - started
+                detector = self.open_detector(candidate, path)
+                row = self.measure(candidate, detector)
+            except StepCut as exc:
+                self.skipped.append(Skipped(label, f"export {exc}"))
+                return
+            except BudgetExhausted as exc:
+                self.skipped.append(Skipped(label, f"cut (budget) in its accuracy pass ({exc})"))
+                return
+            except candidate_failures() as exc:
+                self.skipped.append(Skipped(label, first_line(exc)))
+                return
+            finally:
+                if detector is not None:
+                    detector.close()
+            row.float_convs = float_convs
+            self.rows.append(row)
+            if row.within(self.cfg.max_ap_drop):
+                return
+
     # --- the record -------------------------------------------------------------------------
 
     def record(self, result: TuneResult, alternatives: dict[str, TuneRow]) -> dict[str, Any]:
@@ -397,6 +464,8 @@ class Tuner:
         }
         if chosen.spinning is not None:
             record["spinning"] = chosen.spinning
+        if chosen.float_convs:
+            record["float_convs"] = chosen.float_convs
         record["elapsed_s"] = round(time.monotonic() - self.start, 1)
         return record
 

@@ -23,6 +23,7 @@ from ..measure.calls import MIN_ROTATION, latency_against, throughput_against
 from ..measure.config import ARTIFACT_AND_ARITHMETIC
 from ..runtimes import load_backend
 from .accuracy import detect_all, evaluation_detector
+from .choice import TuneRow
 from .data import load_images
 from .estimate import DeltaScorer, sampled_truths
 
@@ -99,12 +100,13 @@ def _contenders(deployment: Any, files: dict[str, str]) -> list[Contender]:
     verify = record["verify"]
     reference = Contender(str(verify.get("reference", "onnxruntime fp32")), "onnxruntime", "fp32",
                           deployment.threads, None, _inside(deployment.folder, files["reference"]))
-    deployed = Contender("deployed: " + f"{deployment.backend} {deployment.precision} x{deployment.threads}",
+    mixed = f" ({len(record['float_convs'])} float)" if record.get("float_convs") else ""
+    deployed = Contender(f"deployed: {deployment.backend} {deployment.precision}{mixed} x{deployment.threads}",
                          deployment.backend, deployment.precision, deployment.threads, deployment.spinning,
                          deployment.model_file, deployed=True)
     others = []
     for row in verify.get("alternatives", []):
-        label = f"{row['backend']} {row['precision']} x{row['threads']}{' spin' if row.get('spinning') else ''}"
+        label = TuneRow(**row).label
         if label in files:
             others.append(Contender(label, row["backend"], row["precision"], int(row["threads"]), row.get("spinning"),
                                     _inside(deployment.folder, files[label])))

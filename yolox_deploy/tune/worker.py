@@ -34,7 +34,14 @@ def _serve(connection: Any, cfg: BenchConfig) -> None:
         if request is None:
             return
         try:
-            connection.send(("ok", str(cache.model_for(*request))))
+            kind, args = request
+            if kind == "harm":
+                from .mixed_int8 import group_harm
+
+                connection.send(("ok", group_harm(cache.onnx(), Path(cache.cfg.data), cache.input_size)))
+                continue
+            path = cache.mixed_int8_onnx(*args) if kind == "mixed" else cache.model_for(*args)
+            connection.send(("ok", str(path)))
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the parent as one line
             connection.send(("error", f"{type(exc).__name__}: {first_line(exc)}"
                              if not isinstance(exc, (YoloxDeployError, ImportError)) else first_line(exc)))
@@ -59,11 +66,23 @@ class ExportWorker:
     def model_for(self, backend: str, precision: str, deadline: float) -> Path:
         """The model file, or :class:`StepCut` at ``deadline`` (time.monotonic), or the
         child's one-line error as :class:`YoloxDeployError`."""
+        return Path(self._request(("model", (backend, precision)), deadline))
+
+    def mixed_int8(self, float_convs: list[str], deadline: float) -> Path:
+        """The Q/DQ INT8 ONNX with ``float_convs`` kept float (see :meth:`model_for`)."""
+        return Path(self._request(("mixed", (list(float_convs),)), deadline))
+
+    def group_harm(self, deadline: float) -> list[tuple[list[str], float]]:
+        """:func:`~yolox_deploy.tune.mixed_int8.group_harm` on the cache's FP32 ONNX and
+        calibration images (quantizations: in the child, with the deadline)."""
+        return self._request(("harm", ()), deadline)
+
+    def _request(self, request: tuple, deadline: float) -> Any:
         started = time.monotonic()
         before = self._files()
         if self.process is None or not self.process.is_alive():
             self._start()
-        self.connection.send((backend, precision))
+        self.connection.send(request)
         if not self.connection.poll(max(0.0, deadline - time.monotonic())):
             self.kill()
             for leftover in self._files() - before:
@@ -77,7 +96,7 @@ class ExportWorker:
             raise YoloxDeployError(f"the export process died (exit code {code})") from None
         if status != "ok":
             raise YoloxDeployError(value)
-        return Path(value)
+        return value
 
     def _files(self) -> set[Path]:
         return {p for p in self.cache_dir.rglob("*") if p.is_file() and not p.is_symlink()}
