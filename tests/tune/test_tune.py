@@ -418,3 +418,16 @@ def test_a_60_second_budget_holds_with_every_backend_and_a_fresh_cache(nano_pth,
     assert record["elapsed_s"] >= 0.9 * wall - 1  # the whole run, not its first part
     reasons = " ".join(s["reason"] for s in record["skipped"])
     assert "budget" in reasons  # 60 s cannot measure every candidate of every backend
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--update"], "--update goes with --verify DEPLOY_DIR"),
+    (["--verify", "VERIFY", "--model", "MODEL"], "--verify re-measures a deployment folder"),
+    (["--verify", "MISSING"], "has no deploy.json"),
+    (["--weights", "MODEL"], "give -o DEPLOY_DIR"),
+])
+def test_verify_and_update_misuse_is_one_line(tuned, subset, nano_pth, capsys, tmp_path, args, message):
+    out, _ = tuned
+    names = {"VERIFY": str(out), "MODEL": str(nano_pth), "MISSING": str(tmp_path)}
+    rc, stdout, err = tune(capsys, *[names.get(a, a) for a in args], "--data", subset[0])
+    assert rc == 2 and err.count("\n") == 1 and message in err, err

@@ -1,19 +1,16 @@
 """The user's images for ``yolox-tune``: decoded once, checked against their annotations
-when there are some, and turned into the ground truth accuracy is measured against (the
-annotations, or the FP32 model's own detections as pseudo-labels)."""
+when there are some, and split (seeded) into calibration and evaluation images."""
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from ..detections import Detections
 from ..errors import InvalidInputError
 from ..processing.images import IMAGE_SUFFIXES, read_image
 
@@ -110,25 +107,6 @@ def read_annotations(path: Path) -> dict[str, Any]:
     if not dataset["images"] or not dataset["categories"]:
         raise InvalidInputError(f"{path.name} lists no images or no categories")
     return dataset
-
-
-def pseudo_labels(images: TuneImages, detections: Sequence[Detections], class_names: Sequence[str],
-                  conf: float) -> dict[str, Any]:
-    """A COCO dataset dict whose boxes are ``detections`` (the FP32 reference at the deployed
-    thresholds, ``conf`` among them): the ground truth when the user has no annotations."""
-    entries = [{"id": i, "file_name": f.name, "height": int(im.shape[0]), "width": int(im.shape[1])}
-               for i, f, im in zip(images.image_ids, images.files, images.images)]
-    boxes = []
-    for image_id, found in zip(images.image_ids, detections):
-        for box, class_id in zip(found.xywh, found.class_ids):
-            w, h = float(box[2]), float(box[3])
-            boxes.append({"id": len(boxes) + 1, "image_id": int(image_id), "category_id": int(class_id),
-                          "bbox": [float(v) for v in box], "area": w * h, "iscrowd": 0})
-    if not boxes:
-        raise InvalidInputError(f"the FP32 model detects nothing at conf {conf} on the {len(entries)} images of "
-                                f"{images.folder}: give --ann, or images with the objects the model finds")
-    return {"images": entries, "annotations": boxes,
-            "categories": [{"id": i, "name": name} for i, name in enumerate(class_names)]}
 
 
 SMALL_SPLIT = 40  # below this many images, INT8 cannot be judged on images it was not calibrated on

@@ -253,7 +253,7 @@ class Tuner:
             detector = self.open_detector(candidate, self.export(candidate, self.deadline))
             started = time.monotonic()
             evaluator = evaluation_detector(detector)
-            found, _ = detect_all(evaluator.pipeline, self.images, self.deadline)
+            found = detect_all(evaluator.pipeline, self.images, self.deadline)
         except BudgetExhausted as exc:
             raise self.budget_error(f"it had scored {exc.done} of {exc.total} images") from None
         except StepCut as exc:
@@ -336,7 +336,7 @@ class Tuner:
         row = self.new_row(candidate, detector, "candidate")
         if candidate.artifact not in self.scores:  # thread and spinning variants share their artifact's accuracy
             started = time.monotonic()
-            found, _ = detect_all(evaluation_detector(detector).pipeline, self.images, self.deadline - self.reserve_s)
+            found = detect_all(evaluation_detector(detector).pipeline, self.images, self.deadline - self.reserve_s)
             mAP, delta = self.scorer.score(found)
             self.scores[candidate.artifact] = (mAP, delta, time.monotonic() - started)
         row.mAP50_95, delta, row.accuracy_s = self.scores[candidate.artifact]

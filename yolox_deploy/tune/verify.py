@@ -75,7 +75,7 @@ def verify(folder: str | Path, data: str | Path, ann: str | Path | None = None, 
         rotation = images.images[:max(MIN_ROTATION, min(len(images.images), 16))]
         for contender in others:
             with _open(folder, contender) as detector:
-                found, _ = detect_all(evaluation_detector(detector).pipeline, images, float("inf"))
+                found = detect_all(evaluation_detector(detector).pipeline, images, float("inf"))
                 contender.delta = scorer.score(found)[1]
                 contender.within = (contender.delta.value >= -bound - 1e-12 and not contender.delta.crosses(bound))
                 _time(contender, ref_detector, detector, rotation, deployment.batch, timing_s)
@@ -151,7 +151,7 @@ def _open(folder: Path, contender: Contender) -> Detector:
 
 def _scorer(reference: Detector, images: Any) -> DeltaScorer:
     evaluator = evaluation_detector(reference)
-    found, _ = detect_all(evaluator.pipeline, images, float("inf"))
+    found = detect_all(evaluator.pipeline, images, float("inf"))
     classes = evaluator.class_names or ()
     if images.annotations is not None:
         return DeltaScorer([images.annotations], images.image_ids, images.category_ids, found)
