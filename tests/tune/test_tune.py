@@ -311,7 +311,8 @@ def test_bad_input_is_one_line_and_writes_nothing(case, nano_onnx, subset, cache
                       "-o", out, "--budget-s", budget, "--backends", "onnxruntime", "--precisions", "fp32",
                       "--cache-dir", cache)
     expected = {"empty": "holds no images", "unreadable": "unreadable image", "missing": "is not a folder",
-                "not a folder": "is not a folder", "other images": f"1 of the {COUNT + 1} images in ann.json are not in",
+                "not a folder": "is not a folder",
+                "other images": f"1 of the {COUNT + 1} images in ann.json are not in",
                 "resized": "the annotations are for other images", "budget": "too small for even one candidate"}
     errors = [line for line in err.replace("\r", "\n").splitlines() if "error" in line]
     assert rc == 2 and len(errors) == 1 and errors[0].startswith("yolox-tune: error: "), err

@@ -75,7 +75,8 @@ def plan_candidates(cfg: TuneConfig, cache: ModelCache) -> tuple[list[Candidate]
     pairs = sorted(set(pairs) - {REFERENCE}, key=lambda p: (order.get(p, len(order)), p))
     first, *others = cfg.thread_options
     spin = {name: False if get_backend_class(name).spin_option else None for name, _ in [REFERENCE, *pairs]}
-    candidates = [Candidate(*REFERENCE, first, spin[REFERENCE[0]])] + [Candidate(b, p, first, spin[b]) for b, p in pairs]
+    candidates = [Candidate(*REFERENCE, first, spin[REFERENCE[0]])]
+    candidates += [Candidate(b, p, first, spin[b]) for b, p in pairs]
     everything = ([REFERENCE] if reference_chosen else []) + pairs
     candidates += [Candidate(b, p, t, spin[b]) for t in others for b, p in everything]
     candidates += [Candidate(b, p, t, True) for t in cfg.thread_options for b, p in everything if spin[b] is not None]

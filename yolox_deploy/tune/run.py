@@ -442,8 +442,8 @@ class Tuner:
             "measured": {k: getattr(chosen, k) for k in ("p50_ms", "p99_ms", "speedup", "images_per_s",
                                                           "throughput_speedup", "cpu_ms_per_image", "mAP50_95",
                                                           "delta_mAP50_95", "delta_low", "delta_high")},
-            "why": (f"fastest ({'images/s against the reference, same window' if cfg.batch != 1 else 'p50 latency at batch 1'}) of "
-                    f"{sum(r.choosable for r in self.rows)} measured candidates within --max-ap-drop "
+            "why": (f"fastest ({'images/s' if cfg.batch != 1 else 'p50 latency'} against the reference, same window) "
+                    f"of {sum(r.choosable for r in self.rows)} measured candidates within --max-ap-drop "
                     f"{cfg.max_ap_drop} of the FP32 reference, with its 95% interval inside the bound"),
             "accuracy": {"mode": result.accuracy_mode, "images": len(self.images.images),
                          "folder": str(Path(cfg.data).resolve()),

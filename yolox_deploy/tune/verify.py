@@ -137,7 +137,8 @@ def _evaluation_images(record: dict[str, Any], data: str | Path, ann: str | Path
         ids = set(kept_ids)
         images.annotations = {**images.annotations,
                               "images": [e for e in images.annotations["images"] if int(e["id"]) in ids],
-                              "annotations": [a for a in images.annotations["annotations"] if int(a["image_id"]) in ids]}
+                              "annotations": [a for a in images.annotations["annotations"]
+                                              if int(a["image_id"]) in ids]}
     return images
 
 
@@ -178,8 +179,8 @@ def _time(contender: Contender, reference: Detector, detector: Detector, rotatio
 
 
 def _table(contenders: list[Contender], labelled: bool) -> str:
-    head = ("", "configuration", "p50 ms", "CPU ms/img", "x FP32", f"ΔmAP50-95 ({'labels' if labelled else 'label-free'})"
-            " [95%]", "within bound")
+    accuracy = f"ΔmAP50-95 ({'labels' if labelled else 'label-free'}) [95%]"
+    head = ("", "configuration", "p50 ms", "CPU ms/img", "x FP32", accuracy, "within bound")
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for c in contenders:
         delta = f"{c.delta.value:+.4f} [{c.delta.low:+.4f}, {c.delta.high:+.4f}]" if c.delta is not None else ""
