@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import shutil
-
 from pathlib import Path
 from typing import Any
+
+from tqdm import tqdm
 
 from ..artifacts.deploy import COMPANIONS, DEPLOY_FILE, read_deployment, write_deployment
 from ..artifacts.machine import machine_fingerprint
@@ -73,7 +74,7 @@ def verify(folder: str | Path, data: str | Path, ann: str | Path | None = None, 
         scorer = _scorer(ref_detector, images)
         reference.delta, reference.within, reference.speedup = _zero_delta(), True, 1.0
         rotation = images.images[:max(MIN_ROTATION, min(len(images.images), 16))]
-        for contender in others:
+        for contender in tqdm(others, desc="yolox-tune --verify", unit="configuration", disable=not progress):
             with _open(folder, contender) as detector:
                 found = detect_all(evaluation_detector(detector).pipeline, images, float("inf"))
                 contender.delta = scorer.score(found)[1]
