@@ -26,7 +26,7 @@ from yolox_deploy.measure.models import ModelCache
 from yolox_deploy.measure.report import machine_info
 from yolox_deploy.runtimes import load_backend
 from yolox_deploy.tune.accuracy import EVAL_SETTINGS
-from yolox_deploy.tune.data import TuneImages, calibration_folder, load_images, split_images
+from yolox_deploy.tune.data import Split, TuneImages, calibration_folder, load_images, split_images
 from yolox_deploy.tune.estimate import DeltaScorer, sampled_truths
 from yolox_deploy.tune.mixed_int8 import group_harm
 
@@ -61,9 +61,7 @@ def two_fold_deltas(weights: Path, image_folder: Path, ann: Path, candidates: li
     split = split_images(images, seed)
     calibrated = set(split.calibration)
     other = [i for i, f in enumerate(images.files) if f in calibrated]
-    swapped = type(split)(seed, [f for f in images.files if f not in calibrated],
-                          TuneImages(images.folder, [images.files[i] for i in other], [images.images[i] for i in other],
-                                     [images.image_ids[i] for i in other]))
+    swapped = Split(seed, [f for f in images.files if f not in calibrated], images.subset(other))
     detections: dict[tuple[str, str], dict[int, object]] = {}
     with tempfile.TemporaryDirectory() as cache_dir:
         for fold in (split, swapped):  # calibrate on one half, detect on the other, then swap

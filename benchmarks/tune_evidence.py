@@ -13,30 +13,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from yolox_deploy.artifacts.deploy import COMPANIONS
 from yolox_deploy.measure.config import ARTIFACT_AND_ARITHMETIC
 from yolox_deploy.tune.choice import TuneRow
+from yolox_deploy.tune.deploy_dir import copy_model
 
 HOLDS_WITHIN = 0.05
 
 
 def candidate_folder(record: dict[str, Any], row: TuneRow, folder: Path) -> Path:
     """A deployment folder running ``row`` (its model file copied in)."""
-    folder.mkdir(parents=True)
-    model = Path(row.model_file)
-    for extra in COMPANIONS.get(model.suffix.lower(), ()):
-        if model.with_suffix(extra).is_file():
-            shutil.copy2(model.with_suffix(extra), folder / f"model{extra}")
-    shutil.copy2(model, folder / f"model{model.suffix.lower()}")
     content = {k: v for k, v in record.items() if k not in ("verify", "spinning", "float_convs")}
-    content.update(model_file=f"model{model.suffix.lower()}", backend=row.backend, precision=row.precision,
+    content.update(model_file=copy_model(Path(row.model_file), folder), backend=row.backend, precision=row.precision,
                    arithmetic=ARTIFACT_AND_ARITHMETIC[row.precision][1], threads=row.threads, batch=row.batch)
     if row.spinning is not None:
         content["spinning"] = row.spinning

@@ -19,7 +19,7 @@ from .timing import fill_timings, time_interleaved
 
 WARMUP_CALLS = 3
 SETTLE_MS = 50.0
-MIN_ROTATION = 8  # images a latency rotates through, when there are that many
+ROTATION = 16  # images a timed call rotates through at most (letterbox and NMS cost vary with the image)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +35,11 @@ class Timing:
     @property
     def images_per_s(self) -> float:
         return self.batch * 1000.0 / self.p50_ms
+
+
+def rotation(images: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The images timed calls rotate through: the first :data:`ROTATION` of ``images``."""
+    return list(images[:ROTATION])
 
 
 def rotating_call(detector: Detector, images: Sequence[np.ndarray], batch: int = 1) -> Call:
@@ -63,6 +68,12 @@ def time_together(calls: Sequence[tuple[Call, int]], seconds: float) -> list[Tim
         e2e = row.ms["end_to_end"]
         timings.append(Timing(row.batch, e2e["p50"], e2e["p99"], e2e["mean"], row.cpu_ms_per_image))
     return timings
+
+
+def latency_of(detector: Detector, images: Sequence[np.ndarray], seconds: float) -> Timing:
+    """Batch-1 latency of ``detector`` alone, rotating through ``images``."""
+    (timing,) = time_together([(rotating_call(detector, list(images)), 1)], seconds)
+    return timing
 
 
 def latency_against(reference: Detector, candidate: Detector, images: Sequence[np.ndarray],

@@ -26,6 +26,17 @@ class TuneImages:
     image_ids: list[int]
     annotations: dict[str, Any] | None = None
 
+    def subset(self, indices: list[int]) -> TuneImages:
+        """These images at ``indices`` (in that order), their annotations restricted to them."""
+        ids = [self.image_ids[i] for i in indices]
+        annotations = self.annotations
+        if annotations is not None:
+            kept = set(ids)
+            annotations = {**annotations, "images": [e for e in annotations["images"] if int(e["id"]) in kept],
+                           "annotations": [a for a in annotations["annotations"] if int(a["image_id"]) in kept]}
+        return TuneImages(self.folder, [self.files[i] for i in indices], [self.images[i] for i in indices], ids,
+                          annotations)
+
     @property
     def category_ids(self) -> list[int] | None:
         """Dataset category ids in class-index order (the official evaluator's mapping)."""
@@ -137,14 +148,7 @@ def split_images(images: TuneImages, seed: int) -> Split:
     n = len(images.files)
     calibration_count = min(MAX_CALIBRATION, n // 2)
     chosen = set(np.random.default_rng(seed).permutation(n)[:calibration_count].tolist())
-    keep = [i for i in range(n) if i not in chosen]
-    annotations = images.annotations
-    if annotations is not None:
-        kept = {images.image_ids[i] for i in keep}
-        annotations = {**annotations, "images": [e for e in annotations["images"] if int(e["id"]) in kept],
-                       "annotations": [a for a in annotations["annotations"] if int(a["image_id"]) in kept]}
-    evaluation = TuneImages(images.folder, [images.files[i] for i in keep], [images.images[i] for i in keep],
-                            [images.image_ids[i] for i in keep], annotations)
+    evaluation = images.subset([i for i in range(n) if i not in chosen])
     return Split(seed, [images.files[i] for i in sorted(chosen)], evaluation)
 
 

@@ -173,10 +173,6 @@ class DeltaScorer:
         self.resamples = rng.multinomial(n, np.full(n, 1.0 / n), size=BOOTSTRAP).astype(float)
         self.reference_map = float(np.mean([weighted_map(m) for m in self.reference]))
 
-    @property
-    def labelled(self) -> bool:
-        return len(self.truths) == 1
-
     def matches(self, detections: Sequence[Detections]) -> list[list[CategoryMatches]]:
         results = coco_results(detections, self.image_ids, self.category_ids)
         return [coco_matches(truth, results, self.image_ids) for truth in self.truths]

@@ -19,6 +19,7 @@ import dataclasses
 import datetime
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from tqdm import tqdm
@@ -29,7 +30,7 @@ from ..artifacts.deploy import file_sha256
 from ..artifacts.machine import machine_fingerprint
 from ..detector import Detector
 from ..errors import InvalidInputError, YoloxDeployError, first_line
-from ..measure.calls import MIN_ROTATION, latency_against, throughput_against
+from ..measure.calls import latency_against, latency_of, rotation, throughput_against
 from ..measure.config import ARTIFACT_AND_ARITHMETIC, BenchConfig
 from ..measure.models import ModelCache
 from ..runtimes import load_backend, runtime_error_types
@@ -43,9 +44,7 @@ from .estimate import Delta, DeltaScorer, sampled_truths
 from .report import markdown_table, write_pareto_plot
 from .worker import ExportWorker, StepCut
 
-DEFAULT_EXPORT_S = 20.0  # assumed for an export not yet seen, until one has been timed
 TIMING_OVERHEAD = 1.5  # warm-up and settling calls around the timed ones
-OVERRUN = 0.05  # the run ends within --budget-s plus this fraction
 CHECK_IMAGES = 4  # images the staged deployment must reproduce
 
 
@@ -97,9 +96,8 @@ class Tuner:
         self.reserve_s = max(2.0, min(15.0, 0.05 * cfg.budget_s))
         self.source = Path(cfg.weights or cfg.model)
         self.source_sha256 = file_sha256(self.source)
-        self.scores: dict[tuple[str, str], tuple[float, Any, float]] = {}  # artifact -> mAP, Delta, seconds
+        self.scores: dict[tuple[str, str], tuple[float, Delta, float]] = {}  # artifact -> mAP, Δ, seconds
         self.failed: dict[tuple[str, str], str] = {}
-        self.export_times: list[float] = []
         self.rows: list[TuneRow] = []
         self.skipped: list[Skipped] = []
         self.notes: list[str] = []
@@ -221,8 +219,6 @@ class Tuner:
         path = self.cache.model_for(*candidate.artifact) if cached else \
             self.worker.model_for(*candidate.artifact, deadline=deadline)
         self.last_export_s = 0.0 if cached else time.monotonic() - started
-        if not cached:
-            self.export_times.append(self.last_export_s)
         return path
 
     def open_detector(self, candidate: Candidate, path: Path) -> Detector:
@@ -243,8 +239,8 @@ class Tuner:
 
     @property
     def rotation(self) -> list:
-        """The images latency rotates through: the evaluation images, at least 8 where there are."""
-        return self.images.images[:max(MIN_ROTATION, min(len(self.images.images), 16))]
+        """The evaluation images timed calls rotate through."""
+        return rotation(self.images.images)
 
     def measure_reference(self, candidate: Candidate, choosable: bool) -> None:
         """The FP32 reference: its accuracy (and, without annotations, the sampled truths) and
@@ -280,8 +276,7 @@ class Tuner:
         row.accuracy_s = time.monotonic() - started
         self.scores[candidate.artifact] = (row.mAP50_95, Delta(0.0, 0.0, 0.0), row.accuracy_s)
         self.reference, self.reference_detector = row, detector
-        ref, _ = latency_against(detector, detector, self.rotation, self.cfg.timing_seconds / 2)
-        self.fill_latency(row, ref, ref)
+        self.fill_latency(row, *[latency_of(detector, self.rotation, self.cfg.timing_seconds)] * 2)
         self.add_throughput(row, detector)
         if time.monotonic() > self.deadline:
             raise self.budget_error("it was measured, with nothing left for any candidate")
@@ -301,36 +296,42 @@ class Tuner:
         return timing + accuracy
 
     def try_candidate(self, candidate: Candidate) -> None:
-        """Measure ``candidate`` if its estimated cost fits the budget left; a failure, a cut
-        or a skip is recorded with its reason."""
+        """Measure ``candidate`` (see :meth:`attempt`)."""
         if candidate.artifact in self.failed:
             self.skipped.append(Skipped(candidate.label, self.failed[candidate.artifact]))
             return
+        row = self.attempt(candidate, candidate.label, lambda deadline: self.export(candidate, deadline))
+        if row is not None:
+            self.rows.append(row)
+
+    def attempt(self, candidate: Candidate, label: str, model_file: Callable[[float], Path]) -> TuneRow | None:
+        """``candidate`` measured on ``model_file(deadline)`` if its estimated cost fits the
+        budget left; else None, with the skip, the cut or the failure listed under ``label``
+        (a cut or a failure also in ``failed``: its thread variants are not tried)."""
         step_deadline = self.deadline - self.reserve_s
         needed, left = self.estimate_s(candidate), step_deadline - time.monotonic()
         if needed > left:
-            self.skipped.append(Skipped(candidate.label, f"budget: needs about {needed:.0f} s, {max(left, 0):.0f} s "
-                                                         "left (raise --budget-s)"))
-            return
+            self.skipped.append(Skipped(label, f"budget: needs about {needed:.0f} s, {max(left, 0):.0f} s left "
+                                               "(raise --budget-s)"))
+            return None
         detector = None
         started = time.monotonic()
         try:
-            path = self.export(candidate, step_deadline - needed)
-            detector = self.open_detector(candidate, path)
-            self.rows.append(self.measure(candidate, detector))
+            detector = self.open_detector(candidate, model_file(step_deadline - needed))
+            return self.measure(candidate, detector)
         except StepCut as exc:
             self.failed[candidate.artifact] = f"export {exc}"
-            self.skipped.append(Skipped(candidate.label, f"export {exc}"))
+            self.skipped.append(Skipped(label, f"export {exc}"))
         except BudgetExhausted as exc:
-            self.skipped.append(Skipped(candidate.label, f"cut after {time.monotonic() - started:.1f} s (budget) in "
-                                                         f"its accuracy pass ({exc})"))
+            self.skipped.append(Skipped(label, f"cut after {time.monotonic() - started:.1f} s (budget) in its "
+                                               f"accuracy pass ({exc})"))
         except candidate_failures() as exc:
-            reason = first_line(exc)
-            self.failed[candidate.artifact] = reason
-            self.skipped.append(Skipped(candidate.label, reason))
+            self.failed[candidate.artifact] = first_line(exc)
+            self.skipped.append(Skipped(label, first_line(exc)))
         finally:
             if detector is not None:
                 detector.close()
+        return None
 
     def measure(self, candidate: Candidate, detector: Detector) -> TuneRow:
         row = self.new_row(candidate, detector, "candidate")
@@ -373,16 +374,15 @@ class Tuner:
         runs, see :mod:`.mixed_int8`), each a candidate, until one is within the bound or the
         budget ends. Harm is measured on the calibration images, in the export child."""
         int8_rows = [r for r in self.rows if r.backend == "onnxruntime" and r.precision in ("int8", "int8-all")]
-        full = next((r for r in int8_rows if r.precision == "int8-all"), None)
-        if full is None or any(r.within(self.cfg.max_ap_drop) for r in int8_rows):
+        if not any(r.precision == "int8-all" for r in int8_rows) or any(r.within(self.cfg.max_ap_drop)
+                                                                        for r in int8_rows):
             return
         from .mixed_int8 import MAX_FLOAT_GROUPS
 
-        step_deadline = self.deadline - self.reserve_s
+        candidate = Candidate("onnxruntime", "int8-mixed", threads, False)
         started = time.monotonic()
         try:
-            ranked = self.worker.group_harm(step_deadline - self.estimate_s(Candidate("onnxruntime", "int8-mixed",
-                                                                                      threads)))
+            ranked = self.worker.group_harm(self.deadline - self.reserve_s - self.estimate_s(candidate))
         except StepCut as exc:
             self.skipped.append(Skipped("onnxruntime int8-mixed", f"measuring which convs to keep float was {exc}"))
             return
@@ -391,37 +391,20 @@ class Tuner:
             return
         self.notes.append(f"mixed INT8: harm of {len(ranked)} runs of convs measured on the calibration images in "
                           f"{time.monotonic() - started:.0f} s")
-        for count in range(1, MAX_FLOAT_GROUPS + 1):
+        for count in range(1, min(MAX_FLOAT_GROUPS, len(ranked) - 1) + 1):
             float_convs = [name for group, _ in ranked[:count] for name in group]
-            if count >= len(ranked):
-                break
-            candidate = Candidate("onnxruntime", "int8-mixed", threads, False)
-            label = f"onnxruntime int8-mixed ({len(float_convs)} float) x{threads}"
-            needed, left = self.estimate_s(candidate), step_deadline - time.monotonic()
-            if needed > left:
-                self.skipped.append(Skipped(label, f"budget: needs about {needed:.0f} s, {max(left, 0):.0f} s left "
-                                                   "(raise --budget-s)"))
-                return
-            detector = None
-            self.scores.pop(candidate.artifact, None)
-            try:
+            self.scores.pop(candidate.artifact, None)  # each variant is its own file
+
+            def model_file(deadline: float, convs: list[str] = float_convs) -> Path:
                 started = time.monotonic()
-                path = self.worker.mixed_int8(float_convs, step_deadline - needed)
+                path = self.worker.mixed_int8(convs, deadline)
                 self.last_export_s = time.monotonic() - started
-                detector = self.open_detector(candidate, path)
-                row = self.measure(candidate, detector)
-            except StepCut as exc:
-                self.skipped.append(Skipped(label, f"export {exc}"))
+                return path
+
+            row = self.attempt(candidate, f"onnxruntime int8-mixed ({len(float_convs)} float) x{threads}",
+                               model_file)
+            if row is None:
                 return
-            except BudgetExhausted as exc:
-                self.skipped.append(Skipped(label, f"cut (budget) in its accuracy pass ({exc})"))
-                return
-            except candidate_failures() as exc:
-                self.skipped.append(Skipped(label, first_line(exc)))
-                return
-            finally:
-                if detector is not None:
-                    detector.close()
             row.float_convs = float_convs
             self.rows.append(row)
             if row.within(self.cfg.max_ap_drop):

@@ -15,18 +15,20 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..artifacts.deploy import COMPANIONS, DEPLOY_FILE, read_deployment, write_deployment
+from ..artifacts.deploy import DEPLOY_FILE, read_deployment, write_deployment
 from ..artifacts.machine import machine_fingerprint
 from ..artifacts.staging import staged_folder
 from ..detector import Detector
 from ..errors import InvalidInputError, ModelFileError
-from ..measure.calls import MIN_ROTATION, latency_against, throughput_against
+from ..measure.calls import latency_against, rotation, throughput_against
 from ..measure.config import ARTIFACT_AND_ARITHMETIC
 from ..runtimes import load_backend
 from .accuracy import detect_all, evaluation_detector
 from .choice import TuneRow
-from .data import load_images
-from .estimate import DeltaScorer, sampled_truths
+from .data import TuneImages, load_images
+from .candidates import Candidate
+from .deploy_dir import copy_model
+from .estimate import Delta, DeltaScorer, sampled_truths
 
 HOLDS_WITHIN = 0.05  # the deployed configuration may be this much slower than the fastest measured
 
@@ -39,6 +41,7 @@ class Contender:
     threads: int | None
     spinning: bool | None
     model_file: str  # relative to the deployment folder
+    float_convs: list[str] = dataclasses.field(default_factory=list)  # int8-mixed
     deployed: bool = False
     speedup: float | None = None  # the reference's p50 (or images/s ratio) against this, same window
     p50_ms: float | None = None
@@ -72,14 +75,13 @@ def verify(folder: str | Path, data: str | Path, ann: str | Path | None = None, 
     ref_detector = _open(folder, reference)
     try:
         scorer = _scorer(ref_detector, images)
-        reference.delta, reference.within, reference.speedup = _zero_delta(), True, 1.0
-        rotation = images.images[:max(MIN_ROTATION, min(len(images.images), 16))]
+        reference.delta, reference.within, reference.speedup = Delta(0.0, 0.0, 0.0), True, 1.0
         for contender in tqdm(others, desc="yolox-tune --verify", unit="configuration", disable=not progress):
             with _open(folder, contender) as detector:
                 found = detect_all(evaluation_detector(detector).pipeline, images, float("inf"))
                 contender.delta = scorer.score(found)[1]
                 contender.within = (contender.delta.value >= -bound - 1e-12 and not contender.delta.crosses(bound))
-                _time(contender, ref_detector, detector, rotation, deployment.batch, timing_s)
+                _time(contender, ref_detector, detector, rotation(images.images), deployment.batch, timing_s)
     finally:
         ref_detector.close()
     deployed = next(c for c in contenders if c.deployed)
@@ -104,13 +106,13 @@ def _contenders(deployment: Any, files: dict[str, str]) -> list[Contender]:
     mixed = f" ({len(record['float_convs'])} float)" if record.get("float_convs") else ""
     deployed = Contender(f"deployed: {deployment.backend} {deployment.precision}{mixed} x{deployment.threads}",
                          deployment.backend, deployment.precision, deployment.threads, deployment.spinning,
-                         deployment.model_file, deployed=True)
+                         deployment.model_file, list(record.get("float_convs") or []), deployed=True)
     others = []
     for row in verify.get("alternatives", []):
         label = TuneRow(**row).label
         if label in files:
             others.append(Contender(label, row["backend"], row["precision"], int(row["threads"]), row.get("spinning"),
-                                    _inside(deployment.folder, files[label])))
+                                    _inside(deployment.folder, files[label]), list(row.get("float_convs") or [])))
     return [reference, deployed, *others[:3]]
 
 
@@ -122,7 +124,7 @@ def _inside(folder: Path, relative: str) -> str:
 
 
 def _evaluation_images(record: dict[str, Any], data: str | Path, ann: str | Path | None, max_images: int,
-                       progress: bool) -> Any:
+                       progress: bool) -> TuneImages:
     """``data``'s images, minus those the deployment's INT8 files were calibrated on."""
     images = load_images(data, ann, max_images, progress=progress)
     calibrated = set((record.get("split") or {}).get("calibration", []))
@@ -130,28 +132,17 @@ def _evaluation_images(record: dict[str, Any], data: str | Path, ann: str | Path
     if not keep:
         raise InvalidInputError(f"every image of {data} was a calibration image of this deployment: give other "
                                 "images to verify it on")
-    images.files = [images.files[i] for i in keep]
-    images.images = [images.images[i] for i in keep]
-    kept_ids = [images.image_ids[i] for i in keep]
-    images.image_ids = kept_ids
-    if images.annotations is not None:
-        ids = set(kept_ids)
-        images.annotations = {**images.annotations,
-                              "images": [e for e in images.annotations["images"] if int(e["id"]) in ids],
-                              "annotations": [a for a in images.annotations["annotations"]
-                                              if int(a["image_id"]) in ids]}
-    return images
+    return images.subset(keep)
 
 
 def _open(folder: Path, contender: Contender) -> Detector:
-    arithmetic = ARTIFACT_AND_ARITHMETIC[contender.precision][1]
-    options = {} if contender.spinning is None else {"stop_spinning": not contender.spinning}
+    options = Candidate(contender.backend, contender.precision, contender.threads, contender.spinning).backend_options
     backend = load_backend(folder / contender.model_file, contender.backend, threads=contender.threads,
-                           precision=arithmetic, **options)
+                           precision=ARTIFACT_AND_ARITHMETIC[contender.precision][1], **options)
     return Detector(backend, batch_size=1)
 
 
-def _scorer(reference: Detector, images: Any) -> DeltaScorer:
+def _scorer(reference: Detector, images: TuneImages) -> DeltaScorer:
     evaluator = evaluation_detector(reference)
     found = detect_all(evaluator.pipeline, images, float("inf"))
     classes = evaluator.class_names or ()
@@ -161,19 +152,13 @@ def _scorer(reference: Detector, images: Any) -> DeltaScorer:
     return DeltaScorer(truths, images.image_ids, list(range(len(classes))), found)
 
 
-def _zero_delta() -> Any:
-    from .estimate import Delta
-
-    return Delta(0.0, 0.0, 0.0)
-
-
-def _time(contender: Contender, reference: Detector, detector: Detector, rotation: list, batch: int,
+def _time(contender: Contender, reference: Detector, detector: Detector, timed_images: list, batch: int,
           seconds: float) -> None:
     if batch == 1:
-        ref, mine = latency_against(reference, detector, rotation, seconds)
+        ref, mine = latency_against(reference, detector, timed_images, seconds)
         contender.speedup = ref.p50_ms / mine.p50_ms
     else:
-        refs, mines = throughput_against(reference, detector, rotation, (batch,), seconds)
+        refs, mines = throughput_against(reference, detector, timed_images, (batch,), seconds)
         mine = next(iter(mines.values()))
         contender.speedup = mine.images_per_s / next(iter(refs.values())).images_per_s
     contender.p50_ms, contender.cpu_ms_per_image = mine.p50_ms, mine.cpu_ms_per_image
@@ -202,19 +187,15 @@ def _update(folder: Path, deployment: Any, best: Contender, contenders: list[Con
         for item in folder.iterdir():
             (shutil.copytree if item.is_dir() else shutil.copy2)(item, stage / item.name)
         if not best.deployed:
-            source = folder / best.model_file
             for old in stage.glob("model.*"):
                 old.unlink()
-            suffix = source.suffix.lower()
-            for extra in COMPANIONS.get(suffix, ()):
-                if source.with_suffix(extra).is_file():
-                    shutil.copy2(source.with_suffix(extra), stage / f"model{extra}")
-            shutil.copy2(source, stage / f"model{suffix}")
-            record.update(model_file=f"model{suffix}", backend=best.backend, precision=best.precision,
-                          arithmetic=ARTIFACT_AND_ARITHMETIC[best.precision][1], threads=best.threads)
-            record.pop("spinning", None)
-            if best.spinning is not None:
-                record["spinning"] = best.spinning
+            record.update(model_file=copy_model(folder / best.model_file, stage), backend=best.backend,
+                          precision=best.precision, arithmetic=ARTIFACT_AND_ARITHMETIC[best.precision][1],
+                          threads=best.threads)
+            for key, value in (("spinning", best.spinning), ("float_convs", best.float_convs or None)):
+                record.pop(key, None)
+                if value is not None:
+                    record[key] = value
         record["machine"] = machine_fingerprint()
         record.setdefault("verified", []).append({
             "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
