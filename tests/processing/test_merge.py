@@ -1,0 +1,59 @@
+"""The NumPy merge against the sahi package's own postprocess (WIP, issue 34)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from yolox_deploy.processing.merge import merge_detections, slice_windows
+
+sahi = pytest.importorskip("sahi")
+
+
+def sahi_merge(xyxy, scores, classes, merge, match, threshold, agnostic):
+    from sahi.postprocess.combine import GreedyNMMPostprocess, NMSPostprocess
+    from sahi.prediction import ObjectPrediction
+
+    predictions = [ObjectPrediction(bbox=[float(v) for v in box], category_id=int(c), category_name=str(c),
+                                    score=float(s), shift_amount=[0, 0], full_shape=[2000, 2000])
+                   for box, s, c in zip(xyxy, scores, classes)]
+    cls = NMSPostprocess if merge == "nms" else GreedyNMMPostprocess
+    merged = cls(match_threshold=threshold, match_metric=match.upper(), class_agnostic=agnostic)(predictions)
+    return (np.array([p.bbox.to_xyxy() for p in merged]).reshape(-1, 4), np.array([p.score.value for p in merged]),
+            np.array([p.category.id for p in merged]))
+
+
+def canonical(boxes, scores, classes):
+    order = np.lexsort((boxes[:, 1], boxes[:, 0], classes, -np.round(scores, 6)))
+    return boxes[order], scores[order], classes[order]
+
+
+@pytest.mark.parametrize("merge", ["nms", "greedy_nmm"])
+@pytest.mark.parametrize("match", ["iou", "ios"])
+@pytest.mark.parametrize("agnostic", [False, True])
+@pytest.mark.parametrize("seed", range(6))
+def test_the_merge_equals_sahis(merge, match, agnostic, seed):
+    rng = np.random.default_rng(seed)
+    n = 60
+    xy = rng.uniform(0, 1500, (n // 3, 2))
+    base = np.concatenate([xy, xy + rng.uniform(10, 200, (n // 3, 2))], axis=1)
+    boxes = np.repeat(base, 3, axis=0) + rng.normal(0, 8, (n, 4))  # clusters of three, as slices give
+    boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 1)
+    boxes = np.round(np.clip(boxes, 0, 2000), 2)  # sahi clips boxes to the image itself
+    scores = np.round(rng.uniform(0.25, 1.0, n), 4)
+    classes = rng.integers(0, 3, n)
+    ours = canonical(*merge_detections(boxes, scores, classes, merge, match, 0.5, agnostic))
+    theirs = canonical(*sahi_merge(boxes, scores, classes, merge, match, 0.5, agnostic))
+    assert len(ours[0]) == len(theirs[0])
+    np.testing.assert_allclose(ours[0], theirs[0], atol=1e-3)
+    np.testing.assert_allclose(ours[1], theirs[1], atol=1e-6)
+    np.testing.assert_array_equal(ours[2], theirs[2])
+
+
+@pytest.mark.parametrize("size", [(416, 416), (320, 640), (1000, 1000)])
+@pytest.mark.parametrize("overlap", [0.0, 0.2, 0.5])
+def test_the_windows_equal_sahis(size, overlap):
+    from sahi.slicing import get_slice_bboxes
+
+    for h, w in [(1080, 1920), (416, 416), (500, 3000), (2000, 700)]:
+        assert slice_windows(h, w, size, overlap) == [tuple(b) for b in get_slice_bboxes(
+            h, w, size[0], size[1], False, overlap, overlap)]
