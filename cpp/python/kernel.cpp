@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../core/letterbox.hpp"
+#include "../core/merge.hpp"
 #include "../core/postprocess.hpp"
 #include "../core/sources.hpp"
 
@@ -150,9 +151,45 @@ double letterbox_hwc(const py::array& image, py::array out, int threads) {
     return core::letterbox_to_hwc(view, h, w, dst, threads).ratio;
 }
 
+using Doubles = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using Int64s = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+
+py::tuple merge(const Doubles& xyxy, const Doubles& scores, const Int64s& class_ids, const std::string& kind,
+                const std::string& match, double threshold, bool class_agnostic, bool recheck) {
+    const py::ssize_t n = scores.size();
+    if (xyxy.ndim() != 2 || xyxy.shape(0) != n || xyxy.shape(1) != 4 || class_ids.size() != n)
+        fail("merge takes xyxy [N, 4], scores [N] and class ids [N]");
+    if (kind != "nms" && kind != "greedy_nmm") fail("merge is 'nms' or 'greedy_nmm', got '" + kind + "'");
+    if (match != "iou" && match != "ios") fail("match is 'iou' or 'ios', got '" + match + "'");
+    std::vector<core::Merged> kept;
+    {
+        py::gil_scoped_release release;
+        kept = core::merge_detections(xyxy.data(), scores.data(), class_ids.data(), n,
+                                      kind == "nms" ? core::MergeKind::nms : core::MergeKind::greedy_nmm,
+                                      match == "ios" ? core::MatchKind::ios : core::MatchKind::iou, threshold,
+                                      class_agnostic, recheck);
+    }
+    const auto k = static_cast<py::ssize_t>(kept.size());
+    py::array_t<double> boxes({k, static_cast<py::ssize_t>(4)});
+    py::array_t<double> out_scores(k);
+    py::array_t<std::int64_t> out_classes(k);
+    auto b = boxes.mutable_unchecked<2>();
+    auto s = out_scores.mutable_unchecked<1>();
+    auto c = out_classes.mutable_unchecked<1>();
+    for (py::ssize_t i = 0; i < k; ++i) {
+        b(i, 0) = kept[i].x1, b(i, 1) = kept[i].y1, b(i, 2) = kept[i].x2, b(i, 3) = kept[i].y2;
+        s(i) = kept[i].score;
+        c(i) = kept[i].class_id;
+    }
+    return py::make_tuple(boxes, out_scores, out_classes);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_kernel, m) {
+    m.def("merge", &merge, py::arg("xyxy"), py::arg("scores"), py::arg("class_ids"), py::arg("merge"),
+          py::arg("match"), py::arg("threshold"), py::arg("class_agnostic"), py::arg("recheck"),
+          "merge overlapping slice detections (NMS / greedy NMM, IoU / IOS); see processing/merge.py");
     m.doc() = "The shared C++ core (letterbox, grid decode + score filter + NMS); see yolox_deploy.processing.";
     m.def("postprocess", &postprocess, py::arg("raw"), py::arg("input_h"), py::arg("input_w"), py::arg("strides"),
           py::arg("conf"), py::arg("iou"), py::arg("class_agnostic"), py::arg("max_det"), py::arg("ratios"),

@@ -57,3 +57,25 @@ def test_the_windows_equal_sahis(size, overlap):
     for h, w in [(1080, 1920), (416, 416), (500, 3000), (2000, 700)]:
         assert slice_windows(h, w, size, overlap) == [tuple(b) for b in get_slice_bboxes(
             h, w, size[0], size[1], False, overlap, overlap)]
+
+
+@pytest.mark.parametrize("merge", ["nms", "greedy_nmm"])
+@pytest.mark.parametrize("match", ["iou", "ios"])
+@pytest.mark.parametrize("agnostic", [False, True])
+@pytest.mark.parametrize("recheck", [True, False])
+@pytest.mark.parametrize("seed", range(10))
+def test_the_kernel_equals_the_numpy_reference(merge, match, agnostic, recheck, seed):
+    from yolox_deploy.processing import _kernel
+
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(0, 80))
+    xy = rng.uniform(0, 1000, (n, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(1, 150, (n, 2))], axis=1)
+    boxes[rng.random(n) < 0.3] = boxes[0] if n else boxes[:0]  # exact duplicates: the tie order matters
+    scores = np.round(rng.uniform(0.2, 1.0, n), 2)  # ties
+    classes = rng.integers(0, 3, n)
+    ours = merge_detections(boxes, scores, classes, merge, match, 0.5, agnostic,
+                            recheck="sahi" if recheck else "none")
+    kernel = _kernel.merge(boxes, scores, classes, merge, match, 0.5, agnostic, recheck)
+    for a, b in zip(ours, kernel):
+        np.testing.assert_array_equal(a, b)
