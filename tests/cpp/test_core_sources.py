@@ -43,5 +43,5 @@ def test_both_builds_list_every_core_source_and_nothing_else():
     binding = (REPO / "cpp" / "python" / "kernel.cpp").read_text()
     # the binding converts arguments only: every computation is a call into the core
     assert set(re.findall(r'#include "(\.\./core/[a-z_]+\.hpp)"', binding)) == {
-        "../core/letterbox.hpp", "../core/postprocess.hpp", "../core/sources.hpp"}
+        "../core/letterbox.hpp", "../core/merge.hpp", "../core/postprocess.hpp", "../core/sources.hpp"}
     assert not re.search(r"\b(std::exp|std::stable_sort|std::floor)\b", binding)
