@@ -88,3 +88,29 @@ def ids_per_person(results, truth, min_iou: float = 0.5) -> list[list[int]]:
     return seen
 
 
+
+
+def mosaic_pan_video(mosaic: Path, ann_file: Path, out: Path, frames: int = 40, step: int = 8,
+                     window: tuple[int, int] = (960, 1280), min_side: int = 16) -> tuple[Path, list[list[tuple]]]:
+    """A high-resolution camera panning across a mosaic (benchmarks/mosaic.py): a ``window``
+    (height, width) moving right ``step`` px per frame from the mosaic's top-left. Returns the
+    video and, per frame, the boxes (xyxy, frame pixels) of the annotated objects, not crowds,
+    that stay inside the window in every frame and are at least ``min_side`` px each way."""
+    import json
+
+    image = cv2.imread(str(mosaic))
+    dataset = json.loads(Path(ann_file).read_text())
+    image_id = next(i["id"] for i in dataset["images"] if i["file_name"] == Path(mosaic).name)
+    height, width = window
+    last_x = step * (frames - 1)
+    if image.shape[0] < height or image.shape[1] < width + last_x:
+        raise ValueError(f"{Path(mosaic).name} is too small for a {width}x{height} window panning {last_x} px")
+    objects = [a["bbox"] for a in dataset["annotations"] if a["image_id"] == image_id and not a.get("iscrowd")
+               and min(a["bbox"][2:]) >= min_side and a["bbox"][0] >= last_x
+               and a["bbox"][0] + a["bbox"][2] <= width and a["bbox"][1] + a["bbox"][3] <= height]
+    clips, truth = [], []
+    for i in range(frames):
+        x0 = i * step
+        clips.append(np.ascontiguousarray(image[:height, x0:x0 + width]))
+        truth.append([(x - x0, y, x - x0 + w, y + h) for x, y, w, h in objects])
+    return _write(out, clips), truth

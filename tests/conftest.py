@@ -3,6 +3,7 @@ guard that fails any test in which OpenVINO compiled a model without stating its
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import os
 from pathlib import Path
@@ -66,6 +67,25 @@ def openvino_compiles_state_their_precision(request):
     if unstated:
         pytest.fail(f"OpenVINO compiled {len(unstated)} model(s) for {sorted(set(unstated))} without "
                     "INFERENCE_PRECISION_HINT: the result depends on the CPU (bf16 on CPUs with bf16 units)")
+
+
+def needs_no_deps_package(module: str, pin: str) -> None:
+    """Skip when ``module`` (installed ``--no-deps`` by the README's test command) is missing;
+    in CI, fail."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        if IN_CI:
+            pytest.fail(f"{module} is not installed: pip install --no-deps '{pin}' (.ci/run does)")
+        pytest.skip(f"{module} is not installed")
+
+
+def needs_trackers() -> None:
+    needs_no_deps_package("trackers", "trackers==2.6.1")
+
+
+def needs_sahi() -> None:
+    needs_no_deps_package("sahi", "sahi==0.12.8")
 
 
 def _require_assets() -> Path:

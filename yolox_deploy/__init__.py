@@ -27,7 +27,8 @@ from .errors import (
     YoloxDeployError,
 )
 from .pipeline import StageTimings
+from .slicing import SliceSettings
 
-__all__ = ["BackendNotInstalledError", "BackendUnavailableError", "CheckpointError", "Detections", "Detector",
+__all__ = ["BackendNotInstalledError", "BackendUnavailableError", "CheckpointError", "Detections", "Detector", "SliceSettings",
            "InvalidInputError", "ModelFileError", "ModelMetadata", "StageTimings", "YoloxDeployError",
            "__version__"]

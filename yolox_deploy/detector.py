@@ -19,6 +19,7 @@ from .processing.end_to_end import EndToEndOutputs, check_settings_against_baked
 from .processing.images import ImageLike, to_bgr
 from .processing.preprocess import check_input_size
 from .runtimes import Backend, load_backend
+from .slicing import SliceSettings, with_slices
 from .video.multistream import SourceResult, run_many
 from .video.streaming import StreamResult, StreamSource, run_stream
 from .video.tracking import TrackedStream, run_track
@@ -53,6 +54,8 @@ class Detector:
     ``max_det``: detections kept per image (None: all; default the model's, else 300);
     ``clip_boxes``: clip boxes to the image; ``batch_size``: images per backend call for dynamic-batch models;
     ``postprocess_impl``: 'auto' (C++ kernel when built), 'cpp' or 'numpy';
+    ``slices``: a :class:`SliceSettings` for sliced inference (small objects on large images:
+    every call, ``stream``, ``track`` and ``stream_many`` slice; docs/sliced.md), None not to;
     other keyword arguments go to the backend (e.g. ``threads``, ``model_name``).
 
     End-to-end models (``yolox-export --nms``) return detections from the graph: only the
@@ -66,7 +69,8 @@ class Detector:
                  conf: float | None = None, iou: float | None = None, class_agnostic: bool | None = None,
                  input_size: Sequence[int] | None = None, class_names: Sequence[str] | None = None,
                  max_det: int | None | str = "model", *, clip_boxes: bool = True, batch_size: int | None = None,
-                 postprocess_impl: str | None = None, **backend_options: Any):
+                 postprocess_impl: str | None = None, slices: SliceSettings | None = None,
+                 **backend_options: Any):
         self.backend = model if isinstance(model, Backend) else load_backend(model, backend, device, **backend_options)
         deployment = self.backend.deployment  # a yolox-tune folder: its thresholds and batch are the defaults
         tuned = deployment.detector if deployment is not None else {}
@@ -101,6 +105,8 @@ class Detector:
             clip_boxes=clip_boxes, postprocess_impl=postprocess_impl or "auto",
             class_names=tuple(class_names) if class_names else metadata.class_names,
             batch_size=static_batch or max(1, int(batch_size or 1)))
+        if slices is not None:
+            self.slices = slices
         self.timings = StageTimings()
 
     # settings of the shared pipeline, readable and assignable here
@@ -141,6 +147,15 @@ class Detector:
         return check_input_size(size, multiple=max(strides))
 
     @property
+    def slices(self) -> SliceSettings | None:
+        """The sliced-inference settings (None: whole images); assignable."""
+        return getattr(self.pipeline, "slices", None)
+
+    @slices.setter
+    def slices(self, value: SliceSettings | None) -> None:
+        self.pipeline = with_slices(self.pipeline, value)
+
+    @property
     def class_names(self) -> tuple[str, ...] | None:
         """The names of the model's classes (None until known: no metadata and no call yet)."""
         return self.pipeline.class_names
@@ -155,6 +170,7 @@ class Detector:
 
         A list is cut into backend batches of ``batch_size``; up to ``PIPELINE_BATCHES`` of
         them go to the backend at once, so asynchronous backends (OpenVINO) overlap them.
+        With :attr:`slices`, the slices of those images go in batches of ``batch_size``.
         """
         single = not isinstance(images, (list, tuple))
         items = [images] if single else list(images)

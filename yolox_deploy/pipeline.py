@@ -34,6 +34,7 @@ class StageTimings:
     inference_ms: float = 0.0
     postprocess_ms: float = 0.0
     images: int = 0
+    slices: int = 0  # model inputs of sliced inference (slices plus full-image passes); 0 without slicing
 
     @property
     def total_ms(self) -> float:

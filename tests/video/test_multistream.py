@@ -55,7 +55,7 @@ def test_frames_of_all_sources_share_backend_calls_and_keep_their_order(nano, vi
 
 
 def test_each_source_has_its_own_tracker(nano, videos):
-    from test_tracking import needs_trackers
+    from conftest import needs_trackers
 
     needs_trackers()
     grouped = by_source(nano.stream_many(videos, tracker="bytetrack"))

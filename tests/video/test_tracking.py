@@ -8,6 +8,8 @@ import threading
 import numpy as np
 import pytest
 
+from conftest import needs_trackers
+
 from yolox_deploy import Detector
 from yolox_deploy.benchmarks.synthetic_videos import FPS, crossing_video, ids_per_person, pan_video
 from yolox_deploy.detections import Detections
@@ -15,17 +17,6 @@ from yolox_deploy.errors import BackendNotInstalledError, InvalidInputError
 from yolox_deploy.video.streaming import video_fps
 
 sv = pytest.importorskip("supervision")
-
-
-def needs_trackers():
-    from conftest import IN_CI
-
-    try:
-        import trackers  # noqa: F401
-    except ImportError:
-        if IN_CI:
-            pytest.fail("trackers is not installed: pip install --no-deps 'trackers==2.6.1' (.ci/run does)")
-        pytest.skip("trackers is not installed")
 
 
 @pytest.fixture(scope="module")

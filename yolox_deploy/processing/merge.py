@@ -1,4 +1,5 @@
-"""Merging the detections of overlapping slices (NumPy reference; WIP for issue 34).
+"""Merging the detections of overlapping slices: the C++ kernel (``merge``) or the NumPy
+reference beside it (``merge_detections``), equal bit for bit.
 
 ``merge_detections`` reproduces the sahi package's postprocess (0.12.x): NMS or greedy NMM
 (GREEDYNMM), matching by IoU or IOS (intersection over the smaller box), per class or
@@ -18,8 +19,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InvalidInputError, YoloxDeployError
+
+try:
+    from . import _kernel
+except ImportError:  # built by setup.py; missing only where no C++ compiler was found at install
+    _kernel = None
+
 MERGES = ("nms", "greedy_nmm")
 MATCHES = ("iou", "ios")
+RECHECKS = ("sahi", "none")
 
 
 def slice_windows(height: int, width: int, slice_hw: tuple[int, int], overlap: float) -> list[tuple[int, int, int, int]]:
@@ -112,3 +121,21 @@ def merge_detections(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray
     if not out_boxes:
         return np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64)
     return np.array(out_boxes), np.array(out_scores), np.array(out_classes, dtype=np.int64)
+
+
+def merge(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, merge: str = "greedy_nmm",
+          match: str = "ios", threshold: float = 0.5, class_agnostic: bool = False, recheck: str = "sahi",
+          impl: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`merge_detections` on the C++ kernel (``impl="cpp"``, or ``"auto"`` when it is
+    built) or the NumPy reference (``"numpy"``): the same numbers either way."""
+    if merge not in MERGES or match not in MATCHES or recheck not in RECHECKS:
+        raise InvalidInputError(f"merge is one of {MERGES}, match one of {MATCHES} and recheck one of {RECHECKS}, "
+                                f"got {merge!r}, {match!r}, {recheck!r}")
+    if impl == "cpp" and _kernel is None:
+        raise YoloxDeployError("the C++ kernel is not built (no C++ compiler at install time): use impl='auto' "
+                               "or 'numpy', or install g++ and reinstall with 'pip install .'")
+    if impl == "numpy" or _kernel is None:
+        return merge_detections(xyxy, scores, class_ids, merge, match, threshold, class_agnostic, recheck)
+    boxes = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+    return _kernel.merge(boxes, np.asarray(scores, dtype=np.float64), np.asarray(class_ids, dtype=np.int64),
+                         merge, match, float(threshold), bool(class_agnostic), recheck == "sahi")

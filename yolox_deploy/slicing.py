@@ -1,0 +1,253 @@
+"""Sliced inference (SAHI's method): each image is cut into overlapping windows, every window
+(plus, optionally, the whole image) is letterboxed to the model input, the windows of an image
+and of several images go to the backend in batches, and the detections are shifted back to
+original-image pixels and merged by the shared kernel (:mod:`yolox_deploy.processing.merge`).
+
+:class:`SlicedPipeline` is a :class:`~yolox_deploy.pipeline.BatchPipeline` whose ``prepare``
+gives all the inputs of one image and whose ``postprocess`` gives that image's merged
+detections, so ``Detector.__call__``, ``stream``, ``track`` and ``stream_many`` run it
+unchanged. docs/sliced.md says how the answers relate to the sahi package's.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, Union
+
+import numpy as np
+
+from .coco import default_class_names
+from .detections import Detections
+from .errors import InvalidInputError
+from .pipeline import BackendOutput, BatchPipeline, StageTimings
+from .processing.merge import MATCHES, MERGES, RECHECKS, merge, slice_windows
+
+log = logging.getLogger(__name__)
+
+SLICE_MULTIPLE = 32
+LOW_CONF = 0.1  # SAHI's LOW_MODEL_CONFIDENCE: below it the merge switches to NMS/IoU unless forced
+
+
+@dataclasses.dataclass(frozen=True)
+class SliceSettings:
+    """How to slice: ``size`` (height, width) of a window in original-image pixels (an int for
+    squares; multiples of 32), ``overlap`` of neighbouring windows as a fraction of ``size``
+    in [0, 1); ``full_image``: also detect on the whole image (when it needs more than one
+    window), for large objects; ``merge`` 'greedy_nmm' (SAHI's GREEDYNMM: matched boxes are
+    merged into their union) or 'nms'; ``match`` 'ios' (intersection over the smaller box) or
+    'iou', against ``match_threshold``; ``class_agnostic`` merges across classes;
+    ``recheck`` 'sahi' (SAHI's behaviour: an absorbed box that no longer matches the grown
+    merged box is dropped) or 'none' (every match of the kept box is merged);
+    ``force_merge``: keep ``merge`` and ``match`` when the detector's ``conf`` is below 0.1
+    (by default they switch to NMS/IoU there, as SAHI does, so that a merge of many
+    low-score boxes does not grow boxes; ``yolox-eval``'s conf 0.01 is such a case)."""
+
+    size: Union[int, tuple[int, int]]
+    overlap: float = 0.2
+    full_image: bool = True
+    merge: str = "greedy_nmm"
+    match: str = "ios"
+    match_threshold: float = 0.5
+    class_agnostic: bool = False
+    recheck: str = "sahi"
+    force_merge: bool = False
+
+    def __post_init__(self) -> None:
+        size = (self.size, self.size) if isinstance(self.size, (int, np.integer)) else tuple(self.size)
+        if len(size) != 2 or any(not isinstance(v, (int, np.integer)) or v <= 0 or v % SLICE_MULTIPLE for v in size):
+            raise InvalidInputError(f"slice size {self.size!r} is not a positive multiple of {SLICE_MULTIPLE} "
+                                    "(height, width): use e.g. 416 or 640")
+        object.__setattr__(self, "size", (int(size[0]), int(size[1])))
+        if not 0 <= self.overlap < 1:
+            raise InvalidInputError(f"slice overlap {self.overlap} is outside [0, 1): use e.g. 0.2")
+        if self.merge not in MERGES:
+            raise InvalidInputError(f"unknown merge {self.merge!r}: use one of {', '.join(MERGES)}")
+        if self.match not in MATCHES:
+            raise InvalidInputError(f"unknown match {self.match!r}: use one of {', '.join(MATCHES)}")
+        if self.recheck not in RECHECKS:
+            raise InvalidInputError(f"unknown recheck {self.recheck!r}: use one of {', '.join(RECHECKS)}")
+        if not 0 <= self.match_threshold <= 1:
+            raise InvalidInputError(f"match_threshold {self.match_threshold} is outside [0, 1]")
+
+    @property
+    def height(self) -> int:
+        return self.size[0]  # type: ignore[index]
+
+    @property
+    def width(self) -> int:
+        return self.size[1]  # type: ignore[index]
+
+
+@dataclasses.dataclass
+class SliceLayout:
+    """Where the model inputs of one image come from: ``windows`` (x1, y1, x2, y2) in image
+    pixels, one per slice input, then the whole image when ``full_image``; ``ratios`` the
+    letterbox ratio of every input (slices first)."""
+
+    windows: list[tuple[int, int, int, int]]
+    full_image: bool
+    ratios: list[float]
+    image_hw: tuple[int, int]
+
+    @property
+    def inputs(self) -> int:
+        return len(self.windows) + int(self.full_image)
+
+    def input_shapes(self) -> list[tuple[int, int]]:
+        shapes = [(y2 - y1, x2 - x1) for x1, y1, x2, y2 in self.windows]
+        return shapes + [self.image_hw] if self.full_image else shapes
+
+
+@dataclasses.dataclass
+class SlicedOutput:
+    """The backend outputs of consecutive chunks of slice inputs, and how many inputs each holds."""
+
+    outputs: list[BackendOutput]
+    sizes: list[int]
+
+
+class SlicedPipeline(BatchPipeline):
+    """A :class:`BatchPipeline` that slices: ``prepare`` returns all inputs of one image
+    [K, ...] and its :class:`SliceLayout`; ``infer`` sends them in chunks of ``batch_size``
+    (of the model's static batch); ``postprocess`` merges each image's detections.
+    ``conf`` and ``max_det`` apply to each input (slice or whole image), as they do to a SAHI
+    model's predictions; the merged detections of an image are not capped again."""
+
+    slices: SliceSettings
+    _noted_small = False
+    _noted_low_conf = False
+
+    @property
+    def chunk_size(self) -> int:
+        """Slice inputs per backend call."""
+        return self.static_batch or self.batch_size
+
+    def layout(self, image_hw: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+        """The slice windows of an image of ``image_hw`` (height, width)."""
+        windows = slice_windows(image_hw[0], image_hw[1], self.slices.size, self.slices.overlap)  # type: ignore[arg-type]
+        if len(windows) == 1 and not self._noted_small:
+            self._noted_small = True
+            log.warning("note: a %dx%d image fits in one %dx%d slice: it is detected as a whole, as without slicing",
+                        image_hw[0], image_hw[1], self.slices.height, self.slices.width)
+        return windows
+
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, SliceLayout]:  # type: ignore[override]
+        """One BGR image -> (the letterboxed inputs of its slices, then of the whole image
+        when asked, stacked [K, ...]; their layout)."""
+        windows = self.layout(image.shape[:2])
+        full = self.slices.full_image and len(windows) > 1
+        prepared = [super(SlicedPipeline, self).prepare(image[y1:y2, x1:x2]) for x1, y1, x2, y2 in windows]
+        if full:
+            prepared.append(super().prepare(image))
+        tensors = np.stack([tensor for tensor, _ in prepared])
+        return tensors, SliceLayout(windows, full, [ratio for _, ratio in prepared], image.shape[:2])
+
+    def stack(self, tensors: Sequence[np.ndarray]) -> np.ndarray:
+        """:meth:`prepare`'s inputs of several images -> one array of all their inputs."""
+        return np.concatenate(list(tensors))
+
+    def chunks(self, inputs: np.ndarray) -> list[np.ndarray]:
+        """All slice inputs -> backend batches of :attr:`chunk_size`, the last one padded to a
+        static batch."""
+        step = self.chunk_size
+        return [super(SlicedPipeline, self).stack(list(inputs[i:i + step])) if self.static_batch
+                else inputs[i:i + step] for i in range(0, len(inputs), step)]
+
+    def infer(self, batch: np.ndarray) -> SlicedOutput:  # type: ignore[override]
+        """Backend outputs of all slice inputs, one call per chunk (asynchronous backends
+        overlap them)."""
+        chunks = self.chunks(batch)
+        sizes = [min(self.chunk_size, len(batch) - i) for i in range(0, len(batch), self.chunk_size)]
+        return SlicedOutput(super().infer_many(chunks), sizes)
+
+    def postprocess(self, outputs: Any, ratios: Sequence[Any],
+                    image_shapes: Sequence[tuple[int, int]]) -> list[Detections]:
+        """:meth:`infer`'s output with the images' layouts (where the plain pipeline takes
+        ratios) -> one merged :class:`Detections` per image, boxes xyxy in that image's pixels."""
+        layouts: Sequence[SliceLayout] = ratios
+        input_ratios = [r for layout in layouts for r in layout.ratios]
+        input_shapes = [s for layout in layouts for s in layout.input_shapes()]
+        per_input: list[Detections] = []
+        for output, size in zip(outputs.outputs, outputs.sizes):
+            start = len(per_input)
+            per_input.extend(super().postprocess(output, input_ratios[start:start + size],
+                                                 input_shapes[start:start + size]))
+        results, start = [], 0
+        for layout in layouts:
+            results.append(self.merge_image(layout, per_input[start:start + layout.inputs]))
+            start += layout.inputs
+        return results
+
+    def merge_kind(self) -> tuple[str, str]:
+        """(merge, match) in effect: the settings', or NMS/IoU below ``conf`` 0.1 unless forced."""
+        s = self.slices
+        if self.conf < LOW_CONF and s.merge != "nms" and not s.force_merge:
+            if not self._noted_low_conf:
+                self._noted_low_conf = True
+                log.warning("note: conf %s is below %s, so slices are merged by NMS/IoU instead of %s/%s, as SAHI "
+                            "does (SliceSettings(force_merge=True) keeps them)", self.conf, LOW_CONF, s.merge, s.match)
+            return "nms", "iou"
+        return s.merge, s.match
+
+    def merge_image(self, layout: SliceLayout, found: Sequence[Detections]) -> Detections:
+        """The detections of one image's inputs (slice pixels) -> the image's merged detections."""
+        offsets = [(x1, y1) for x1, y1, _, _ in layout.windows] + ([(0, 0)] if layout.full_image else [])
+        h, w = layout.image_hw
+        boxes = np.concatenate([d.xyxy.astype(np.float64) + np.array([x, y, x, y], dtype=np.float64)
+                                for d, (x, y) in zip(found, offsets)])
+        boxes = np.clip(boxes, 0, [w, h, w, h])  # as sahi's models do, then boxes of no area are dropped
+        scores = np.concatenate([d.scores for d in found]).astype(np.float64)
+        classes = np.concatenate([d.class_ids for d in found])
+        valid = (boxes[:, 0] < boxes[:, 2]) & (boxes[:, 1] < boxes[:, 3])
+        boxes, scores, classes = boxes[valid], scores[valid], classes[valid]
+        if len(scores) > 1:
+            s = self.slices
+            kind, match = self.merge_kind()
+            boxes, scores, classes = merge(boxes, scores, classes, kind, match, s.match_threshold,
+                                           s.class_agnostic, s.recheck, self.postprocess_impl)
+        order = np.argsort(-scores, kind="stable")  # max_det capped each input, as a SAHI model's own does
+        names = self.class_names or default_class_names(80)  # known after the first postprocess
+        return Detections.from_arrays(boxes[order].astype(np.float32), scores[order].astype(np.float32),
+                                      classes[order].astype(np.int64), names, (h, w))
+
+    def run(self, images: Sequence[np.ndarray], timings: StageTimings | None = None) -> list[Detections]:
+        """BGR images -> one merged :class:`Detections` each; the slices of all of them go to
+        the backend in chunks of :attr:`chunk_size`."""
+        t0 = time.perf_counter()
+        prepared = [self.prepare(image) for image in images]
+        inputs = self.stack([tensors for tensors, _ in prepared])
+        t1 = time.perf_counter()
+        outputs = self.infer(inputs)
+        t2 = time.perf_counter()
+        results = self.postprocess(outputs, [layout for _, layout in prepared], [image.shape[:2] for image in images])
+        t3 = time.perf_counter()
+        if timings is not None:
+            timings.preprocess_ms += (t1 - t0) * 1e3
+            timings.inference_ms += (t2 - t1) * 1e3
+            timings.postprocess_ms += (t3 - t2) * 1e3
+            timings.images += len(images)
+            timings.slices += len(inputs)
+        return results
+
+
+def with_slices(pipeline: BatchPipeline, slices: SliceSettings | None) -> BatchPipeline:
+    """``pipeline``'s settings and backend in a pipeline that slices with ``slices`` (None: a
+    plain :class:`BatchPipeline`)."""
+    state = {k: v for k, v in vars(pipeline).items() if k not in ("slices", "_noted_small", "_noted_low_conf")}
+    if slices is None:
+        plain = BatchPipeline.__new__(BatchPipeline)
+        plain.__dict__.update(state)
+        return plain
+    if not isinstance(slices, SliceSettings):
+        raise InvalidInputError(f"slices must be a SliceSettings or None, got {type(slices).__name__}")
+    sliced = SlicedPipeline.__new__(SlicedPipeline)
+    sliced.__dict__.update(state, slices=slices)
+    if sliced.static_batch == 1:
+        log.warning("note: %s has a static batch of 1, so each slice is its own backend call (export with "
+                    "--dynamic to send them in batches)", pipeline.backend.path.name)
+    return sliced
+
+
+__all__ = ["SliceLayout", "SliceSettings", "SlicedOutput", "SlicedPipeline", "with_slices"]
