@@ -93,6 +93,9 @@ SUPERVISION = ["supervision>=0.26.1"]
 # trackers itself then goes in with: pip install --no-deps "trackers==2.6.1" (see yolox_deploy/video/tracking.py)
 TRACKING = SUPERVISION + ["scipy>=1.13.1", "rich>=13.0.0", "requests>=2.28.0", "pydeprecate>=0.8.0"]
 TRITON = ["tritonclient[http,grpc]>=2.40"]
+# sahi's own dependencies but opencv-python (a second, GUI cv2 over opencv-python-headless), for
+# yolox_deploy.integrations.sahi; sahi itself then goes in with: pip install --no-deps "sahi==0.12.8"
+SAHI = ["shapely>=2.0.0", "fire", "click", "pyyaml", "pillow>=8.2.0", "requests", "matplotlib>=3.5"]
 # yolox-tune: exports (torch, onnx), COCO mAP, the Pareto plot; add openvino-int8 / ncnn-export for their candidates
 TUNE = EXPORT + EVAL + ["matplotlib>=3.5"]
 
@@ -127,10 +130,11 @@ setup(
         "triton": TRITON,
         "supervision": SUPERVISION,
         "tracking": TRACKING,
+        "sahi": SAHI,
         "bench": ["matplotlib>=3.5"],
         "tune": TUNE,
         "all": EXPORT + EVAL + OPENVINO_INT8 + NCNN_EXPORT + RAY + TRITON + TRACKING,
-        "test": EXPORT + EVAL + OPENVINO_INT8 + NCNN_EXPORT + RAY + TRITON + TRACKING
+        "test": EXPORT + EVAL + OPENVINO_INT8 + NCNN_EXPORT + RAY + TRITON + TRACKING + SAHI
         + ["matplotlib>=3.5", "pytest>=7", "pytest-timeout>=2.1", "hypothesis>=6", "pillow>=9",
            # tests/test_build.py builds the package without a compiler, without build isolation
            "pybind11>=2.12", "setuptools>=68", "wheel"],

@@ -24,6 +24,7 @@ LAYERS = (
     ("yolox_deploy.artifacts", "yolox_deploy.models"),
     ("yolox_deploy.runtimes",),
     ("yolox_deploy.pipeline",),
+    ("yolox_deploy.slicing",),
     ("yolox_deploy.video",),
     ("yolox_deploy.detector",),
 )

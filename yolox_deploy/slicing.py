@@ -83,41 +83,48 @@ class SliceSettings:
 @dataclasses.dataclass
 class SliceLayout:
     """Where the model inputs of one image come from: ``windows`` (x1, y1, x2, y2) in image
-    pixels, one per slice input, then the whole image when ``full_image``; ``ratios`` the
-    letterbox ratio of every input (slices first)."""
+    pixels, one per slice input, then the whole image when ``full_image``."""
 
     windows: list[tuple[int, int, int, int]]
     full_image: bool
-    ratios: list[float]
     image_hw: tuple[int, int]
 
     @property
     def inputs(self) -> int:
         return len(self.windows) + int(self.full_image)
 
-    def input_shapes(self) -> list[tuple[int, int]]:
-        shapes = [(y2 - y1, x2 - x1) for x1, y1, x2, y2 in self.windows]
-        return shapes + [self.image_hw] if self.full_image else shapes
-
 
 @dataclasses.dataclass
-class SlicedOutput:
-    """The backend outputs of consecutive chunks of slice inputs, and how many inputs each holds."""
+class SliceInputs:
+    """Letterboxed model inputs (each uint8 HWC or float32 CHW, as the backend takes them), their
+    letterbox ratios and the (height, width) of the pixels each was made from: one image's, or
+    several images' one after the other."""
 
-    outputs: list[BackendOutput]
-    sizes: list[int]
+    tensors: list[np.ndarray]
+    ratios: list[float]
+    shapes: list[tuple[int, int]]
+
+    def __len__(self) -> int:
+        return len(self.tensors)
+
+    def split(self, n: int) -> tuple[SliceInputs, SliceInputs]:
+        """(the first ``n`` inputs, the rest)."""
+        return (SliceInputs(self.tensors[:n], self.ratios[:n], self.shapes[:n]),
+                SliceInputs(self.tensors[n:], self.ratios[n:], self.shapes[n:]))
 
 
 class SlicedPipeline(BatchPipeline):
-    """A :class:`BatchPipeline` that slices: ``prepare`` returns all inputs of one image
-    [K, ...] and its :class:`SliceLayout`; ``infer`` sends them in chunks of ``batch_size``
-    (of the model's static batch); ``postprocess`` merges each image's detections.
+    """A :class:`BatchPipeline` that slices: ``prepare`` gives all model inputs of one image
+    (:class:`SliceInputs`) and its :class:`SliceLayout`; ``infer`` sends the inputs of one or
+    more images to the backend in chunks of ``batch_size`` (of the model's static batch) and
+    decodes each input's detections; ``postprocess`` merges them per image.
     ``conf`` and ``max_det`` apply to each input (slice or whole image), as they do to a SAHI
     model's predictions; the merged detections of an image are not capped again."""
 
     slices: SliceSettings
     _noted_small = False
     _noted_low_conf = False
+    OVERLAP_CHUNKS = 4  # chunks handed to the backend at once (asynchronous backends overlap them)
 
     @property
     def chunk_size(self) -> int:
@@ -133,50 +140,53 @@ class SlicedPipeline(BatchPipeline):
                         image_hw[0], image_hw[1], self.slices.height, self.slices.width)
         return windows
 
-    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, SliceLayout]:  # type: ignore[override]
-        """One BGR image -> (the letterboxed inputs of its slices, then of the whole image
-        when asked, stacked [K, ...]; their layout)."""
+    def prepare(self, image: np.ndarray) -> tuple[SliceInputs, SliceLayout]:  # type: ignore[override]
+        """One BGR image -> (the letterboxed inputs of its slices, then of the whole image when
+        asked; their layout)."""
         windows = self.layout(image.shape[:2])
         full = self.slices.full_image and len(windows) > 1
-        prepared = [super(SlicedPipeline, self).prepare(image[y1:y2, x1:x2]) for x1, y1, x2, y2 in windows]
-        if full:
-            prepared.append(super().prepare(image))
-        tensors = np.stack([tensor for tensor, _ in prepared])
-        return tensors, SliceLayout(windows, full, [ratio for _, ratio in prepared], image.shape[:2])
+        pixels = [image[y1:y2, x1:x2] for x1, y1, x2, y2 in windows] + ([image] if full else [])
+        prepared = [super(SlicedPipeline, self).prepare(p) for p in pixels]
+        inputs = SliceInputs([tensor for tensor, _ in prepared], [ratio for _, ratio in prepared],
+                             [p.shape[:2] for p in pixels])
+        return inputs, SliceLayout(windows, full, image.shape[:2])
 
-    def stack(self, tensors: Sequence[np.ndarray]) -> np.ndarray:
-        """:meth:`prepare`'s inputs of several images -> one array of all their inputs."""
-        return np.concatenate(list(tensors))
+    def stack(self, items: Sequence[SliceInputs]) -> SliceInputs:  # type: ignore[override]
+        """:meth:`prepare`'s inputs of several images -> all of them, in order."""
+        return SliceInputs([t for i in items for t in i.tensors], [r for i in items for r in i.ratios],
+                           [s for i in items for s in i.shapes])
 
-    def chunks(self, inputs: np.ndarray) -> list[np.ndarray]:
-        """All slice inputs -> backend batches of :attr:`chunk_size`, the last one padded to a
-        static batch."""
+    def infer_raw(self, inputs: SliceInputs) -> list[BackendOutput]:
+        """The backend's outputs of ``inputs``, one call per chunk of :attr:`chunk_size` (the
+        last padded to a static batch)."""
         step = self.chunk_size
-        return [super(SlicedPipeline, self).stack(list(inputs[i:i + step])) if self.static_batch
-                else inputs[i:i + step] for i in range(0, len(inputs), step)]
+        chunks = [super(SlicedPipeline, self).stack(inputs.tensors[i:i + step]) for i in range(0, len(inputs), step)]
+        outputs: list[BackendOutput] = []
+        for i in range(0, len(chunks), self.OVERLAP_CHUNKS):
+            outputs.extend(self.infer_many(chunks[i:i + self.OVERLAP_CHUNKS]))
+        return outputs
 
-    def infer(self, batch: np.ndarray) -> SlicedOutput:  # type: ignore[override]
-        """Backend outputs of all slice inputs, one call per chunk (asynchronous backends
-        overlap them)."""
-        chunks = self.chunks(batch)
-        sizes = [min(self.chunk_size, len(batch) - i) for i in range(0, len(batch), self.chunk_size)]
-        return SlicedOutput(super().infer_many(chunks), sizes)
+    def decode(self, inputs: SliceInputs, outputs: Sequence[BackendOutput]) -> list[Detections]:
+        """:meth:`infer_raw`'s outputs -> one :class:`Detections` per input, in its pixels."""
+        step, found = self.chunk_size, []
+        for i, output in zip(range(0, len(inputs), step), outputs):
+            found.extend(super().postprocess(output, inputs.ratios[i:i + step], inputs.shapes[i:i + step]))
+        return found
+
+    def infer(self, batch: SliceInputs) -> list[Detections]:  # type: ignore[override]
+        """The detections of every input of ``batch``, each in its own pixels (decoded here, so
+        that no raw output of a large image is held)."""
+        return self.decode(batch, self.infer_raw(batch))
 
     def postprocess(self, outputs: Any, ratios: Sequence[Any],
                     image_shapes: Sequence[tuple[int, int]]) -> list[Detections]:
-        """:meth:`infer`'s output with the images' layouts (where the plain pipeline takes
-        ratios) -> one merged :class:`Detections` per image, boxes xyxy in that image's pixels."""
+        """:meth:`infer`'s per-input detections with the images' layouts (where the plain
+        pipeline takes ratios) -> one merged :class:`Detections` per image, boxes xyxy in
+        that image's pixels."""
         layouts: Sequence[SliceLayout] = ratios
-        input_ratios = [r for layout in layouts for r in layout.ratios]
-        input_shapes = [s for layout in layouts for s in layout.input_shapes()]
-        per_input: list[Detections] = []
-        for output, size in zip(outputs.outputs, outputs.sizes):
-            start = len(per_input)
-            per_input.extend(super().postprocess(output, input_ratios[start:start + size],
-                                                 input_shapes[start:start + size]))
         results, start = [], 0
         for layout in layouts:
-            results.append(self.merge_image(layout, per_input[start:start + layout.inputs]))
+            results.append(self.merge_image(layout, outputs[start:start + layout.inputs]))
             start += layout.inputs
         return results
 
@@ -192,7 +202,7 @@ class SlicedPipeline(BatchPipeline):
         return s.merge, s.match
 
     def merge_image(self, layout: SliceLayout, found: Sequence[Detections]) -> Detections:
-        """The detections of one image's inputs (slice pixels) -> the image's merged detections."""
+        """The detections of one image's inputs (their own pixels) -> the image's merged detections."""
         offsets = [(x1, y1) for x1, y1, _, _ in layout.windows] + ([(0, 0)] if layout.full_image else [])
         h, w = layout.image_hw
         boxes = np.concatenate([d.xyxy.astype(np.float64) + np.array([x, y, x, y], dtype=np.float64)
@@ -208,27 +218,47 @@ class SlicedPipeline(BatchPipeline):
             boxes, scores, classes = merge(boxes, scores, classes, kind, match, s.match_threshold,
                                            s.class_agnostic, s.recheck, self.postprocess_impl)
         order = np.argsort(-scores, kind="stable")  # max_det capped each input, as a SAHI model's own does
-        names = self.class_names or default_class_names(80)  # known after the first postprocess
+        names = self.class_names or default_class_names(80)  # known after the first decode
         return Detections.from_arrays(boxes[order].astype(np.float32), scores[order].astype(np.float32),
                                       classes[order].astype(np.int64), names, (h, w))
 
     def run(self, images: Sequence[np.ndarray], timings: StageTimings | None = None) -> list[Detections]:
-        """BGR images -> one merged :class:`Detections` each; the slices of all of them go to
-        the backend in chunks of :attr:`chunk_size`."""
+        """BGR images -> one merged :class:`Detections` each. The slices of consecutive images
+        go to the backend together, in chunks of :attr:`chunk_size`; inputs are letterboxed
+        only a few chunks ahead, so a long list of large images is never held letterboxed."""
+        stage = [0.0, 0.0, 0.0]
+        found: list[Detections] = []
+        layouts: list[SliceLayout] = []
+        pending = SliceInputs([], [], [])
+
+        def run_inputs(batch: SliceInputs) -> None:
+            t0 = time.perf_counter()
+            outputs = self.infer_raw(batch)
+            t1 = time.perf_counter()
+            found.extend(self.decode(batch, outputs))
+            stage[1] += t1 - t0
+            stage[2] += time.perf_counter() - t1
+
+        for image in images:
+            t0 = time.perf_counter()
+            inputs, layout = self.prepare(image)
+            stage[0] += time.perf_counter() - t0
+            pending = self.stack([pending, inputs])
+            layouts.append(layout)
+            if len(pending) >= self.chunk_size * self.OVERLAP_CHUNKS:  # whole chunks now, the rest waits
+                ready, pending = pending.split(len(pending) // self.chunk_size * self.chunk_size)
+                run_inputs(ready)
+        if len(pending):
+            run_inputs(pending)
         t0 = time.perf_counter()
-        prepared = [self.prepare(image) for image in images]
-        inputs = self.stack([tensors for tensors, _ in prepared])
-        t1 = time.perf_counter()
-        outputs = self.infer(inputs)
-        t2 = time.perf_counter()
-        results = self.postprocess(outputs, [layout for _, layout in prepared], [image.shape[:2] for image in images])
-        t3 = time.perf_counter()
+        results = self.postprocess(found, layouts, [image.shape[:2] for image in images])
+        stage[2] += time.perf_counter() - t0
         if timings is not None:
-            timings.preprocess_ms += (t1 - t0) * 1e3
-            timings.inference_ms += (t2 - t1) * 1e3
-            timings.postprocess_ms += (t3 - t2) * 1e3
+            timings.preprocess_ms += stage[0] * 1e3
+            timings.inference_ms += stage[1] * 1e3
+            timings.postprocess_ms += stage[2] * 1e3
             timings.images += len(images)
-            timings.slices += len(inputs)
+            timings.slices += len(found)
         return results
 
 
@@ -250,4 +280,4 @@ def with_slices(pipeline: BatchPipeline, slices: SliceSettings | None) -> BatchP
     return sliced
 
 
-__all__ = ["SliceLayout", "SliceSettings", "SlicedOutput", "SlicedPipeline", "with_slices"]
+__all__ = ["SliceInputs", "SliceLayout", "SliceSettings", "SlicedPipeline", "with_slices"]

@@ -70,6 +70,20 @@ def test_eval_json_has_the_metrics(nano_onnx, coco_dir, capsys):
     assert result["backend"] == "onnxruntime" and result["num_images"] == 80
 
 
+def test_sliced_detect_and_eval(nano_onnx, coco_dir, coco_images, tmp_path, capsys):
+    assert detect.main([str(coco_images[0]), "--model", str(nano_onnx), "--slice", "256,320", "--overlap", "0.25",
+                        "--merge", "nms", "--match", "iou", "--save-dir", str(tmp_path)]) == 0
+    saved = json.loads((tmp_path / "detections.json").read_text())
+    assert saved[str(coco_images[0])]["detections"]
+    capsys.readouterr()
+    assert eval_cli.main(["--model", str(nano_onnx), "--images", str(coco_dir / "images"), "--slice", "416",
+                          "--ann", str(coco_dir / "instances_val2017.json"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["slices"]["size"] == [416, 416] and result["slices"]["full_image"]
+    assert result["mAP50_95"] == pytest.approx(0.3166, abs=2e-3)  # whole images: 0.3052
+    assert result["mAP_small"] > 0.15  # whole images: 0.112
+
+
 def test_export_cli(tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "t.onnx"
     assert export.main(["--to", "onnx", "--weights", str(tiny_checkpoint), "--input-size", "64", "64",
@@ -86,6 +100,15 @@ def test_export_cli(tiny_checkpoint, tmp_path, capsys):
     (("yolox-export", "--to", "onnx", "--weights", "{tmp}/empty.jpg"), "not a readable PyTorch checkpoint"),
     (("yolox-export", "--to", "tflite", "--model-name", "yolox-nano"), "no exporter for --to 'tflite'"),
     (("yolox-eval", "--model", "{onnx}", "--images", "{tmp}", "--ann", "{tmp}/none.json"), "annotation file not found"),
+    (("yolox-detect", "{img}", "--model", "{onnx}", "--slice", "400"), "slice size 400 is not a positive multiple of 32"),
+    (("yolox-detect", "{img}", "--model", "{onnx}", "--slice", "416,x"), "--slice takes H or H,W in pixels"),
+    (("yolox-detect", "{img}", "--model", "{onnx}", "--slice", "416", "--overlap", "1"),
+     "slice overlap 1.0 is outside [0, 1)"),
+    (("yolox-detect", "{img}", "--model", "{onnx}", "--slice", "416", "--merge", "wbf"), "unknown merge 'wbf'"),
+    (("yolox-eval", "--model", "{onnx}", "--images", "{tmp}", "--ann", "{tmp}/none.json", "--slice", "416", "--match",
+      "giou"), "unknown match 'giou': use one of iou, ios"),
+    (("yolox-detect", "{img}", "--model", "{onnx}", "--overlap", "0.3"),
+     "--overlap applies only to sliced inference: add --slice H[,W]"),
 ])
 def test_errors_are_one_line(args, fragment, tmp_path, nano_onnx, nano_pth, coco_images):
     (tmp_path / "empty.jpg").write_bytes(b"")

@@ -237,3 +237,20 @@ def test_tensorrt_latency_rows_on_a_gpu(tmp_path, nano_pth, coco_dir):  # pragma
                       progress=False)
     rows = [r for r in run_bench(cfg)["rows"] if r.backend == "tensorrt"]
     assert len(rows) == 6 and all(r.ok for r in rows), [r.status for r in rows]
+
+
+def test_sliced_twin_rows_give_slices_per_second(tmp_path, tiny_onnx):
+    from yolox_deploy import SliceSettings
+
+    cfg = BenchConfig(backends=[], models=[tiny_onnx], batches=[1, 4], warmup=0, iters=2, cache_dir=tmp_path,
+                      progress=False, baseline=False, slices=SliceSettings(128, overlap=0.25))
+    result = run_bench(cfg)
+    plain = {r.batch: r for r in result["rows"] if not r.sliced}
+    sliced = {r.batch: r for r in result["rows"] if r.sliced}
+    assert set(sliced) == {1, 4} and all(r.ok for r in sliced.values())
+    for row in sliced.values():  # 640x480 noise in 128x128 windows moving 96 px: 7 x 5 windows + the whole
+        assert row.sliced.startswith("128x128 ov 0.25 +whole") and row.slices_per_image == 36
+        assert row.slices_per_s == pytest.approx(36 * row.images_per_s)
+    assert all(r.slices_per_s is None for r in plain.values())
+    assert "slicing_overhead_pct" in result["summary"]
+    assert "slices/s" in markdown_table(result) and "slicing and merging cost" in markdown_table(result)

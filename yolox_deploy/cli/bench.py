@@ -10,7 +10,7 @@ from ..measure.bench import PRECISIONS, BenchConfig, run_bench
 from ..measure.report import markdown_table, write_csv, write_json, write_plot
 from ..errors import YoloxDeployError
 from ..runtimes import backend_names, get_backend_class
-from .common import run
+from .common import add_slice_args, run, slice_settings
 
 
 def _csv(text: str) -> list[str]:
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iou", type=float, default=0.45)
     p.add_argument("--no-baseline", action="store_true", help="skip the official demo baseline row")
     p.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "yolox_deploy" / "bench"))
+    add_slice_args(p)
     p.add_argument("--json", default=None, help="write results as JSON")
     p.add_argument("--csv", default=None, help="write the table as CSV")
     p.add_argument("--plot", default=None, help="write a PNG: stage latency bars and speed/accuracy scatter")
@@ -86,7 +87,8 @@ def _main(argv: Sequence[str] | None) -> int:
                       input_size=tuple(args.input_size) if args.input_size else None, warmup=args.warmup,
                       iters=args.iters, seconds=args.seconds, block=args.block, settle_ms=args.settle_ms, threads=args.threads,
                       data=Path(args.data) if args.data else None, ann=Path(args.ann) if args.ann else None,
-                      cache_dir=Path(args.cache_dir), conf=args.conf, iou=args.iou, baseline=not args.no_baseline)
+                      cache_dir=Path(args.cache_dir), conf=args.conf, iou=args.iou, baseline=not args.no_baseline,
+                      slices=slice_settings(args))
     result = run_bench(cfg)
     print(markdown_table(result))
     for path, writer in ((args.json, write_json), (args.csv, write_csv), (args.plot, write_plot)):

@@ -6,8 +6,9 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
-from ..errors import YoloxDeployError
+from ..errors import InvalidInputError, YoloxDeployError
 from ..precision import RUNTIME_PRECISIONS
+from ..slicing import SliceSettings
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +29,41 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                         help="arithmetic the backend computes in (default fp32 on every backend and CPU, or a "
                              "deployment folder's own); bf16: "
                              "openvino on CPUs with avx512_bf16/AMX; fp16: openvino, ncnn, torch on CUDA")
+
+
+def add_slice_args(parser: argparse.ArgumentParser) -> None:
+    """--slice and its merge options (sliced inference for small objects; docs/sliced.md)."""
+    group = parser.add_argument_group("sliced inference (small objects on large images; docs/sliced.md)")
+    group.add_argument("--slice", default=None, metavar="H[,W]",
+                       help="detect on overlapping H x W windows (multiples of 32; W defaults to H) and merge")
+    group.add_argument("--overlap", type=float, default=None, help="overlap of neighbouring windows, in [0, 1) "
+                       "(default 0.2)")
+    group.add_argument("--no-full-image", action="store_true", help="skip the whole-image pass added to the windows")
+    group.add_argument("--merge", default=None, metavar="{greedy_nmm,nms}",
+                       help="greedy_nmm (SAHI's GREEDYNMM, the default) or nms")
+    group.add_argument("--match", default=None, metavar="{ios,iou}",
+                       help="match boxes by ios (intersection over the smaller box, the default) or iou")
+    group.add_argument("--match-threshold", type=float, default=None, help="default 0.5")
+
+
+def slice_settings(args: argparse.Namespace) -> SliceSettings | None:
+    """The SliceSettings of --slice and its options; None without --slice."""
+    options = {"overlap": args.overlap, "merge": args.merge, "match": args.match,
+               "match_threshold": args.match_threshold}
+    given = {k: v for k, v in options.items() if v is not None}
+    if args.slice is None:
+        if given or args.no_full_image:
+            named = [f"--{k.replace('_', '-')}" for k in given] + (["--no-full-image"] if args.no_full_image else [])
+            verb = "applies" if len(named) == 1 else "apply"
+            raise InvalidInputError(f"{', '.join(named)} {verb} only to sliced inference: add --slice H[,W]")
+        return None
+    try:
+        size = tuple(int(v) for v in args.slice.split(","))
+    except ValueError:
+        raise InvalidInputError(f"--slice takes H or H,W in pixels (e.g. 416 or 416,640), got {args.slice!r}") from None
+    if len(size) not in (1, 2):
+        raise InvalidInputError(f"--slice takes H or H,W in pixels (e.g. 416 or 416,640), got {args.slice!r}")
+    return SliceSettings(size=size if len(size) == 2 else size[0], full_image=not args.no_full_image, **given)
 
 
 def backend_options(args: argparse.Namespace) -> dict:

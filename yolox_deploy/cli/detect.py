@@ -18,7 +18,7 @@ from ..errors import InvalidInputError
 from ..processing.images import IMAGE_SUFFIXES
 from ..video.streaming import VIDEO_SUFFIXES
 from ..visualize import draw_detections
-from .common import add_model_args, backend_options, run
+from .common import add_model_args, add_slice_args, backend_options, run, slice_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="track objects through videos (bytetrack, the default; ocsort, sort, botsort): writes the "
                         "annotated video with ids and SAVE_DIR/VIDEO.tracks.jsonl (frame, track id, box, score, "
                         "class); needs the tracking extra")
+    add_slice_args(p)
     p.add_argument("--batch-size", type=int, default=None,
                    help="images per inference call for dynamic-batch models (decoding, inference and "
                         "postprocessing always overlap)")
@@ -147,7 +148,7 @@ def detector_options(args: argparse.Namespace) -> dict[str, Any]:
     return dict(backend=args.backend, device=args.device, conf=args.conf, iou=args.iou,
                 class_agnostic=args.agnostic, input_size=args.input_size,
                 max_det="model" if args.max_det is None else args.max_det,
-                postprocess_impl=args.impl, **backend_options(args))
+                postprocess_impl=args.impl, slices=slice_settings(args), **backend_options(args))
 
 
 def detect_with_ray(args: argparse.Namespace) -> int:

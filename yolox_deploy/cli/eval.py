@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -9,7 +10,7 @@ from collections.abc import Sequence
 from ..detector import Detector
 from ..evaluation import evaluate_coco
 from ..runtimes import load_backend
-from .common import add_model_args, backend_options, run
+from .common import add_model_args, add_slice_args, backend_options, run, slice_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-det", type=int, default=None,
                    help="detections per image (default: all; end-to-end models: the baked max_det)")
     p.add_argument("--agnostic", action="store_true", default=None, help="class-agnostic NMS")
+    add_slice_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     return p
 
@@ -38,13 +40,14 @@ def _main(argv: Sequence[str] | None) -> int:
     else:
         settings = dict(conf=0.01 if args.conf is None else args.conf, iou=0.65 if args.iou is None else args.iou,
                         max_det=args.max_det)
+    slices = slice_settings(args)
     detector = Detector(backend, class_agnostic=args.agnostic, input_size=args.input_size, clip_boxes=False,
-                        postprocess_impl=args.impl, **settings)
+                        postprocess_impl=args.impl, slices=slices, **settings)
     result = evaluate_coco(detector, args.images, args.ann, progress=not args.json)
     result.update(backend=detector.backend.name, precision=detector.backend.precision,
                   model_precision=detector.backend.metadata.precision, model=str(args.model),
                   input_size=list(detector.input_size), conf=detector.conf, iou=detector.iou, max_det=detector.max_det,
-                  end_to_end=backend.end_to_end)
+                  end_to_end=backend.end_to_end, slices=None if slices is None else dataclasses.asdict(slices))
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "summary"}))
     else:
@@ -52,11 +55,21 @@ def _main(argv: Sequence[str] | None) -> int:
         stored, arithmetic = detector.backend.metadata.precision, detector.backend.precision
         label = arithmetic if stored == arithmetic else f"{stored} model, {arithmetic} arithmetic"
         print(f"{detector.backend.name} ({label}): mAP50-95 {result['mAP50_95']:.4f}  mAP50 {result['mAP50']:.4f}  "
-              f"({result['num_images']} images, {result['num_detections']} detections)")
+              f"APsmall {result['mAP_small']:.4f}  ({result['num_images']} images, {result['num_detections']} detections"
+              f"{describe_slices(detector)})")
         if backend.end_to_end and detector.conf > 0.01:
             print(f"note: end-to-end model with conf {detector.conf} baked in; mAP is measured at conf 0.01 by "
                   "convention and is lower here. Export with --nms --conf 0.01 --max-det 1000 to compare.")
     return 0
+
+
+def describe_slices(detector: Detector) -> str:
+    slices = detector.slices
+    if slices is None:
+        return ""
+    merge, match = detector.pipeline.merge_kind()
+    return (f"; sliced {slices.height}x{slices.width}, overlap {slices.overlap}, "
+            f"{'with' if slices.full_image else 'without'} the whole image, {merge}/{match} {slices.match_threshold}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,7 @@ row), ``models`` (exporting, caching and opening the rows' models), ``timing``
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from tqdm import tqdm
 
 from .accuracy import add_map, reference_map
 from .config import BASELINE, PRECISIONS, BenchConfig, Row
-from .models import ModelCache, open_baseline, open_file_row, open_row
+from .models import ModelCache, open_baseline, open_file_row, open_row, open_sliced_row
 from .report import machine_info, markdown_table, write_csv, write_json, write_plot
 from .timing import fill_timings, time_interleaved
 
@@ -42,6 +43,8 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         opened = [open_row(cfg, cache, *combo)
                   for combo in tqdm(combos, desc="exporting/loading", disable=not cfg.progress)]
         onnx_source = cache.onnx
+    if cfg.slices is not None:
+        opened += [open_sliced_row(cfg, row) for row, call in opened if call is not None]
     if cfg.baseline:
         opened.append(open_baseline(cfg, onnx_source, input_size))
     rows = [row for row, _ in opened]
@@ -61,7 +64,8 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                        "source": str(cfg.weights) if cfg.weights else "model files as given" if cfg.models
                        else "seeded random weights",
                        "input_size": list(input_size) if input_size else None, "conf": cfg.conf, "iou": cfg.iou,
-                       "iters": cfg.iters, "seconds": cfg.seconds, "warmup": cfg.warmup, "threads": cfg.threads},
+                       "iters": cfg.iters, "seconds": cfg.seconds, "warmup": cfg.warmup, "threads": cfg.threads,
+                       "slices": None if cfg.slices is None else dataclasses.asdict(cfg.slices)},
             "rows": rows, "summary": overhead_summary(rows)}
 
 
@@ -72,8 +76,13 @@ def overhead_summary(rows: list[Row]) -> dict[str, float]:
     base = next((r for r in rows if r.ok and r.backend == BASELINE), None)
     if ours is None:
         return {}
+    sliced = next((r for r in rows if r.ok and r.sliced and r.backend == ours.backend and r.batch == ours.batch
+                   and r.precision == ours.precision), None)
     summary = {"pre_post_overhead_pct": 100 * (ours.ms["preprocess"]["p50"] + ours.ms["postprocess"]["p50"])
                / ours.ms["inference"]["p50"]}
+    if sliced is not None and ours.images_per_s and sliced.slices_per_s:
+        # each slice is one model input, as each whole image is: the cost of slicing and merging
+        summary["slicing_overhead_pct"] = 100 * (ours.images_per_s / sliced.slices_per_s - 1)
     if base is not None:
         summary["e2e_ratio_vs_baseline"] = ours.ms["end_to_end"]["p50"] / base.ms["end_to_end"]["p50"]
     return summary

@@ -4,9 +4,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import YoloxDeployError
 from ..precision import DEPLOYED_PRECISIONS
+
+if TYPE_CHECKING:
+    from ..slicing import SliceSettings
 
 PRECISIONS = tuple(p for p in DEPLOYED_PRECISIONS if p != "int8-mixed")  # int8-mixed: made by yolox-tune only
 # bench precision -> (the artifact exported for it, the arithmetic the runtime is asked for). fp16 and
@@ -50,6 +54,7 @@ class BenchConfig:
     iou: float = 0.45
     baseline: bool = True
     progress: bool = True
+    slices: SliceSettings | None = None  # also time every row sliced (a twin row beside it)
 
 
 @dataclasses.dataclass
@@ -69,6 +74,9 @@ class Row:
     mAP50_95: float | None = None
     mAP50: float | None = None
     delta_mAP50_95: float | None = None  # vs the PyTorch FP32 reference
+    sliced: str = ""  # sliced inference, e.g. "416x416 ov 0.2 +whole"; "" for whole images
+    slices_per_image: float | None = None  # model inputs per image (slices plus the whole-image pass)
+    slices_per_s: float | None = None
 
     @property
     def ok(self) -> bool:

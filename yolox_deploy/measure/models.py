@@ -17,6 +17,7 @@ from ..errors import YoloxDeployError, first_line
 from ..exporters import exporter_source
 from ..processing.images import IMAGE_SUFFIXES, read_image
 from ..runtimes import backends_offering, get_backend_class, load_backend
+from ..slicing import SliceSettings
 from .config import ARTIFACT_AND_ARITHMETIC, BASELINE, BenchConfig, Call, Row, Skip
 from .official_demo import demo_postprocess, demo_preproc
 
@@ -233,6 +234,21 @@ def open_file_row(cfg: BenchConfig, path: Path, batch: int) -> tuple[Row, Call |
     return row, _guarded(row, open_it)
 
 
+def open_sliced_row(cfg: BenchConfig, plain: Row) -> tuple[Row, Call | None]:
+    """The sliced twin of an opened row: the same model file, backend and batch, with
+    ``cfg.slices``."""
+    assert cfg.slices is not None
+    row = Row(plain.backend, plain.precision, plain.batch, sliced=describe_slices(cfg.slices))
+    arithmetic = ARTIFACT_AND_ARITHMETIC[plain.precision][1] if plain.precision in ARTIFACT_AND_ARITHMETIC else None
+    return row, _guarded(row, lambda: open_model(cfg, row, Path(plain.model_file), plain.backend_name,
+                                                 plain.input_size, arithmetic, cfg.slices))
+
+
+def describe_slices(slices: SliceSettings) -> str:
+    return (f"{slices.height}x{slices.width} ov {slices.overlap}{' +whole' if slices.full_image else ''} "
+            f"{slices.merge}/{slices.match}")
+
+
 def _guarded(row: Row, open_it: Callable[[], Call]) -> Call | None:
     """``open_it()``, or None with the reason in ``row.status`` (a failure row, not a crash)."""
     try:
@@ -243,9 +259,10 @@ def _guarded(row: Row, open_it: Callable[[], Call]) -> Call | None:
 
 
 def open_model(cfg: BenchConfig, row: Row, path: Path, backend: str, input_size: tuple[int, int] | None,
-               arithmetic: str | None = "fp32") -> Call:
+               arithmetic: str | None = "fp32", slices: SliceSettings | None = None) -> Call:
     """A Detector on ``path`` computing in ``arithmetic`` (None: the backend's FP32, or a
-    deployment folder's own), and the call that times ``row.batch`` images through it."""
+    deployment folder's own), slicing with ``slices``, and the call that times ``row.batch``
+    images through it."""
     row.model_file = str(path)
     row.backend_name = backend
     dynamic_hw = backend == "torch"
@@ -253,7 +270,8 @@ def open_model(cfg: BenchConfig, row: Row, path: Path, backend: str, input_size:
                           **({"model_name": cfg.model_name} if dynamic_hw and cfg.model_name else {}))
     row.arithmetic = opened.precision
     thresholds = {} if opened.end_to_end else {"conf": cfg.conf, "iou": cfg.iou}  # end-to-end: the baked ones
-    det = Detector(opened, input_size=input_size if dynamic_hw else None, batch_size=row.batch, **thresholds)
+    det = Detector(opened, input_size=input_size if dynamic_hw else None, batch_size=row.batch, slices=slices,
+                   **thresholds)
     if opened.end_to_end:
         row.model_input += "end-to-end, "
     if det.batch_size != row.batch:
@@ -267,6 +285,9 @@ def open_model(cfg: BenchConfig, row: Row, path: Path, backend: str, input_size:
         t = det.timings
         return t.preprocess_ms, t.inference_ms, t.postprocess_ms
 
+    if slices is not None:
+        call()
+        row.slices_per_image = det.timings.slices / det.timings.images
     return call
 
 

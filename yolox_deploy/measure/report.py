@@ -45,8 +45,9 @@ def openvino_cpu_capabilities() -> list[str]:
         return []
 
 
-TABLE_COLUMNS = ("backend", "precision", "batch", "input", "pre ms/img", "infer ms/img", "post ms/img", "e2e mean ms",
-                 "e2e p50", "e2e p90", "e2e p99", "img/s", "CPU ms/img", "mAP50-95", "mAP50", "ΔmAP vs torch fp32",
+TABLE_COLUMNS = ("backend", "precision", "batch", "input", "sliced", "pre ms/img", "infer ms/img", "post ms/img",
+                 "e2e mean ms", "e2e p50", "e2e p90", "e2e p99", "img/s", "slices/s", "CPU ms/img", "mAP50-95", "mAP50",
+                 "ΔmAP vs torch fp32",
                  "status")
 
 
@@ -59,12 +60,12 @@ def table_rows(rows: list[Row]) -> list[list[str]]:
     for r in rows:
         timed = r.ok and bool(r.ms)
         e2e = r.ms.get("end_to_end", {})
-        out.append([r.backend, r.precision, str(r.batch), r.model_input,
+        out.append([r.backend, r.precision, str(r.batch), r.model_input, r.sliced,
                     _fmt(r.per_image_ms("preprocess")) if timed else "",
                     _fmt(r.per_image_ms("inference")) if timed else "",
                     _fmt(r.per_image_ms("postprocess")) if timed else "",
                     _fmt(e2e.get("mean")), _fmt(e2e.get("p50")), _fmt(e2e.get("p90")), _fmt(e2e.get("p99")),
-                    _fmt(r.images_per_s, 1), _fmt(r.cpu_ms_per_image), _fmt(r.mAP50_95, 4), _fmt(r.mAP50, 4),
+                    _fmt(r.images_per_s, 1), _fmt(r.slices_per_s, 1), _fmt(r.cpu_ms_per_image), _fmt(r.mAP50_95, 4), _fmt(r.mAP50, 4),
                     "" if r.delta_mAP50_95 is None else f"{r.delta_mAP50_95:+.4f}", r.status])
     return out
 
@@ -91,7 +92,10 @@ def markdown_table(result: dict[str, Any]) -> str:
         lines.append("")
         lines.append(f"pre+post overhead of onnxruntime b1: {s['pre_post_overhead_pct']:.1f}% of inference (p50)"
                      + (f"; end-to-end p50 vs the official demo baseline: {s['e2e_ratio_vs_baseline']:.2f}x"
-                        if "e2e_ratio_vs_baseline" in s else ""))
+                        if "e2e_ratio_vs_baseline" in s else "")
+                     + (f"; slicing and merging cost {s['slicing_overhead_pct']:.1f}% over whole images per model "
+                        "input (img/s of the whole-image row against slices/s of its sliced twin)"
+                        if "slicing_overhead_pct" in s else ""))
     return "\n".join(lines)
 
 
@@ -134,7 +138,7 @@ def write_plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = [r for r in result["rows"] if r.ok and r.ms]
-    labels = [f"{r.backend} {r.precision} b{r.batch}" for r in rows]
+    labels = [f"{r.backend} {r.precision} b{r.batch}{' sliced' if r.sliced else ''}" for r in rows]
     fig, (bars, scatter) = plt.subplots(1, 2, figsize=(14, max(3.5, 0.45 * len(rows) + 1.5)))
     left = np.zeros(len(rows))
     for stage, color in zip(STAGES[:3], ("#4c72b0", "#dd8452", "#55a868")):
@@ -150,7 +154,7 @@ def write_plot(result: dict[str, Any], path: Path) -> None:
         points = [(r.per_image_ms("end_to_end"), r.mAP50_95) for r in with_map]
         for r, point, dy in zip(with_map, points, _label_offsets(points)):
             scatter.scatter(*point, s=40)
-            scatter.annotate(f"{r.backend} {r.precision}", point, fontsize=8, xytext=(4, 4 + dy),
+            scatter.annotate(f"{r.backend} {r.precision}{' sliced' if r.sliced else ''}", point, fontsize=8, xytext=(4, 4 + dy),
                              textcoords="offset points")
         scatter.set_xlabel("end-to-end ms per image (p50)")
         scatter.set_ylabel("COCO mAP50-95")

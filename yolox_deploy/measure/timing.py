@@ -70,3 +70,5 @@ def fill_timings(row: Row, samples: list[tuple[float, float, float]], cpu_ms: Se
     totals = [sum(s) for s in samples]
     row.ms = {stage: summarize(v) for stage, v in zip(STAGES, [*columns, totals])}
     row.images_per_s = row.batch * 1000.0 / row.ms["end_to_end"]["mean"]
+    if row.slices_per_image is not None:
+        row.slices_per_s = row.images_per_s * row.slices_per_image
