@@ -132,7 +132,7 @@ def plot(result: dict[str, object], path: Path) -> None:
         ax.barh(names, values, color=colors)
         ax.invert_yaxis()
         ax.set_xlabel("model inputs (slices) per second, median")
-        ax.set_title(f"{label}: {part['model_inputs'] // part['images']} inputs per image")
+        ax.set_title(f"{label}: {part['model_inputs'] / part['images']:.1f} inputs per image")
     fig.suptitle(f"nano@416, ONNX Runtime FP32, {result['machine']['cpu']} ({result['machine']['cores']} cores)",
                  fontsize=10)
     fig.tight_layout()

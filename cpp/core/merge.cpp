@@ -1,6 +1,7 @@
 #include "merge.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <numeric>
 #include <stdexcept>
@@ -39,6 +40,10 @@ std::vector<Merged> merge_detections(const double* xyxy, const double* scores, c
                                      std::int64_t n, MergeKind merge, MatchKind match, double threshold,
                                      bool class_agnostic, bool recheck) {
     if (n < 0) throw std::invalid_argument("merge: a negative number of detections");
+    for (std::int64_t i = 0; i < 4 * n; ++i)
+        if (!std::isfinite(xyxy[i])) throw std::invalid_argument("merge takes finite boxes and scores (NaN or inf given)");
+    for (std::int64_t i = 0; i < n; ++i)
+        if (!std::isfinite(scores[i])) throw std::invalid_argument("merge takes finite boxes and scores (NaN or inf given)");
     std::vector<float> boxes32(static_cast<std::size_t>(4 * n)), scores32(static_cast<std::size_t>(n));
     for (std::int64_t i = 0; i < 4 * n; ++i) boxes32[i] = static_cast<float>(xyxy[i]);
     for (std::int64_t i = 0; i < n; ++i) scores32[i] = static_cast<float>(scores[i]);

@@ -2,8 +2,11 @@
 //   yolox_deploy_tests MODEL IMAGE_FOLDER
 // - detect() from several threads at once on one Detector gives the serial answers, bit for bit;
 // - the batch overload gives the single-image answers;
-// - bad input is a yolox_deploy::Error with a one-line message, never a crash.
+// - bad input is a yolox_deploy::Error with a one-line message, never a crash;
+// - the core's merge of sliced detections (sahi's re-check quirk and its fix; random input; NaN).
 #include <yolox_deploy/detector.hpp>
+
+#include "../core/merge.hpp"
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -14,6 +17,9 @@
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <limits>
+#include <random>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -49,6 +55,46 @@ void expect_error(const std::function<void()>& action, const std::string& what) 
     } catch (const std::exception& e) {
         check(false, what + " (wrong exception type: " + e.what() + ")");
     }
+}
+
+void check_merge() {
+    namespace core = yolox_deploy::core;
+    // IoU 0.71 of the first box with each other one; the grown box has IoU 0.56 with the third
+    const double boxes[12] = {0, 4, 10, 14, 0, 4, 10, 18, 0, 0, 10, 14};
+    const double scores[3] = {0.9, 0.8, 0.7};
+    const std::int64_t classes[3] = {0, 0, 0};
+    const auto quirk = core::merge_detections(boxes, scores, classes, 3, core::MergeKind::greedy_nmm,
+                                              core::MatchKind::iou, 0.6, false, true);
+    check(quirk.size() == 1 && quirk[0].y1 == 4 && quirk[0].y2 == 18 && quirk[0].score == 0.9,
+          "merge: sahi's re-check drops the third box");
+    const auto fixed = core::merge_detections(boxes, scores, classes, 3, core::MergeKind::greedy_nmm,
+                                              core::MatchKind::iou, 0.6, false, false);
+    check(fixed.size() == 1 && fixed[0].y1 == 0 && fixed[0].y2 == 18, "merge: without the re-check it is merged");
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<double> coord(0, 500), side(0, 80), score(0, 1);
+    bool bounded = true;
+    for (int round = 0; round < 50; ++round) {
+        const int n = static_cast<int>(rng() % 300);
+        std::vector<double> xyxy(4 * n), s(n);
+        std::vector<std::int64_t> c(n);
+        for (int i = 0; i < n; ++i) {
+            xyxy[4 * i] = coord(rng), xyxy[4 * i + 1] = coord(rng);
+            xyxy[4 * i + 2] = xyxy[4 * i] + side(rng), xyxy[4 * i + 3] = xyxy[4 * i + 1] + side(rng);  // 0-area too
+            s[i] = score(rng), c[i] = static_cast<std::int64_t>(rng() % 4);
+        }
+        for (const auto kind : {core::MergeKind::nms, core::MergeKind::greedy_nmm})
+            for (const auto match : {core::MatchKind::iou, core::MatchKind::ios})
+                bounded &= core::merge_detections(xyxy.data(), s.data(), c.data(), n, kind, match, 0.5, round % 2,
+                                                  round % 3 == 0).size() <= static_cast<size_t>(n);
+    }
+    check(bounded, "merge: random detections merge into at most as many");
+    double nan_boxes[12];
+    std::copy(boxes, boxes + 12, nan_boxes);
+    nan_boxes[5] = std::numeric_limits<double>::quiet_NaN();
+    expect_error<std::invalid_argument>([&] {
+        core::merge_detections(nan_boxes, scores, classes, 3, core::MergeKind::nms, core::MatchKind::iou, 0.5, false,
+                               true);
+    }, "merge: a NaN box is refused");
 }
 
 }  // namespace
@@ -123,6 +169,8 @@ int main(int argc, char** argv) {
     // a view into a larger image (rows with padding) gives the answers of a copy
     const cv::Mat roi = images[1](cv::Rect(3, 5, images[1].cols - 10, images[1].rows - 9));
     check(same(detector.detect(roi), detector.detect(roi.clone())), "a ROI view gives the answers of its copy");
+
+    check_merge();
 
     std::cout << (failures ? "FAILED" : "passed") << " (" << failures << " failures)\n";
     return failures ? 1 : 0;

@@ -1,12 +1,16 @@
-"""The NumPy merge against the sahi package's own postprocess (WIP, issue 34)."""
+"""The merge of sliced detections: the NumPy reference against the sahi package's own
+postprocess, the C++ kernel against the NumPy reference, and sahi's re-check quirk."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from yolox_deploy.processing.merge import merge_detections, slice_windows
+from conftest import needs_sahi
 
-sahi = pytest.importorskip("sahi")
+from yolox_deploy.errors import InvalidInputError
+from yolox_deploy.processing.merge import kernel_available, merge, merge_detections, slice_windows
+
+needs_kernel = pytest.mark.skipif(not kernel_available(), reason="C++ kernel not built")
 
 
 def sahi_merge(xyxy, scores, classes, merge, match, threshold, agnostic):
@@ -32,6 +36,7 @@ def canonical(boxes, scores, classes):
 @pytest.mark.parametrize("agnostic", [False, True])
 @pytest.mark.parametrize("seed", range(6))
 def test_the_merge_equals_sahis(merge, match, agnostic, seed):
+    needs_sahi()
     rng = np.random.default_rng(seed)
     n = 60
     xy = rng.uniform(0, 1500, (n // 3, 2))
@@ -52,6 +57,7 @@ def test_the_merge_equals_sahis(merge, match, agnostic, seed):
 @pytest.mark.parametrize("size", [(416, 416), (320, 640), (1000, 1000)])
 @pytest.mark.parametrize("overlap", [0.0, 0.2, 0.5])
 def test_the_windows_equal_sahis(size, overlap):
+    needs_sahi()
     from sahi.slicing import get_slice_bboxes
 
     for h, w in [(1080, 1920), (416, 416), (500, 3000), (2000, 700)]:
@@ -64,6 +70,7 @@ def test_the_windows_equal_sahis(size, overlap):
 @pytest.mark.parametrize("agnostic", [False, True])
 @pytest.mark.parametrize("recheck", [True, False])
 @pytest.mark.parametrize("seed", range(10))
+@needs_kernel
 def test_the_kernel_equals_the_numpy_reference(merge, match, agnostic, recheck, seed):
     from yolox_deploy.processing import _kernel
 
@@ -79,3 +86,44 @@ def test_the_kernel_equals_the_numpy_reference(merge, match, agnostic, recheck, 
     kernel = _kernel.merge(boxes, scores, classes, merge, match, 0.5, agnostic, recheck)
     for a, b in zip(ours, kernel):
         np.testing.assert_array_equal(a, b)
+
+
+# IoU 0.71 of the first box with each other one; once the second is merged in, the grown box has
+# IoU 0.56 with the third: below 0.6, so sahi drops the third (neither merged nor kept)
+QUIRK = (np.array([[0, 4, 10, 14], [0, 4, 10, 18], [0, 0, 10, 14]], dtype=np.float64), np.array([0.9, 0.8, 0.7]),
+         np.array([0, 0, 0]))
+
+
+@pytest.mark.parametrize("impl", ["numpy", pytest.param("cpp", marks=needs_kernel)])
+def test_sahis_recheck_drops_a_matched_box_and_none_merges_it(impl):
+    boxes, scores, classes = merge(*QUIRK, "greedy_nmm", "iou", 0.6, recheck="sahi", impl=impl)
+    np.testing.assert_array_equal(boxes, [[0, 4, 10, 18]])
+    np.testing.assert_array_equal(scores, [0.9])
+    boxes, scores, _ = merge(*QUIRK, "greedy_nmm", "iou", 0.6, recheck="none", impl=impl)
+    np.testing.assert_array_equal(boxes, [[0, 0, 10, 18]])
+
+
+def test_sahi_drops_it_too():
+    needs_sahi()
+    boxes, scores, _ = sahi_merge(*QUIRK, "greedy_nmm", "iou", 0.6, False)
+    np.testing.assert_array_equal(boxes, [[0, 4, 10, 18]])
+
+
+@pytest.mark.parametrize("impl", ["numpy", pytest.param("cpp", marks=needs_kernel)])
+@pytest.mark.parametrize("bad", ["box", "score"])
+def test_non_finite_input_is_refused_in_one_line(impl, bad):
+    boxes, scores, classes = (a.copy() for a in QUIRK)
+    if bad == "box":
+        boxes[1, 2] = np.nan
+    else:
+        scores[2] = np.inf
+    with pytest.raises(InvalidInputError, match=r"^merge takes finite boxes and scores \(NaN or inf given\)$"):
+        merge(boxes, scores, classes, "nms", "iou", 0.5, impl=impl)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(merge="wbf"), "merge is one of"), (dict(match="giou"), "match one of"), (dict(recheck="x"), "recheck one of"),
+])
+def test_unknown_kinds_are_refused(kwargs, message):
+    with pytest.raises(InvalidInputError, match=message):
+        merge(*QUIRK, **kwargs)

@@ -101,6 +101,8 @@ def merge_detections(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray
     xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float64)
     class_ids = np.asarray(class_ids, dtype=np.int64)
+    if not (np.isfinite(xyxy).all() and np.isfinite(scores).all()):
+        raise ValueError("merge takes finite boxes and scores (NaN or inf given)")
     boxes32, scores32 = xyxy.astype(np.float32), scores.astype(np.float32)
     parts = [np.arange(len(xyxy))] if class_agnostic else \
         [np.flatnonzero(class_ids == c) for c in np.unique(class_ids)]
@@ -123,6 +125,11 @@ def merge_detections(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray
     return np.array(out_boxes), np.array(out_scores), np.array(out_classes, dtype=np.int64)
 
 
+def kernel_available() -> bool:
+    """Whether the C++ kernel was built at install time (else "auto" runs the NumPy reference)."""
+    return _kernel is not None
+
+
 def merge(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, merge: str = "greedy_nmm",
           match: str = "ios", threshold: float = 0.5, class_agnostic: bool = False, recheck: str = "sahi",
           impl: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -134,8 +141,11 @@ def merge(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, merge: st
     if impl == "cpp" and _kernel is None:
         raise YoloxDeployError("the C++ kernel is not built (no C++ compiler at install time): use impl='auto' "
                                "or 'numpy', or install g++ and reinstall with 'pip install .'")
-    if impl == "numpy" or _kernel is None:
-        return merge_detections(xyxy, scores, class_ids, merge, match, threshold, class_agnostic, recheck)
-    boxes = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
-    return _kernel.merge(boxes, np.asarray(scores, dtype=np.float64), np.asarray(class_ids, dtype=np.int64),
-                         merge, match, float(threshold), bool(class_agnostic), recheck == "sahi")
+    try:
+        if impl == "numpy" or _kernel is None:
+            return merge_detections(xyxy, scores, class_ids, merge, match, threshold, class_agnostic, recheck)
+        boxes = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+        return _kernel.merge(boxes, np.asarray(scores, dtype=np.float64), np.asarray(class_ids, dtype=np.int64),
+                             merge, match, float(threshold), bool(class_agnostic), recheck == "sahi")
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
