@@ -105,6 +105,15 @@ def test_slices_can_be_set_and_removed(nano_onnx, coco_images):
     np.testing.assert_array_equal(detector(coco_images[0]).xyxy, plain.xyxy)
 
 
+def test_whole_image_calls_are_refused_while_slicing(nano_onnx):
+    detector = Detector(nano_onnx, slices=SliceSettings(416))
+    with pytest.raises(InvalidInputError, match="take letterboxed whole images, and this Detector slices"):
+        detector.infer_batch(np.zeros((1, 416, 416, 3), np.uint8))
+    assert "slices=SliceSettings(size=(416, 416)" in repr(detector)
+    detector.slices = None
+    assert detector.infer_batch(np.zeros((1, 416, 416, 3), np.uint8)).shape[0] == 1
+
+
 def test_stream_and_stream_many_give_the_same_answers(nano_dynamic, coco_images):
     detector = Detector(nano_dynamic, threads=2, batch_size=4, slices=SliceSettings(256, overlap=0.25))
     paths = coco_images[:4]

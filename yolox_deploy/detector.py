@@ -188,27 +188,33 @@ class Detector:
         timings.preprocess_ms += (time.perf_counter() - start) * 1e3
         return self.pipeline.run(images, timings)
 
+    def _whole_image_pipeline(self) -> BatchPipeline:
+        if self.slices is not None:
+            raise InvalidInputError("infer_batch and postprocess_* take letterboxed whole images, and this Detector "
+                                    "slices: call it on images, or set det.slices = None first")
+        return self.pipeline
+
     def infer_batch(self, batch: np.ndarray) -> BackendOutput:
         """The backend's output for one letterboxed batch: the raw [B, N, 5 + C], or an
         end-to-end model's detections."""
-        return self.pipeline.infer(batch)
+        return self._whole_image_pipeline().infer(batch)
 
     def postprocess_outputs(self, outputs: BackendOutput, ratios: Sequence[float],
                             image_shapes: Sequence[tuple[int, int]]) -> list[Detections]:
         """:meth:`infer_batch`'s output -> one :class:`Detections` per image."""
-        return self.pipeline.postprocess(outputs, ratios, image_shapes)
+        return self._whole_image_pipeline().postprocess(outputs, ratios, image_shapes)
 
     def postprocess_end_to_end(self, outputs: EndToEndOutputs, ratios: Sequence[float],
                                image_shapes: Sequence[tuple[int, int]]) -> list[Detections]:
         """End-to-end detections (letterboxed-input pixels) -> original-image pixels; a
         ``conf`` above the baked one and a smaller ``max_det`` still apply."""
-        return self.pipeline.postprocess_end_to_end(outputs, ratios, image_shapes)
+        return self._whole_image_pipeline().postprocess_end_to_end(outputs, ratios, image_shapes)
 
     def postprocess_raw(self, raw: np.ndarray, ratios: Sequence[float],
                         image_shapes: Sequence[tuple[int, int]]) -> list[Detections]:
         """Raw backend output [B', N, 5 + C] (B' >= len(ratios); padding rows ignored) ->
         one :class:`Detections` per image, boxes in that image's pixels."""
-        return self.pipeline.postprocess_raw(raw, ratios, image_shapes)
+        return self._whole_image_pipeline().postprocess_raw(raw, ratios, image_shapes)
 
     def stream(self, source: StreamSource, *, batch_size: int | None = None, workers: int = 2,
                infer_workers: int = 1, prefetch: int = 4, errors: str = "raise") -> Iterator[StreamResult]:
@@ -253,5 +259,6 @@ class Detector:
                         tracker=tracker, tracker_options=tracker_options)
 
     def __repr__(self) -> str:
+        sliced = "" if self.slices is None else f", slices={self.slices}"
         return (f"Detector({self.backend.path.name!r}, backend={self.backend.name!r}, "
-                f"input_size={self.input_size}, conf={self.conf}, iou={self.iou})")
+                f"input_size={self.input_size}, conf={self.conf}, iou={self.iou}{sliced})")
