@@ -180,3 +180,24 @@ def tiny_onnx(tiny_checkpoint: Path, tmp_path_factory) -> Path:
     export_onnx(path, weights=tiny_checkpoint, input_size=(64, 96), dynamic=True,
                 class_names=["cat", "dog", "bird"])
     return path
+
+
+@pytest.fixture(scope="session")
+def nano_dynamic_onnx(nano_pth: Path, tmp_path_factory) -> Path:
+    """The official nano weights exported with a dynamic batch (the official ONNX has a batch of 1)."""
+    from yolox_deploy.exporters.onnx import export_onnx
+
+    path = tmp_path_factory.mktemp("dyn") / "nano_dynamic.onnx"
+    export_onnx(path, weights=nano_pth, dynamic=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def coco_mosaics(coco_dir: Path, tmp_path_factory) -> tuple[Path, Path]:
+    """(image folder, COCO annotations) of the 4x4 mosaics of the 80 shared images: five
+    2560x1920 images (benchmarks/mosaic.py)."""
+    from yolox_deploy.benchmarks.mosaic import build_mosaics
+
+    out = tmp_path_factory.mktemp("mosaics")
+    ann = build_mosaics(coco_dir / "images", coco_dir / "instances_val2017.json", out, n=4, progress=False)
+    return out / "images", ann

@@ -14,24 +14,6 @@ from yolox_deploy.errors import InvalidInputError
 from yolox_deploy.processing.images import read_image
 
 
-@pytest.fixture(scope="module")
-def nano_dynamic(nano_pth, tmp_path_factory):
-    from yolox_deploy.exporters.onnx import export_onnx
-
-    path = tmp_path_factory.mktemp("dyn") / "nano_dynamic.onnx"  # the official ONNX has a static batch of 1
-    export_onnx(path, weights=nano_pth, dynamic=True)
-    return path
-
-
-@pytest.fixture(scope="module")
-def mosaics(coco_dir, tmp_path_factory):
-    from yolox_deploy.benchmarks.mosaic import build_mosaics
-
-    out = tmp_path_factory.mktemp("mosaics")
-    return out / "images", build_mosaics(coco_dir / "images", coco_dir / "instances_val2017.json", out, n=4,
-                                         progress=False)
-
-
 def count_calls(detector: Detector) -> list[int]:
     calls: list[int] = []
     infer = detector.backend.infer
@@ -60,10 +42,10 @@ def test_settings_must_be_slice_settings(nano_onnx):
         Detector(nano_onnx, slices=416)
 
 
-def test_slices_of_several_images_go_in_batches(nano_dynamic, coco_images):
+def test_slices_of_several_images_go_in_batches(nano_dynamic_onnx, coco_images):
     images = [read_image(p) for p in coco_images[:8]]  # 5 to 10 inputs each: chunks run across images
-    one = Detector(nano_dynamic, threads=2, batch_size=1, slices=SliceSettings(256))
-    eight = Detector(nano_dynamic, threads=2, batch_size=8, slices=SliceSettings(256))
+    one = Detector(nano_dynamic_onnx, threads=2, batch_size=1, slices=SliceSettings(256))
+    eight = Detector(nano_dynamic_onnx, threads=2, batch_size=8, slices=SliceSettings(256))
     calls = count_calls(eight)
     batched = eight(images)
     inputs = eight.timings.slices
@@ -114,8 +96,8 @@ def test_whole_image_calls_are_refused_while_slicing(nano_onnx):
     assert detector.infer_batch(np.zeros((1, 416, 416, 3), np.uint8)).shape[0] == 1
 
 
-def test_stream_and_stream_many_give_the_same_answers(nano_dynamic, coco_images):
-    detector = Detector(nano_dynamic, threads=2, batch_size=4, slices=SliceSettings(256, overlap=0.25))
+def test_stream_and_stream_many_give_the_same_answers(nano_dynamic_onnx, coco_images):
+    detector = Detector(nano_dynamic_onnx, threads=2, batch_size=4, slices=SliceSettings(256, overlap=0.25))
     paths = coco_images[:4]
     direct = detector(paths)
     streamed = [r.detections for r in detector.stream(paths, batch_size=2)]
@@ -127,16 +109,16 @@ def test_stream_and_stream_many_give_the_same_answers(nano_dynamic, coco_images)
             np.testing.assert_allclose(np.sort(got.scores), np.sort(expected.scores), atol=1e-5)
 
 
-def test_tracking_a_high_resolution_pan_keeps_one_id_per_object(nano_dynamic, mosaics, tmp_path):
+def test_tracking_a_high_resolution_pan_keeps_one_id_per_object(nano_dynamic_onnx, coco_mosaics, tmp_path):
     from yolox_deploy.benchmarks.synthetic_videos import ids_per_person, mosaic_pan_video
 
     needs_trackers()
-    images, ann = mosaics
+    images, ann = coco_mosaics
     for name in ("mosaic_000.jpg", "mosaic_002.jpg"):
         video, truth = mosaic_pan_video(images / name, ann, tmp_path / f"{name}.mp4")
         tracked = {}
         for label, slices in (("whole", None), ("sliced", SliceSettings(416))):
-            results = list(Detector(nano_dynamic, threads=2, batch_size=8, slices=slices).track(video))
+            results = list(Detector(nano_dynamic_onnx, threads=2, batch_size=8, slices=slices).track(video))
             seen = ids_per_person(results, truth)
             tracked[label] = [ids for ids in seen if len(ids) >= 0.85 * len(truth)]
         assert len(tracked["sliced"]) > len(tracked["whole"]), {k: len(v) for k, v in tracked.items()}
@@ -144,10 +126,10 @@ def test_tracking_a_high_resolution_pan_keeps_one_id_per_object(nano_dynamic, mo
         assert all(len(set(ids)) == 1 for ids in tracked["whole"])
 
 
-def test_sliced_inference_finds_the_small_objects_of_mosaics(nano_onnx, mosaics, coco_dir):
+def test_sliced_inference_finds_the_small_objects_of_mosaics(nano_onnx, coco_mosaics, coco_dir):
     from yolox_deploy.evaluation import evaluate_coco
 
-    images, ann = mosaics
+    images, ann = coco_mosaics
 
     def evaluate(slices, folder=images, annotations=ann):
         detector = Detector(nano_onnx, conf=0.01, iou=0.65, max_det=None, clip_boxes=False, slices=slices)

@@ -14,15 +14,6 @@ from yolox_deploy.processing.images import read_image
 SAHI_NAMES = {"nms": "NMS", "greedy_nmm": "GREEDYNMM", "iou": "IOU", "ios": "IOS"}
 
 
-@pytest.fixture(scope="module")
-def mosaic_dir(coco_dir, tmp_path_factory):
-    from yolox_deploy.benchmarks.mosaic import build_mosaics
-
-    out = tmp_path_factory.mktemp("mosaics")
-    build_mosaics(coco_dir / "images", coco_dir / "instances_val2017.json", out, n=4, progress=False)
-    return out
-
-
 def sahi_detections(detector: Detector, image: np.ndarray, settings: SliceSettings, native_batch: bool = False,
                     **options):
     from sahi.predict import get_sliced_prediction
@@ -67,22 +58,22 @@ def test_equal_to_sahi_on_the_shared_images(nano_onnx, coco_images, merge, match
 
 @pytest.mark.parametrize("merge,match", MERGES)
 @pytest.mark.parametrize("full_image", [True, False])
-def test_equal_to_sahi_on_mosaics(nano_onnx, mosaic_dir, merge, match, full_image):
+def test_equal_to_sahi_on_mosaics(nano_onnx, coco_mosaics, merge, match, full_image):
     needs_sahi()
     settings = SliceSettings(416, overlap=0.2, merge=merge, match=match, full_image=full_image)
     plain = Detector(nano_onnx, threads=2)
     sliced = Detector(nano_onnx, threads=2, slices=settings)
-    paths = sorted((mosaic_dir / "images").glob("*.jpg"))
+    paths = sorted(coco_mosaics[0].glob("*.jpg"))
     assert len(paths) == 5
     for path in paths:
         image = read_image(path)
         assert_equal_detections(sliced(image), sahi_detections(plain, image, settings), path.name)
 
 
-def test_equal_to_sahi_when_it_switches_to_nms_below_conf_0_1(nano_onnx, mosaic_dir):
+def test_equal_to_sahi_when_it_switches_to_nms_below_conf_0_1(nano_onnx, coco_mosaics):
     needs_sahi()
     settings = SliceSettings(416)  # greedy NMM / IOS asked; conf 0.05: both switch to NMS / IoU
-    image = read_image(mosaic_dir / "images" / "mosaic_000.jpg")
+    image = read_image(coco_mosaics[0] / "mosaic_000.jpg")
     ours = Detector(nano_onnx, threads=2, conf=0.05, slices=settings)(image)
     assert_equal_detections(ours, sahi_detections(Detector(nano_onnx, threads=2, conf=0.05), image, settings),
                             "conf 0.05")
@@ -92,13 +83,9 @@ def test_equal_to_sahi_when_it_switches_to_nms_below_conf_0_1(nano_onnx, mosaic_
     assert len(forced) < len(ours)  # greedy NMM merged what NMS kept apart
 
 
-def test_sahi_batches_go_to_the_detector_as_one_call(nano_pth, coco_images, tmp_path):
+def test_sahi_batches_go_to_the_detector_as_one_call(nano_dynamic_onnx, coco_images):
     needs_sahi()
-    from yolox_deploy.exporters.onnx import export_onnx
-
-    path = tmp_path / "nano_dynamic.onnx"
-    export_onnx(path, weights=nano_pth, dynamic=True)
-    detector = Detector(path, threads=2, batch_size=4)
+    detector = Detector(nano_dynamic_onnx, threads=2, batch_size=4)
     image = read_image(coco_images[0])
     settings = SliceSettings(256, overlap=0.2)
     one_by_one = sahi_detections(detector, image, settings)

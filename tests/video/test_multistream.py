@@ -20,12 +20,8 @@ def videos(coco_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def nano(nano_pth, tmp_path_factory):
-    from yolox_deploy.exporters.onnx import export_onnx
-
-    path = tmp_path_factory.mktemp("dyn") / "nano_dynamic.onnx"  # the official ONNX has a static batch of 1
-    export_onnx(path, weights=nano_pth, dynamic=True)
-    return Detector(path)
+def nano(nano_dynamic_onnx):
+    return Detector(nano_dynamic_onnx)
 
 
 def by_source(results):
