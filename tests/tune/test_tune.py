@@ -273,8 +273,10 @@ def test_batch_auto_deploys_the_batch_with_the_most_images_per_second(nano_pth, 
     assert all(r["throughput_speedup"] > 0 for r in record["candidates"])
     assert record["candidates"][0]["throughput_speedup"] == pytest.approx(1.0, rel=0.25)  # itself, same window
     assert row["export_s"] > 0 and row["accuracy_s"] > 0  # the FP32 ONNX was exported from the .pth here
-    by_batch = {int(k): v for k, v in row["images_per_s_by_batch"].items()}
-    assert sorted(by_batch) == [1, 2, 4, 8]
+    chosen = next(r for r in record["candidates"] if r["spinning"] == record["spinning"])  # either may win
+    for candidate in record["candidates"]:
+        assert sorted(int(k) for k in candidate["images_per_s_by_batch"]) == [1, 2, 4, 8]
+    by_batch = {int(k): v for k, v in chosen["images_per_s_by_batch"].items()}
     assert record["batch"] == max(by_batch, key=by_batch.get) and Detector(out).batch_size == record["batch"]
 
 
