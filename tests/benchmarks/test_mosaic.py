@@ -32,9 +32,11 @@ def test_one_by_one_at_full_size_is_the_image_itself(coco_dir, four_images, tmp_
     first = mosaic["images"][0]
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / "m" / "images" / first["file_name"])),
                                   cv2.imread(str(coco_dir / "images" / first["sources"][0])))
-    source = sorted(subset["annotations"], key=lambda a: a["id"])
-    moved = [a for a in mosaic["annotations"]]
-    assert len(moved) == len(source)
+    ids = {i["file_name"]: i["id"] for i in subset["images"]}
+    source = [a for name in (m["sources"][0] for m in mosaic["images"]) for a in subset["annotations"]
+              if a["image_id"] == ids[name]]  # mosaic order: images by file name, then their annotations
+    assert [(a["bbox"], a["area"], a["category_id"]) for a in mosaic["annotations"]] == \
+        [(a["bbox"], a["area"], a["category_id"]) for a in source]  # scale 1, no offset: unchanged
 
 
 def test_a_two_by_two_mosaic_scales_and_moves_boxes(coco_dir, four_images, tmp_path):
