@@ -12,9 +12,13 @@ import tempfile
 from pathlib import Path
 
 from pybind11.setup_helpers import Pybind11Extension, build_ext
-from setuptools import setup
+from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
+# Each import package and the folder it comes from: the top-level exporters/, runtimes/ and benchmarks/
+# install inside yolox_deploy. Every subpackage below them is discovered, never listed by hand.
+PACKAGE_ROOTS = {"yolox_deploy": "yolox_deploy", "yolox_deploy.exporters": "exporters",
+                 "yolox_deploy.runtimes": "runtimes", "yolox_deploy.benchmarks": "benchmarks"}
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "yolox_deploy" / "_version.py").read_text()).group(1)
 
 CORE = HERE / "cpp" / "core"  # the shared C++ core: this module and the C++ library (cpp/CMakeLists.txt) compile it
@@ -38,6 +42,21 @@ kernel = Pybind11Extension(
     extra_link_args=["-pthread"],  # the letterbox runs bands of rows on std::threads
 )
 
+
+
+def discover_packages() -> list:
+    """Every package under PACKAGE_ROOTS. A folder with .py files but no __init__.py would be left out
+    of the wheel silently (a namespace package imports from a checkout, not once installed): that fails
+    the build instead."""
+    packages = []
+    for name, folder in PACKAGE_ROOTS.items():
+        packages += [name] + [f"{name}.{sub}" for sub in find_packages(str(HERE / folder))]
+        for directory in sorted({f.parent for f in (HERE / folder).rglob("*.py")}):
+            package = ".".join((name, *directory.relative_to(HERE / folder).parts))
+            if package not in packages:
+                raise SystemExit(f"error: {directory.relative_to(HERE)}/ holds .py files but no __init__.py, "
+                                 "so the wheel would leave it out: add an __init__.py")
+    return packages
 
 
 class OptionalKernelBuild(build_ext):
@@ -107,13 +126,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.9",
-    packages=["yolox_deploy", "yolox_deploy.processing", "yolox_deploy.artifacts", "yolox_deploy.video",
-              "yolox_deploy.models", "yolox_deploy.cli", "yolox_deploy.integrations", "yolox_deploy.tune",
-              "yolox_deploy.exporters", "yolox_deploy.runtimes", "yolox_deploy.benchmarks"],
-    package_dir={"yolox_deploy": "yolox_deploy",
-                 "yolox_deploy.exporters": "exporters",
-                 "yolox_deploy.runtimes": "runtimes",
-                 "yolox_deploy.benchmarks": "benchmarks"},
+    packages=discover_packages(),
+    package_dir=PACKAGE_ROOTS,
     ext_modules=[kernel],
     cmdclass={"build_ext": OptionalKernelBuild},
     install_requires=["numpy>=1.24", "opencv-python-headless>=4.8", "onnxruntime>=1.16", "tqdm>=4.60"],

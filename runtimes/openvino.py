@@ -66,9 +66,11 @@ def write_metadata(model: Any, metadata: ModelMetadata) -> None:
         model.set_rt_info(value, [RT_INFO_SECTION, key])
 
 
-def read_metadata(model: Any) -> ModelMetadata:
-    props = {key: model.get_rt_info([RT_INFO_SECTION, key]).astype(str)
-             for key in ModelMetadata().to_props() if model.has_rt_info([RT_INFO_SECTION, key])}
+def read_metadata(model: Any, section: str = RT_INFO_SECTION) -> ModelMetadata:
+    """Our ModelMetadata from an IR's rt_info, or from an ONNX's metadata_props (which OpenVINO's ONNX
+    reader puts under rt_info's "framework" section)."""
+    props = {key: model.get_rt_info([section, key]).astype(str)
+             for key in ModelMetadata().to_props() if model.has_rt_info([section, key])}
     return ModelMetadata.from_props(props)
 
 
@@ -84,7 +86,7 @@ class OpenVinoBackend(Backend):
     first use."""
 
     name = "openvino"
-    suffixes = (".xml",)
+    suffixes = (".xml",)  # and .onnx, read directly, with --backend openvino / backend="openvino"
     extra = "openvino"
     runtime_module = "openvino"
     export_target = "openvino"
@@ -95,7 +97,8 @@ class OpenVinoBackend(Backend):
                  pixel_input: bool = True, **options: Any):
         super().__init__(path, device, precision=precision)
         ov = require("openvino", extra=self.extra, purpose="the openvino backend")
-        if not self.path.with_suffix(".bin").is_file():
+        is_onnx = self.path.suffix.lower() == ".onnx"  # OpenVINO reads ONNX as it is, no conversion step
+        if not is_onnx and not self.path.with_suffix(".bin").is_file():
             raise ModelFileError(f"{self.path.name} has no weights file: expected "
                                  f"{self.path.with_suffix('.bin').name} beside it")
         hint = hint.upper()
@@ -105,7 +108,8 @@ class OpenVinoBackend(Backend):
         try:
             model = core.read_model(str(self.path))
         except Exception as exc:  # OpenVINO raises RuntimeError with multi-line details
-            raise ModelFileError(f"{self.path.name} is not a loadable OpenVINO IR ({first_line(exc)})") from None
+            kind = "ONNX model" if is_onnx else "OpenVINO IR"
+            raise ModelFileError(f"{self.path.name} is not a loadable {kind} ({first_line(exc)})") from None
         self._outputs = tuple(o.get_any_name() for o in model.outputs)
         end_to_end = set(self._outputs) == set(END_TO_END_OUTPUTS)
         if len(model.inputs) != 1 or (len(model.outputs) != 1 and not end_to_end) or \
@@ -113,7 +117,7 @@ class OpenVinoBackend(Backend):
             raise ModelFileError(f"{self.path.name} is not a YOLOX detector: expected one [B, 3, H, W] input "
                                  f"and one [B, N, 5+C] output (or the end-to-end {', '.join(END_TO_END_OUTPUTS)})")
         self._shape = tuple(None if d.is_dynamic else d.get_length() for d in model.inputs[0].partial_shape)
-        self._metadata = read_metadata(model)
+        self._metadata = read_metadata(model, "framework" if is_onnx else RT_INFO_SECTION)
         device_name = {"cpu": "CPU", "gpu": "GPU", "auto": "AUTO"}.get(device.lower(), device)
         if device_name not in core.available_devices and device_name != "AUTO":
             raise BackendUnavailableError(f"OpenVINO device {device_name!r} is not available here "

@@ -10,6 +10,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,9 @@ from yolox_deploy.processing.images import read_image
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = ("setup.py", "pyproject.toml", "README.md", "yolox_deploy", "exporters", "runtimes", "benchmarks", "cpp")
+# the import package each source folder installs as (setup.py's package_dir)
+INSTALLED_AS = {"yolox_deploy": "yolox_deploy", "exporters": "yolox_deploy/exporters",
+                "runtimes": "yolox_deploy/runtimes", "benchmarks": "yolox_deploy/benchmarks"}
 NOT_BUILD_INPUTS = shutil.ignore_patterns("*.so", "__pycache__", "*.egg-info", "build")
 
 DETECT = """
@@ -140,3 +144,27 @@ def test_auto_falls_back_to_numpy_with_the_kernels_answer(built_without_compiler
     np.testing.assert_array_equal(with_kernel.class_ids, out["classes"])
     np.testing.assert_allclose(with_kernel.xyxy, np.asarray(out["xyxy"], np.float32), atol=1e-4)
     np.testing.assert_allclose(with_kernel.scores, np.asarray(out["scores"], np.float32), atol=1e-6)
+
+
+def test_the_wheel_holds_every_module_of_the_source_tree(built_without_compiler):
+    """What users get: every .py of yolox_deploy/, exporters/, runtimes/ and benchmarks/ is in the
+    wheel, where setup.py's package_dir puts it, and nothing else (an editable install hides a
+    module that the wheel leaves out: yolox_deploy.measure once was)."""
+    site, _ = built_without_compiler
+    wheel = next((site.parent / "wheel").glob("*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = {name for name in archive.namelist() if name.endswith(".py")}
+    expected = {f"{installed}/{path.relative_to(REPO / folder).as_posix()}"
+                for folder, installed in INSTALLED_AS.items() for path in (REPO / folder).rglob("*.py")
+                if "__pycache__" not in path.parts}
+    assert shipped == expected, (sorted(expected - shipped), sorted(shipped - expected))
+
+
+def test_a_code_folder_without_init_fails_the_build_instead_of_leaving_the_wheel(tmp_path):
+    src = copy_sources(tmp_path / "src")
+    (src / "yolox_deploy" / "newpart").mkdir()
+    (src / "yolox_deploy" / "newpart" / "module.py").write_text("VALUE = 1\n")
+    build = build_wheel(src, tmp_path / "wheel", CC="false", CXX="false")
+    assert build.returncode != 0
+    assert "yolox_deploy/newpart/ holds .py files but no __init__.py" in build.stdout + build.stderr
+    assert not list((tmp_path / "wheel").glob("*.whl"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +28,10 @@ def evaluate_coco(detector: Detector, images_dir: str | Path, ann_file: str | Pa
     """Run ``detector`` on every image of a COCO-format annotation file; return the 12
     COCO box statistics (``mAP50_95``, ``mAP50`` ...), counts and the printed summary."""
     require("pycocotools", extra="eval", purpose="COCO evaluation")
-    from pycocotools.coco import COCO
-
     images_dir, ann_file = Path(images_dir), Path(ann_file)
-    if not ann_file.is_file():
-        raise InvalidInputError(f"annotation file not found: {ann_file}")
+    coco = coco_from_dict(read_annotations(ann_file))
     if not images_dir.is_dir():
         raise InvalidInputError(f"image folder not found: {images_dir}")
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO(str(ann_file))
     category_ids = sorted(coco.getCatIds())
     image_ids = sorted(coco.getImgIds())
     missing = [coco.imgs[i]["file_name"] for i in image_ids if not (images_dir / coco.imgs[i]["file_name"]).is_file()]
@@ -70,6 +66,24 @@ def coco_box_stats(coco: Any, results: list[dict[str, Any]]) -> dict[str, Any]:
         stats = [float(v) for v in coco_eval.stats]
         summary = buffer.getvalue().strip()
     return {**dict(zip(STAT_NAMES, stats)), "summary": summary}
+
+
+def read_annotations(path: Path) -> dict[str, Any]:
+    """A COCO instances JSON, checked to have images, annotations and categories."""
+    if not path.is_file():
+        raise InvalidInputError(f"annotation file not found: {path}")
+    try:
+        dataset = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError; absurd nesting
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0]
+        raise InvalidInputError(f"{path.name} is not valid JSON ({reason}): give a COCO instances file") from None
+    if not isinstance(dataset, dict) or not all(isinstance(dataset.get(k), list)
+                                                for k in ("images", "annotations", "categories")):
+        raise InvalidInputError(f"{path.name} is not a COCO instances file (it needs 'images', 'annotations' and "
+                                "'categories' lists)")
+    if not dataset["images"] or not dataset["categories"]:
+        raise InvalidInputError(f"{path.name} lists no images or no categories")
+    return dataset
 
 
 def coco_from_dict(dataset: dict[str, Any]) -> Any:

@@ -100,6 +100,12 @@ def test_export_cli(tiny_checkpoint, tmp_path, capsys):
     (("yolox-export", "--to", "onnx", "--weights", "{tmp}/empty.jpg"), "not a readable PyTorch checkpoint"),
     (("yolox-export", "--to", "tflite", "--model-name", "yolox-nano"), "no exporter for --to 'tflite'"),
     (("yolox-eval", "--model", "{onnx}", "--images", "{tmp}", "--ann", "{tmp}/none.json"), "annotation file not found"),
+    (("yolox-eval", "--model", "{onnx}", "--images", "{tmp}", "--ann", "{tmp}/notes.txt"),
+     "notes.txt is not valid JSON"),
+    (("yolox-eval", "--model", "{onnx}", "--images", "{tmp}", "--ann", "{tmp}/deploy.json"),
+     "deploy.json is not a COCO instances file"),
+    (("yolox-eval", "--model", "{onnx}", "--images", "{tmp}", "--ann", "{tmp}/deep.json"),
+     "deep.json is not valid JSON (nested too deeply)"),
     (("yolox-detect", "{img}", "--model", "{onnx}", "--slice", "400"), "slice size 400 is not a positive multiple of 32"),
     (("yolox-detect", "{img}", "--model", "{onnx}", "--slice", "416,x"), "--slice takes H or H,W in pixels"),
     (("yolox-detect", "{img}", "--model", "{onnx}", "--slice", "416", "--overlap", "1"),
@@ -113,6 +119,9 @@ def test_export_cli(tiny_checkpoint, tmp_path, capsys):
 def test_errors_are_one_line(args, fragment, tmp_path, nano_onnx, nano_pth, coco_images):
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "m.tflite").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("meeting notes, not JSON\n")
+    (tmp_path / "deploy.json").write_text(json.dumps({"format": "yolox-deploy", "model": "model.onnx"}))
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     subs = {"{tmp}": str(tmp_path), "{onnx}": str(nano_onnx), "{pth}": str(nano_pth), "{img}": str(coco_images[0])}
     filled = []
     for a in args:

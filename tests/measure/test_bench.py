@@ -254,3 +254,22 @@ def test_sliced_twin_rows_give_slices_per_second(tmp_path, tiny_onnx):
     assert all(r.slices_per_s is None for r in plain.values())
     assert "slicing_overhead_pct" in result["summary"]
     assert "slices/s" in markdown_table(result) and "slicing and merging cost" in markdown_table(result)
+
+
+def test_cli_exit_code_says_whether_every_row_ran(tmp_path, nano_onnx, capsys):
+    """Exit 2 with one line when no row ran, 1 when a row of a named backend failed, 0 otherwise;
+    --backends with --model runs each file on each named backend (was ignored)."""
+    common = ["--iters", "1", "--warmup", "0", "--settle-ms", "0", "--no-baseline", "--cache-dir", str(tmp_path / "c")]
+    (tmp_path / "notes.txt").write_text("not a model")
+    for args, fragment in ((["--backends", "foo"], "unknown backend 'foo' in --backends"),
+                           (["--model", str(nano_onnx), "--backends", "foo"], "unknown backend 'foo'"),
+                           (["--model", str(tmp_path / "missing.onnx")], "model file not found"),
+                           (["--model", str(tmp_path / "notes.txt")], "no row ran (1 tried)")):
+        assert bench_cli.main([*args, *common]) == 2, args
+        err = [line for line in capsys.readouterr().err.splitlines() if "yolox-bench:" in line]
+        assert len(err) == 1 and fragment in err[0], err
+    assert bench_cli.main(["--model", str(nano_onnx), "--backends", "onnxruntime,ncnn", *common]) == 1
+    captured = capsys.readouterr()
+    assert "1 of 2 rows failed; first: ncnn (yolox_nano.onnx)" in captured.err
+    assert "| onnxruntime (yolox_nano.onnx) | as exported | 1 |" in captured.out and "FAILED: " in captured.out
+    assert bench_cli.main(["--model", str(nano_onnx), *common]) == 0

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -89,6 +90,22 @@ def test_metadata_travels_in_rt_info(nano_fp32):
     det = Detector(nano_fp32.path)
     assert det.input_size == (416, 416) and det.class_names[0] == "person"
     assert det.backend.metadata.model_name == "yolox-nano"
+
+
+def test_an_onnx_runs_directly_with_its_metadata(tiny_onnx, nano_onnx, coco_images):
+    """OpenVINO reads ONNX as it is (no .bin, no conversion): the same answers as ONNX Runtime, and
+    the ONNX's metadata_props (input size, model name) are read."""
+    image = cv2.imread(str(coco_images[0]))
+    for model in (nano_onnx, tiny_onnx):
+        ov_det, ort_det = Detector(model, backend="openvino"), Detector(model, backend="onnxruntime")
+        assert ov_det.backend.name == "openvino"
+        assert ov_det.backend.metadata == ort_det.backend.metadata and ov_det.input_size == ort_det.input_size
+        got, want = ov_det(image), ort_det(image)
+        assert len(got) == len(want) and np.array_equal(got.class_ids, want.class_ids)
+        np.testing.assert_allclose(got.xyxy, want.xyxy, atol=1e-2)
+        np.testing.assert_allclose(got.scores, want.scores, atol=1e-4)
+    tiny = Detector(tiny_onnx, backend="openvino")
+    assert tiny.input_size == (64, 96) and len(tiny.class_names) == 3  # from metadata_props, not the defaults
 
 
 def test_map_fp32_fp16_int8(nano_fp32, nano_pth, nano_onnx, coco_dir, ir_dir):

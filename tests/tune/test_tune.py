@@ -434,3 +434,15 @@ def test_verify_and_update_misuse_is_one_line(tuned, subset, nano_pth, capsys, t
     names = {"VERIFY": str(out), "MODEL": str(nano_pth), "MISSING": str(tmp_path)}
     rc, stdout, err = tune(capsys, *[names.get(a, a) for a in args], "--data", subset[0])
     assert rc == 2 and err.count("\n") == 1 and message in err, err
+
+
+def test_arguments_are_checked_before_any_image_is_read(nano_onnx, capsys, tmp_path):
+    """--backends foo is refused first: the folder's unreadable image is never reached."""
+    data = tmp_path / "bad"
+    data.mkdir()
+    (data / "a.jpg").write_bytes(b"not a jpeg at all")
+    rc, _, stderr = tune(capsys, "--model", nano_onnx, "--data", data, "-o", tmp_path / "out", "--backends", "foo")
+    assert rc == 2 and stderr.strip().splitlines() == [
+        "yolox-tune: error: unknown backend 'foo' in --backends; use one of "
+        "ncnn, onnxruntime, openvino, tensorrt, torch, triton"]
+    assert not (tmp_path / "out").exists()

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..measure.bench import PRECISIONS, BenchConfig, run_bench
+from ..measure.bench import BASELINE, PRECISIONS, BenchConfig, Row, run_bench
 from ..measure.report import markdown_table, write_csv, write_json, write_plot
 from ..errors import YoloxDeployError
 from ..runtimes import backend_names, get_backend_class
@@ -35,9 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="benchmark these model files as they are (no export; backend from the suffix)")
     p.add_argument("--model-name", default=None, help="architecture (default: inferred from --weights; "
                                                       "yolox-nano without weights)")
-    local = [name for name in backend_names() if get_backend_class(name).loads_files]
-    p.add_argument("--backends", default=",".join(local),
-                   help="comma-separated (default: every backend that runs a local model file)")
+    p.add_argument("--backends", default=None,
+                   help="comma-separated (default: every backend that runs a local model file, skipping those not "
+                        "installed or not usable here; with --model: each file's own, from its suffix). A named "
+                        "backend that cannot run is a failed row")
     p.add_argument("--precisions", default="fp32",
                    help=f"comma-separated of {', '.join(PRECISIONS)}: fp16/int8 export FP16/INT8 model files "
                         "(run with FP32 arithmetic); bf16 runs the FP32 model in bf16 (openvino, CPUs with "
@@ -81,7 +82,12 @@ def _main(argv: Sequence[str] | None) -> int:
         raise YoloxDeployError("--ann needs --data (the images it annotates)")
     if args.model and args.weights:
         raise YoloxDeployError("give --weights (export what is needed) or --model files, not both")
-    cfg = BenchConfig(backends=_csv(args.backends), models=[Path(m) for m in args.model or ()],
+    missing = [m for m in args.model or () if not Path(m).exists()]
+    if missing:
+        raise YoloxDeployError(f"model file not found: {missing[0]}")
+    backends = checked_backends(args)
+    cfg = BenchConfig(backends=backends, backends_requested=args.backends is not None,
+                      models=[Path(m) for m in args.model or ()],
                       weights=Path(args.weights) if args.weights else None,
                       model_name=args.model_name, precisions=precisions, batches=batches,
                       input_size=tuple(args.input_size) if args.input_size else None, warmup=args.warmup,
@@ -95,6 +101,36 @@ def _main(argv: Sequence[str] | None) -> int:
         if path:
             writer(result, Path(path))
             print(f"wrote {path}")
+    return outcome(result["rows"])
+
+
+def checked_backends(args: argparse.Namespace) -> list[str]:
+    """The backends to run: the named ones, each known (else a one-line error), or the defaults."""
+    known = backend_names()
+    if args.backends is None:
+        return [] if args.model else [name for name in known if get_backend_class(name).loads_files]
+    named = _csv(args.backends)
+    if not named:
+        raise YoloxDeployError("--backends names no backend")
+    unknown = [name for name in named if name not in known]
+    if unknown:
+        raise YoloxDeployError(f"unknown backend {unknown[0]!r} in --backends; use one of {', '.join(known)}")
+    return named
+
+
+def outcome(rows: list[Row]) -> int:
+    """0 when every row ran or was skipped as not offered here; 1 (one line on stderr) when a row
+    failed; a YoloxDeployError (exit 2) when no row of the user's models ran at all."""
+    measured = [row for row in rows if row.backend != BASELINE]
+    if not any(row.ok for row in measured):
+        reasons = [row.status for row in measured if not row.ok]
+        raise YoloxDeployError(f"no row ran ({len(measured)} tried); first reason: "
+                               f"{reasons[0] if reasons else 'nothing to run'}")
+    failed = [row for row in rows if row.failed]
+    if failed:
+        print(f"yolox-bench: error: {len(failed)} of {len(rows)} rows failed; first: {failed[0].backend} "
+              f"{failed[0].precision} batch {failed[0].batch}: {failed[0].status}", file=sys.stderr)
+        return 1
     return 0
 
 

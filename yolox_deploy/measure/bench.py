@@ -33,7 +33,8 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     if cfg.models:
         cache = None
         name, input_size = ", ".join(Path(m).name for m in cfg.models), cfg.input_size
-        combos = [(m, n) for m in cfg.models for n in cfg.batches]
+        # each file on each named backend, or on its suffix's backend when none is named
+        combos = [(m, n, b) for m in cfg.models for b in (cfg.backends or [None]) for n in cfg.batches]
         opened = [open_file_row(cfg, *combo) for combo in tqdm(combos, desc="loading", disable=not cfg.progress)]
         onnx_source = next((Path(m) for m in cfg.models if Path(m).suffix.lower() == ".onnx"), None)
     else:

@@ -55,6 +55,9 @@ class BenchConfig:
     baseline: bool = True
     progress: bool = True
     slices: SliceSettings | None = None  # also time every row sliced (a twin row beside it)
+    # the backends were named by the user: a row that cannot run on one of them failed. Otherwise they are
+    # every local backend, and one that is not installed or not usable here is a skipped row.
+    backends_requested: bool = True
 
 
 @dataclasses.dataclass
@@ -77,10 +80,15 @@ class Row:
     sliced: str = ""  # sliced inference, e.g. "416x416 ov 0.2 +whole"; "" for whole images
     slices_per_image: float | None = None  # model inputs per image (slices plus the whole-image pass)
     slices_per_s: float | None = None
+    skipped: bool = False  # not offered here (a precision the backend lacks, a static batch ...): not a failure
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def failed(self) -> bool:
+        return not self.ok and not self.skipped
 
     def per_image_ms(self, stage: str, stat: str = "p50") -> float:
         return self.ms[stage][stat] / self.batch

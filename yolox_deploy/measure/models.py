@@ -13,7 +13,7 @@ import numpy as np
 
 from ..artifacts.deploy import file_sha256
 from ..detector import Detector
-from ..errors import YoloxDeployError, first_line
+from ..errors import BackendNotInstalledError, BackendUnavailableError, YoloxDeployError, first_line
 from ..exporters import exporter_source
 from ..processing.images import IMAGE_SUFFIXES, read_image
 from ..runtimes import backends_offering, get_backend_class, load_backend
@@ -217,21 +217,21 @@ def bench_images(cfg: BenchConfig, count: int) -> list[np.ndarray]:
 def open_row(cfg: BenchConfig, cache: ModelCache, backend: str, precision: str, batch: int) -> tuple[Row, Call | None]:
     row = Row(backend, precision, batch)
     return row, _guarded(row, lambda: open_model(cfg, row, cache.model_for(backend, precision), backend,
-                                                 cache.input_size, ARTIFACT_AND_ARITHMETIC[precision][1]))
+                                                 cache.input_size, ARTIFACT_AND_ARITHMETIC[precision][1]), cfg)
 
 
-def open_file_row(cfg: BenchConfig, path: Path, batch: int) -> tuple[Row, Call | None]:
-    """A row for an existing model file (``--model``): its backend from the suffix."""
+def open_file_row(cfg: BenchConfig, path: Path, batch: int, backend: str | None = None) -> tuple[Row, Call | None]:
+    """A row for an existing model file (``--model``) on ``backend`` (None: the one of its suffix)."""
     from ..runtimes import backend_for_path
 
-    row = Row(Path(path).name, "as exported", batch)
+    row = Row(f"{backend} ({Path(path).name})" if backend else Path(path).name, "as exported", batch)
 
     def open_it() -> Call:
-        backend = backend_for_path(path)
-        row.backend = f"{backend} ({Path(path).name})"
-        return open_model(cfg, row, Path(path), backend, cfg.input_size, arithmetic=None)
+        name = backend or backend_for_path(path)
+        row.backend = f"{name} ({Path(path).name})"
+        return open_model(cfg, row, Path(path), name, cfg.input_size, arithmetic=None)
 
-    return row, _guarded(row, open_it)
+    return row, _guarded(row, open_it, cfg)
 
 
 def open_sliced_row(cfg: BenchConfig, plain: Row) -> tuple[Row, Call | None]:
@@ -241,7 +241,7 @@ def open_sliced_row(cfg: BenchConfig, plain: Row) -> tuple[Row, Call | None]:
     row = Row(plain.backend, plain.precision, plain.batch, sliced=describe_slices(cfg.slices))
     arithmetic = ARTIFACT_AND_ARITHMETIC[plain.precision][1] if plain.precision in ARTIFACT_AND_ARITHMETIC else None
     return row, _guarded(row, lambda: open_model(cfg, row, Path(plain.model_file), plain.backend_name,
-                                                 plain.input_size, arithmetic, cfg.slices))
+                                                 plain.input_size, arithmetic, cfg.slices), cfg)
 
 
 def describe_slices(slices: SliceSettings) -> str:
@@ -249,12 +249,17 @@ def describe_slices(slices: SliceSettings) -> str:
             f"{slices.merge}/{slices.match}")
 
 
-def _guarded(row: Row, open_it: Callable[[], Call]) -> Call | None:
-    """``open_it()``, or None with the reason in ``row.status`` (a failure row, not a crash)."""
+def _guarded(row: Row, open_it: Callable[[], Call], cfg: BenchConfig | None = None) -> Call | None:
+    """``open_it()``, or None with the reason in ``row.status`` (a failure row, not a crash). A
+    combination not offered here (:class:`Skip`), or a backend that is not installed or usable
+    here when the user did not name it (``cfg.backends_requested`` false), is a skipped row."""
     try:
         return open_it()
     except (YoloxDeployError, ImportError, OSError, RuntimeError) as exc:
         row.status = first_line(exc)
+        unrequested = cfg is not None and not cfg.backends_requested
+        row.skipped = isinstance(exc, Skip) or (
+            unrequested and isinstance(exc, (BackendNotInstalledError, BackendUnavailableError)))
         return None
 
 

@@ -66,7 +66,7 @@ def table_rows(rows: list[Row]) -> list[list[str]]:
                     _fmt(r.per_image_ms("postprocess")) if timed else "",
                     _fmt(e2e.get("mean")), _fmt(e2e.get("p50")), _fmt(e2e.get("p90")), _fmt(e2e.get("p99")),
                     _fmt(r.images_per_s, 1), _fmt(r.slices_per_s, 1), _fmt(r.cpu_ms_per_image), _fmt(r.mAP50_95, 4), _fmt(r.mAP50, 4),
-                    "" if r.delta_mAP50_95 is None else f"{r.delta_mAP50_95:+.4f}", r.status])
+                    "" if r.delta_mAP50_95 is None else f"{r.delta_mAP50_95:+.4f}", r.status if r.ok else f"{'skipped' if r.skipped else 'FAILED'}: {r.status}"])
     return out
 
 

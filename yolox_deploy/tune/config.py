@@ -56,6 +56,12 @@ class TuneConfig:
             raise InvalidInputError(f"--budget-s must be > 0 seconds, got {self.budget_s}")
         if self.batch != "auto" and (not isinstance(self.batch, int) or self.batch < 1):
             raise InvalidInputError(f"--batch is 'auto' or an integer >= 1, got {self.batch!r}")
+        from ..runtimes import backend_names
+
+        named = [b for b in self.backends or () if b not in backend_names()]
+        if named:
+            raise InvalidInputError(f"unknown backend {named[0]!r} in --backends; use one of "
+                                    f"{', '.join(backend_names())}")
         unknown = [p for p in self.precisions if p not in PRECISIONS]
         if unknown:
             raise InvalidInputError(f"unknown precision {unknown[0]!r}; use {', '.join(PRECISIONS)}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import InvalidInputError
+from ..evaluation import read_annotations
 from ..processing.images import IMAGE_SUFFIXES, read_image
 
 
@@ -101,23 +101,6 @@ def _read(path: Path) -> np.ndarray:
         raise InvalidInputError(f"--data holds an unreadable image: {exc}; remove or replace it") from None
     except PermissionError:
         raise InvalidInputError(f"--data holds an unreadable image: {path} (permission denied)") from None
-
-
-def read_annotations(path: Path) -> dict[str, Any]:
-    """A COCO instances JSON, checked to have images, annotations and categories."""
-    if not path.is_file():
-        raise InvalidInputError(f"annotation file not found: {path}")
-    try:
-        dataset = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"{path.name} is not valid JSON ({exc}): give a COCO instances file") from None
-    if not isinstance(dataset, dict) or not all(isinstance(dataset.get(k), list)
-                                                for k in ("images", "annotations", "categories")):
-        raise InvalidInputError(f"{path.name} is not a COCO instances file (it needs 'images', 'annotations' and "
-                                "'categories' lists)")
-    if not dataset["images"] or not dataset["categories"]:
-        raise InvalidInputError(f"{path.name} lists no images or no categories")
-    return dataset
 
 
 SMALL_SPLIT = 40  # below this many images, INT8 cannot be judged on images it was not calibrated on

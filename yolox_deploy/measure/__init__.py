@@ -1,0 +1,1 @@
+"""The measuring engine of yolox-bench and yolox-tune: configurations, timing, accuracy, reports."""
