@@ -18,10 +18,15 @@ remove_tree() {
     rm -rf --one-file-system "$dir"
 }
 
-# apt_install PACKAGE...: Debian's packages, waiting for the dpkg lock (the two preparers may install at once)
+# apt_install PACKAGE...: Debian's packages. The two preparers start at once on a new machine, and apt's
+# own locks fail at once instead of waiting ("Could not get lock /var/lib/apt/lists/lock", seen here),
+# so they take turns on a lock of ours (fd 8, released when the subshell ends).
 apt_install() {
-    apt-get -o DPkg::Lock::Timeout=600 update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$@" >/dev/null
+    (
+        flock -w 900 8 || { echo "error: /var/lock/yolox_deploy-apt.lock held for 15 min" >&2; exit 1; }
+        apt-get -o DPkg::Lock::Timeout=300 update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq "$@" >/dev/null
+    ) 8>/var/lock/yolox_deploy-apt.lock
 }
 
 # lock_cache DIR: holds DIR's lock until this script exits, waiting for a previous run's stage that is
