@@ -22,11 +22,12 @@ from .coco import default_class_names
 from .detections import Detections
 from .errors import InvalidInputError
 from .pipeline import BackendOutput, BatchPipeline, StageTimings
-from .processing.merge import MATCHES, MERGES, RECHECKS, merge, slice_windows
+from .processing.merge import MATCHES, MERGES, RECHECKS, count_windows, merge, slice_windows
 
 log = logging.getLogger(__name__)
 
 SLICE_MULTIPLE = 32
+MAX_WINDOWS = 4096  # per image: a 7680x4320 frame in 256-pixel slices at overlap 0.5 has 2040
 LOW_CONF = 0.1  # SAHI's LOW_MODEL_CONFIDENCE: below it the merge switches to NMS/IoU unless forced
 
 
@@ -132,11 +133,19 @@ class SlicedPipeline(BatchPipeline):
         return self.static_batch or self.batch_size
 
     def layout(self, image_hw: tuple[int, int]) -> list[tuple[int, int, int, int]]:
-        """The slice windows of an image of ``image_hw`` (height, width)."""
+        """The slice windows of an image of ``image_hw`` (height, width); more than
+        :data:`MAX_WINDOWS` are refused in one line (an overlap near 1 gives millions)."""
+        count = count_windows(image_hw[0], image_hw[1], self.slices.size, self.slices.overlap)  # type: ignore[arg-type]
+        if count > MAX_WINDOWS:
+            raise InvalidInputError(
+                f"{self.slices.height}x{self.slices.width} slices with overlap {self.slices.overlap} cut a "
+                f"{image_hw[0]}x{image_hw[1]} image into {count} windows (at most {MAX_WINDOWS}): use larger slices "
+                "or a smaller overlap")
         windows = slice_windows(image_hw[0], image_hw[1], self.slices.size, self.slices.overlap)  # type: ignore[arg-type]
         if len(windows) == 1 and not self._noted_small:
             self._noted_small = True
-            log.warning("note: a %dx%d image fits in one %dx%d slice: it is detected as a whole, as without slicing",
+            log.warning("note: a %dx%d image fits in one %dx%d slice: it is detected as a whole, as without slicing "
+                        "(no merge)",
                         image_hw[0], image_hw[1], self.slices.height, self.slices.width)
         return windows
 
@@ -212,7 +221,7 @@ class SlicedPipeline(BatchPipeline):
         classes = np.concatenate([d.class_ids for d in found])
         valid = (boxes[:, 0] < boxes[:, 2]) & (boxes[:, 1] < boxes[:, 3])
         boxes, scores, classes = boxes[valid], scores[valid], classes[valid]
-        if len(scores) > 1:
+        if len(found) > 1 and len(scores) > 1:  # one input (the image fits one window): as without slicing
             s = self.slices
             kind, match = self.merge_kind()
             boxes, scores, classes = merge(boxes, scores, classes, kind, match, s.match_threshold,

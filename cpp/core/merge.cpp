@@ -60,9 +60,13 @@ std::vector<Merged> merge_detections(const double* xyxy, const double* scores, c
             const std::int64_t keep = part[local];
             Merged m{xyxy[4 * keep], xyxy[4 * keep + 1], xyxy[4 * keep + 2], xyxy[4 * keep + 3], scores[keep],
                      class_ids[keep]};
-            if (merge == MergeKind::nms) {
-                for (std::size_t o = 0; o < part.size(); ++o)
-                    if (metric(&boxes32[4 * keep], &boxes32[4 * part[o]], match) >= threshold32) suppressed[o] = 1;
+            if (merge == MergeKind::nms) {  // only the lower boxes still standing are measured
+                for (std::size_t q = r + 1; q < order.size(); ++q) {
+                    const std::int64_t other = order[q];
+                    if (!suppressed[other] &&
+                        metric(&boxes32[4 * keep], &boxes32[4 * part[other]], match) >= threshold32)
+                        suppressed[other] = 1;
+                }
                 out.push_back(m);
                 continue;
             }

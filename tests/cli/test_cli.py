@@ -136,3 +136,27 @@ def test_missing_backend_package_names_the_extra(tmp_path, coco_images, tiny_che
             f"sys.exit(detect.main([{str(coco_images[0])!r}, '--model', {str(tiny_checkpoint)!r}]))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert_one_line_error(proc, "pip install 'yolox-deploy[torch]'")
+
+
+@pytest.mark.parametrize("module", [detect, eval_cli])
+def test_slice_flags_reach_every_merge_option(module):
+    """--agnostic reaches the merge of the slices too (it reached only each slice's NMS); the re-check
+    and force-merge options have flags."""
+    from yolox_deploy.cli.common import slice_settings
+
+    required = ["x.jpg"] if module is detect else ["--images", "i", "--ann", "a.json"]
+    parser = module.build_parser()
+    settings = slice_settings(parser.parse_args([*required, "--model", "m.onnx", "--slice", "416", "--agnostic",
+                                                 "--recheck", "none", "--force-merge"]))
+    assert (settings.class_agnostic, settings.recheck, settings.force_merge) == (True, "none", True)
+    defaults = slice_settings(parser.parse_args([*required, "--model", "m.onnx", "--slice", "416"]))
+    assert (defaults.class_agnostic, defaults.recheck, defaults.force_merge) == (False, "sahi", False)
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--recheck", "none"], "--recheck applies only to sliced inference"),
+    (["--force-merge"], "--force-merge applies only to sliced inference"),
+    (["--slice", "416", "--recheck", "always"], "unknown recheck 'always'"),
+])
+def test_slice_flag_errors_are_one_line(args, fragment, nano_onnx, coco_images):
+    assert_one_line_error(run_cli("yolox-detect", str(coco_images[0]), "--model", str(nano_onnx), *args), fragment)

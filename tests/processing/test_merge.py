@@ -127,3 +127,45 @@ def test_non_finite_input_is_refused_in_one_line(impl, bad):
 def test_unknown_kinds_are_refused(kwargs, message):
     with pytest.raises(InvalidInputError, match=message):
         merge(*QUIRK, **kwargs)
+
+
+# The edges where a strict and a non-strict comparison differ: the grown box's metric with the third box
+# is exactly the threshold (representable in binary), so sahi's re-check (has_match: metric >= t in
+# sahi 0.12.8) keeps merging it, and so must ours; and threshold 0, where every same-class pair matches.
+EXACT = [("iou", 0.5, [0, 0, 8, 8], [0, 2, 14, 12]), ("iou", 0.25, [0, 0, 8, 8], [4, 4, 12, 14]),
+         ("ios", 0.5, [0, 0, 8, 8], [2, 4, 14, 12])]
+
+
+@pytest.mark.parametrize("match,threshold,second,third", EXACT)
+@pytest.mark.parametrize("impl", ["numpy", pytest.param("cpp", marks=needs_kernel)])
+def test_a_metric_exactly_at_the_threshold_matches_as_in_sahi(match, threshold, second, third, impl):
+    needs_sahi()
+    boxes = np.array([[0, 0, 10, 10], second, third], dtype=np.float64)
+    scores, classes = np.array([0.9, 0.8, 0.7]), np.zeros(3, np.int64)
+    ours = merge(boxes, scores, classes, "greedy_nmm", match, threshold, impl=impl)
+    theirs = sahi_merge(boxes, scores, classes, "greedy_nmm", match, threshold, False)
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    assert len(ours[0]) == 1 and ours[0][0].tolist() == [0, 0, max(second[2], third[2]), max(second[3], third[3])]
+
+
+@pytest.mark.parametrize("kind", ["nms", "greedy_nmm"])
+@pytest.mark.parametrize("match", ["iou", "ios"])
+@pytest.mark.parametrize("impl", ["numpy", pytest.param("cpp", marks=needs_kernel)])
+def test_threshold_zero_fuses_every_same_class_box_as_sahi_does(kind, match, impl):
+    needs_sahi()
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 1500, (20, 2))
+    boxes = np.round(np.concatenate([xy, xy + rng.uniform(10, 200, (20, 2))], axis=1), 2)  # most do not touch
+    scores, classes = np.round(rng.uniform(0.25, 1, 20), 4), rng.integers(0, 3, 20)
+    ours = canonical(*merge(boxes, scores, classes, kind, match, 0.0, impl=impl))
+    theirs = canonical(*sahi_merge(boxes, scores, classes, kind, match, 0.0, False))
+    assert len(ours[0]) == len(theirs[0]) == len(np.unique(classes))
+    np.testing.assert_allclose(ours[0], theirs[0], atol=1e-3)
+    np.testing.assert_array_equal(ours[2], theirs[2])
+
+
+@pytest.mark.parametrize("impl", ["numpy", pytest.param("cpp", marks=needs_kernel)])
+def test_arrays_of_different_lengths_are_refused_in_one_line(impl):
+    boxes, scores, classes = QUIRK
+    with pytest.raises(InvalidInputError, match=r"^merge takes as many boxes, scores and class ids"):
+        merge(boxes, scores[:2], classes, "nms", "iou", 0.5, impl=impl)

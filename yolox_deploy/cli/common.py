@@ -44,12 +44,19 @@ def add_slice_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--match", default=None, metavar="{ios,iou}",
                        help="match boxes by ios (intersection over the smaller box, the default) or iou")
     group.add_argument("--match-threshold", type=float, default=None, help="default 0.5")
+    group.add_argument("--recheck", default=None, metavar="{sahi,none}",
+                       help="sahi (the default: an absorbed box that no longer matches the grown box is dropped, "
+                            "as SAHI does) or none (every match is merged)")
+    group.add_argument("--force-merge", action="store_true",
+                       help="keep --merge/--match below conf 0.1 (by default they switch to NMS/IoU there, as SAHI "
+                            "does)")
 
 
 def slice_settings(args: argparse.Namespace) -> SliceSettings | None:
     """The SliceSettings of --slice and its options; None without --slice."""
     options = {"overlap": args.overlap, "merge": args.merge, "match": args.match,
-               "match_threshold": args.match_threshold}
+               "match_threshold": args.match_threshold, "recheck": args.recheck,
+               "force_merge": args.force_merge or None}
     given = {k: v for k, v in options.items() if v is not None}
     if args.slice is None:
         if given or args.no_full_image:
@@ -63,7 +70,9 @@ def slice_settings(args: argparse.Namespace) -> SliceSettings | None:
         raise InvalidInputError(f"--slice takes H or H,W in pixels (e.g. 416 or 416,640), got {args.slice!r}") from None
     if len(size) not in (1, 2):
         raise InvalidInputError(f"--slice takes H or H,W in pixels (e.g. 416 or 416,640), got {args.slice!r}")
-    return SliceSettings(size=size if len(size) == 2 else size[0], full_image=not args.no_full_image, **given)
+    # --agnostic means across classes everywhere: in each slice's NMS and in the merge of the slices
+    return SliceSettings(size=size if len(size) == 2 else size[0], full_image=not args.no_full_image,
+                         class_agnostic=bool(getattr(args, "agnostic", False)), **given)
 
 
 def backend_options(args: argparse.Namespace) -> dict:

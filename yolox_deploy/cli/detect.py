@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conf", type=float, default=None,
                    help="score threshold, objectness x class (default: the model's stored one, else 0.25)")
     p.add_argument("--iou", type=float, default=None, help="NMS IoU threshold (default: the model's, else 0.45)")
-    p.add_argument("--agnostic", action="store_true", default=None, help="class-agnostic NMS")
+    p.add_argument("--agnostic", action="store_true", default=None,
+                   help="class-agnostic NMS (with --slice: the merge of the slices too)")
     p.add_argument("--max-det", type=int, default=None, help="detections per image (default: the model's, else 300)")
     p.add_argument("--save-dir", default="runs/detect", help="where annotated files and detections.json go")
     p.add_argument("--no-save", action="store_true", help="print detections only")

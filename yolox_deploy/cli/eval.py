@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iou", type=float, default=None, help="default 0.65 (end-to-end models: the baked one)")
     p.add_argument("--max-det", type=int, default=None,
                    help="detections per image (default: all; end-to-end models: the baked max_det)")
-    p.add_argument("--agnostic", action="store_true", default=None, help="class-agnostic NMS")
+    p.add_argument("--agnostic", action="store_true", default=None,
+                   help="class-agnostic NMS (with --slice: the merge of the slices too)")
     add_slice_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     return p

@@ -52,6 +52,21 @@ def slice_windows(height: int, width: int, slice_hw: tuple[int, int], overlap: f
     return windows
 
 
+def count_windows(height: int, width: int, slice_hw: tuple[int, int], overlap: float) -> int:
+    """How many windows :func:`slice_windows` gives, counted per axis without listing them."""
+    def along(length: int, size: int, step_back: int) -> int:
+        count, start, end = 0, 0, 0
+        while end < length:
+            end = start + size
+            count += 1
+            if end >= length or size - step_back <= 0:
+                break
+            start = end - step_back
+        return count
+
+    return along(height, slice_hw[0], int(overlap * slice_hw[0])) * along(width, slice_hw[1], int(overlap * slice_hw[1]))
+
+
 def _metric(box: np.ndarray, others: np.ndarray, match: str) -> np.ndarray:
     x1 = np.maximum(box[0], others[:, 0])
     y1 = np.maximum(box[1], others[:, 1])
@@ -78,12 +93,13 @@ def _groups(boxes32: np.ndarray, scores32: np.ndarray, merge: str, match: str, t
     for i, idx in enumerate(order):
         if suppressed[idx]:
             continue
+        rest = order[i + 1:]
+        rest = rest[~suppressed[rest]]  # only the lower boxes still standing are measured
         if merge == "nms":
             groups[int(idx)] = []
-            suppressed |= _metric(boxes32[idx], boxes32, match).astype(np.float32) >= threshold
+            if len(rest):
+                suppressed[rest[_metric(boxes32[idx], boxes32[rest], match).astype(np.float32) >= threshold]] = True
             continue
-        rest = order[i + 1:]
-        rest = rest[~suppressed[rest]]
         taken = rest[_metric(boxes32[idx], boxes32[rest], match).astype(np.float32) >= threshold] \
             if len(rest) else rest
         suppressed[taken] = True
@@ -99,8 +115,11 @@ def merge_detections(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray
     if merge not in MERGES or match not in MATCHES:
         raise ValueError(f"merge is one of {MERGES} and match one of {MATCHES}, got {merge!r}, {match!r}")
     xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
-    scores = np.asarray(scores, dtype=np.float64)
-    class_ids = np.asarray(class_ids, dtype=np.int64)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    class_ids = np.asarray(class_ids, dtype=np.int64).reshape(-1)
+    if not len(xyxy) == len(scores) == len(class_ids):
+        raise ValueError(f"merge takes as many boxes, scores and class ids, got {len(xyxy)}, {len(scores)}, "
+                         f"{len(class_ids)}")
     if not (np.isfinite(xyxy).all() and np.isfinite(scores).all()):
         raise ValueError("merge takes finite boxes and scores (NaN or inf given)")
     boxes32, scores32 = xyxy.astype(np.float32), scores.astype(np.float32)
@@ -145,6 +164,9 @@ def merge(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, merge: st
         if impl == "numpy" or _kernel is None:
             return merge_detections(xyxy, scores, class_ids, merge, match, threshold, class_agnostic, recheck)
         boxes = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+        if not len(boxes) == np.size(scores) == np.size(class_ids):
+            raise ValueError(f"merge takes as many boxes, scores and class ids, got {len(boxes)}, {np.size(scores)}, "
+                             f"{np.size(class_ids)}")
         return _kernel.merge(boxes, np.asarray(scores, dtype=np.float64), np.asarray(class_ids, dtype=np.int64),
                              merge, match, float(threshold), bool(class_agnostic), recheck == "sahi")
     except ValueError as exc:
