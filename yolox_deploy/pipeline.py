@@ -74,6 +74,17 @@ class BatchPipeline:
             setattr(view, name, value)
         return view
 
+    def tracking_view(self, conf: float, max_det: int | None) -> BatchPipeline:
+        """A view that decodes down to ``conf`` with ``max_det``, for a tracker's second association.
+        This pipeline's own answer is then the view's detections scoring at least this ``conf``,
+        the first :attr:`answer_max_det` of them (NMS never lets a lower box remove a higher one)."""
+        return self.with_settings(conf=conf, max_det=max_det)
+
+    @property
+    def answer_max_det(self) -> int | None:
+        """The cap on one image's detections."""
+        return self.max_det
+
     # --- letterbox ---------------------------------------------------------------------------
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, float]:

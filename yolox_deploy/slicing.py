@@ -22,7 +22,7 @@ from .coco import default_class_names
 from .detections import Detections
 from .errors import InvalidInputError
 from .pipeline import BackendOutput, BatchPipeline, StageTimings
-from .processing.merge import MATCHES, MERGES, RECHECKS, count_windows, merge, slice_windows
+from .processing.merge import MATCHES, MERGES, RECHECKS, count_windows, matches_any, merge, slice_windows
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,7 @@ class SlicedPipeline(BatchPipeline):
     model's predictions; the merged detections of an image are not capped again."""
 
     slices: SliceSettings
+    answer: tuple[float, int | None] | None = None  # (conf, max_det) of the answer, in a tracking view
     _noted_small = False
     _noted_low_conf = False
     OVERLAP_CHUNKS = 4  # chunks handed to the backend at once (asynchronous backends overlap them)
@@ -202,21 +203,58 @@ class SlicedPipeline(BatchPipeline):
     def merge_kind(self) -> tuple[str, str]:
         """(merge, match) in effect: the settings', or NMS/IoU below ``conf`` 0.1 unless forced."""
         s = self.slices
-        if self.conf < LOW_CONF and s.merge != "nms" and not s.force_merge:
+        conf = self.conf if self.answer is None else self.answer[0]
+        if conf < LOW_CONF and s.merge != "nms" and not s.force_merge:
             if not self._noted_low_conf:
                 self._noted_low_conf = True
                 log.warning("note: conf %s is below %s, so slices are merged by NMS/IoU instead of %s/%s, as SAHI "
-                            "does (SliceSettings(force_merge=True) keeps them)", self.conf, LOW_CONF, s.merge, s.match)
+                            "does (SliceSettings(force_merge=True) keeps them)", conf, LOW_CONF, s.merge, s.match)
             return "nms", "iou"
         return s.merge, s.match
 
+    def tracking_view(self, conf: float, max_det: int | None) -> SlicedPipeline:
+        """A view that decodes every input down to ``conf`` for a tracker, and merges this pipeline's
+        own answer (its conf, its max_det per input) apart from the rest: a low box merged into an
+        answer box would grow it, so the tracked boxes would not be ``det(image)``'s."""
+        return self.with_settings(conf=conf, max_det=max_det, answer=(self.conf, self.max_det))  # type: ignore[return-value]
+
+    @property
+    def answer_max_det(self) -> int | None:
+        return None  # max_det caps each input (as a SAHI model's own does); the merged answer is not capped again
+
     def merge_image(self, layout: SliceLayout, found: Sequence[Detections]) -> Detections:
-        """The detections of one image's inputs (their own pixels) -> the image's merged detections."""
+        """The detections of one image's inputs (their own pixels) -> the image's merged detections,
+        in score order. In a :meth:`tracking_view`, the answer's merge, then the other boxes' merge."""
+        h, w = layout.image_hw
+        if self.answer is None:
+            boxes, scores, classes = self._merged(layout, found)
+        else:
+            conf, max_det = self.answer
+            high = [d.scores >= np.float32(conf) for d in found]
+            # the answer; and the boxes below conf, for the tracker only: merged among themselves, without those
+            # that match an answer box (the merge would have absorbed them) or exceed max_det, so that the answer
+            # is exactly the merged detections scoring at least conf
+            answer = self._merged(layout, [d[np.flatnonzero(h)[:max_det]] for d, h in zip(found, high)])
+            low = self._merged(layout, [d[~h] for d, h in zip(found, high)])
+            s = self.slices
+            fresh = ~matches_any(low[0], low[2], answer[0], answer[2], self.merge_kind()[1], s.match_threshold,
+                                 s.class_agnostic)
+            boxes, scores, classes = (np.concatenate([a, b[fresh]]) for a, b in zip(answer, low))
+        order = np.argsort(-scores, kind="stable")
+        names = self.class_names or default_class_names(80)  # known after the first decode
+        return Detections.from_arrays(boxes[order].astype(np.float32), scores[order].astype(np.float32),
+                                      classes[order].astype(np.int64), names, (h, w))
+
+    def _merged(self, layout: SliceLayout, found: Sequence[Detections]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(boxes float64 xyxy in image pixels, scores, class ids) of one image's inputs, merged."""
         offsets = [(x1, y1) for x1, y1, _, _ in layout.windows] + ([(0, 0)] if layout.full_image else [])
         h, w = layout.image_hw
-        boxes = np.concatenate([d.xyxy.astype(np.float64) + np.array([x, y, x, y], dtype=np.float64)
+        # as SAHI's models do: a box starts no earlier than its own input's edge (without clip_boxes too), then,
+        # shifted, it is clamped to the image (sahi's models clamp to the image's size in slice coordinates,
+        # so theirs can end past the image; ours end at its edge), and boxes of no area are dropped
+        boxes = np.concatenate([np.maximum(d.xyxy.astype(np.float64), 0) + np.array([x, y, x, y], dtype=np.float64)
                                 for d, (x, y) in zip(found, offsets)])
-        boxes = np.clip(boxes, 0, [w, h, w, h])  # as sahi's models do, then boxes of no area are dropped
+        boxes = np.clip(boxes, 0, [w, h, w, h])
         scores = np.concatenate([d.scores for d in found]).astype(np.float64)
         classes = np.concatenate([d.class_ids for d in found])
         valid = (boxes[:, 0] < boxes[:, 2]) & (boxes[:, 1] < boxes[:, 3])
@@ -226,10 +264,7 @@ class SlicedPipeline(BatchPipeline):
             kind, match = self.merge_kind()
             boxes, scores, classes = merge(boxes, scores, classes, kind, match, s.match_threshold,
                                            s.class_agnostic, s.recheck, self.postprocess_impl)
-        order = np.argsort(-scores, kind="stable")  # max_det capped each input, as a SAHI model's own does
-        names = self.class_names or default_class_names(80)  # known after the first decode
-        return Detections.from_arrays(boxes[order].astype(np.float32), scores[order].astype(np.float32),
-                                      classes[order].astype(np.int64), names, (h, w))
+        return boxes, scores, classes
 
     def run(self, images: Sequence[np.ndarray], timings: StageTimings | None = None) -> list[Detections]:
         """BGR images -> one merged :class:`Detections` each. The slices of consecutive images
@@ -274,7 +309,7 @@ class SlicedPipeline(BatchPipeline):
 def with_slices(pipeline: BatchPipeline, slices: SliceSettings | None) -> BatchPipeline:
     """``pipeline``'s settings and backend in a pipeline that slices with ``slices`` (None: a
     plain :class:`BatchPipeline`)."""
-    state = {k: v for k, v in vars(pipeline).items() if k not in ("slices", "_noted_small", "_noted_low_conf")}
+    state = {k: v for k, v in vars(pipeline).items() if k not in ("slices", "answer", "_noted_small", "_noted_low_conf")}
     if slices is None:
         plain = BatchPipeline.__new__(BatchPipeline)
         plain.__dict__.update(state)

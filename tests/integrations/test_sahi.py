@@ -10,6 +10,7 @@ from conftest import needs_sahi
 from yolox_deploy import Detector, SliceSettings
 from yolox_deploy.errors import InvalidInputError
 from yolox_deploy.processing.images import read_image
+from yolox_deploy.processing.merge import slice_windows
 
 SAHI_NAMES = {"nms": "NMS", "greedy_nmm": "GREEDYNMM", "iou": "IOU", "ios": "IOS"}
 
@@ -70,6 +71,22 @@ def test_equal_to_sahi_on_mosaics(nano_onnx, coco_mosaics, merge, match, full_im
         assert_equal_detections(sliced(image), sahi_detections(plain, image, settings), path.name)
 
 
+@pytest.mark.parametrize("conf,iou", [(0.25, 0.45), (0.01, 0.65)])  # the defaults; yolox-eval's settings
+def test_equal_to_sahi_without_box_clipping(nano_onnx, coco_mosaics, conf, iou):
+    """clip_boxes=False (what yolox-eval uses): a slice's box starts no earlier than the slice's edge, as
+    in SAHI (it was clamped only after the shift, to the image's edge). sahi's models clamp to the image's
+    size in slice coordinates, so its boxes can end past the image; those are compared clamped to it."""
+    needs_sahi()
+    settings = SliceSettings(416)
+    plain = Detector(nano_onnx, threads=2, conf=conf, iou=iou, clip_boxes=False)
+    sliced = Detector(nano_onnx, threads=2, conf=conf, iou=iou, clip_boxes=False, slices=settings)
+    for path in sorted(coco_mosaics[0].glob("*.jpg"))[:3]:
+        image = read_image(path)
+        boxes, scores, classes = sahi_detections(plain, image, settings)
+        h, w = image.shape[:2]
+        assert_equal_detections(sliced(image), (np.clip(boxes, 0, [w, h, w, h]), scores, classes), path.name)
+
+
 def test_equal_to_sahi_when_it_switches_to_nms_below_conf_0_1(nano_onnx, coco_mosaics):
     needs_sahi()
     settings = SliceSettings(416)  # greedy NMM / IOS asked; conf 0.05: both switch to NMS / IoU
@@ -93,8 +110,14 @@ def test_sahi_batches_go_to_the_detector_as_one_call(nano_dynamic_onnx, coco_ima
     infer = detector.backend.infer
     detector.backend.infer = lambda batch: calls.append(len(batch)) or infer(batch)
     batched = sahi_detections(detector, image, settings, native_batch=True, batch_size=4)
-    assert calls[0] == 4 and len(batched[1]) == len(one_by_one[1])
-    np.testing.assert_allclose(np.sort(batched[1]), np.sort(one_by_one[1]), atol=1e-5)
+    windows = len(slice_windows(*image.shape[:2], settings.size, settings.overlap))
+    # every batch of slices is one call of 4 (the last holds the rest), then the whole image alone
+    assert calls == [4] * (windows // 4) + ([windows % 4] if windows % 4 else []) + [1], calls
+    assert len(batched[1]) == len(one_by_one[1])
+    mine, theirs = np.lexsort((batched[0][:, 0], -batched[1])), np.lexsort((one_by_one[0][:, 0], -one_by_one[1]))
+    np.testing.assert_allclose(batched[1][mine], one_by_one[1][theirs], atol=1e-5)
+    np.testing.assert_allclose(batched[0][mine], one_by_one[0][theirs], atol=1e-2)
+    np.testing.assert_array_equal(batched[2][mine], one_by_one[2][theirs])
 
 
 def test_a_slicing_detector_is_refused(nano_onnx):

@@ -80,6 +80,17 @@ def _metric(box: np.ndarray, others: np.ndarray, match: str) -> np.ndarray:
         return np.where(denominator > 0, inter / denominator, 0.0)
 
 
+def matches_any(boxes: np.ndarray, class_ids: np.ndarray, reference: np.ndarray, reference_ids: np.ndarray,
+                match: str, threshold: float, class_agnostic: bool = False) -> np.ndarray:
+    """bool [N]: whether each box matches (metric >= ``threshold``) a ``reference`` box of its class
+    (of any class when ``class_agnostic``). Boxes xyxy float64, [N, 4] and [M, 4]."""
+    found = np.zeros(len(boxes), dtype=bool)
+    for i, (box, cls) in enumerate(zip(boxes, class_ids)):
+        same = reference if class_agnostic else reference[reference_ids == cls]
+        found[i] = len(same) > 0 and bool((_metric(box, same, match) >= threshold).any())
+    return found
+
+
 def _order(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return np.lexsort((boxes[:, 3], boxes[:, 2], boxes[:, 1], boxes[:, 0], -scores))
 

@@ -135,7 +135,7 @@ class MultiStream:
                 check_sequence(source)
             self.trackers = [Tracker(tracker, video_fps(s) or 30.0, **(tracker_options or {})) for s in self.sources]
             self.pipeline = tracking_pipeline(pipeline)
-        self._keep_conf, self._max_det = np.float32(pipeline.conf), pipeline.max_det
+        self._keep_conf, self._max_det = np.float32(pipeline.conf), pipeline.answer_max_det
 
     def __iter__(self) -> Iterator[SourceResult]:
         stop, ready = threading.Event(), threading.Condition()

@@ -111,8 +111,8 @@ def tracking_pipeline(pipeline: BatchPipeline) -> BatchPipeline:
     association: min(conf, 0.1), or an end-to-end model's baked conf."""
     backend = pipeline.backend
     baked = (backend.metadata.end_to_end or {}).get("conf") if backend.end_to_end else None
-    return pipeline.with_settings(conf=max(min(pipeline.conf, LOW_CONF), baked or 0.0),
-                                  max_det=pipeline.max_det if backend.end_to_end else None)
+    return pipeline.tracking_view(max(min(pipeline.conf, LOW_CONF), baked or 0.0),
+                                  pipeline.max_det if backend.end_to_end else None)
 
 
 def run_track(pipeline: BatchPipeline, source: Any, tracker: str = "bytetrack", fps: float | None = None,
@@ -123,7 +123,7 @@ def run_track(pipeline: BatchPipeline, source: Any, tracker: str = "bytetrack", 
     check_sequence(source)  # refused here, before the first frame is read
     state = Tracker(tracker, fps or video_fps(source) or 30.0, **tracker_options)
     stream = run_stream(tracking_pipeline(pipeline), source, **(stream_options or {}))
-    return TrackedStream(stream, state, np.float32(pipeline.conf), pipeline.max_det)
+    return TrackedStream(stream, state, np.float32(pipeline.conf), pipeline.answer_max_det)
 
 
 class TrackedStream:
