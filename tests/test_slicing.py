@@ -64,6 +64,24 @@ def test_slices_of_several_images_go_in_batches(nano_dynamic_onnx, coco_images):
         np.testing.assert_allclose(np.sort(a.scores), np.sort(b.scores), atol=1e-5)
 
 
+def test_a_dynamic_batch_model_gets_slices_in_batches_by_default(nano_dynamic_onnx, coco_images):
+    """No batch_size given: slices go 8 at a time (was one call per slice); a given one is kept."""
+    image = read_image(coco_images[0])
+    default = Detector(nano_dynamic_onnx, threads=2, slices=SliceSettings(256))
+    calls = count_calls(default)
+    default(image)
+    inputs = default.timings.slices
+    assert inputs > 8 and calls == [8] * (inputs // 8) + ([inputs % 8] if inputs % 8 else [])
+    one = Detector(nano_dynamic_onnx, threads=2, batch_size=1, slices=SliceSettings(256))
+    calls = count_calls(one)
+    one(image)
+    assert calls == [1] * inputs
+    one.batch_size = 4
+    calls.clear()
+    one(image)
+    assert calls[0] == 4
+
+
 def test_a_static_batch_model_makes_one_call_per_slice_and_says_why(nano_onnx, coco_images, caplog):
     with caplog.at_level(logging.WARNING, logger="yolox_deploy.slicing"):
         detector = Detector(nano_onnx, slices=SliceSettings(256))

@@ -40,6 +40,14 @@ class _Setting:
         setattr(obj.pipeline, self.name, value)
 
 
+class _BatchSize(_Setting):
+    """``batch_size``: assigning it also marks it as the user's choice (sliced inference then keeps it)."""
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        super().__set__(obj, value)
+        obj.pipeline.batch_size_given = True
+
+
 class Detector:
     """A YOLOX model behind any backend, with the shared pre/postprocessing.
 
@@ -105,6 +113,7 @@ class Detector:
             clip_boxes=clip_boxes, postprocess_impl=postprocess_impl or "auto",
             class_names=tuple(class_names) if class_names else metadata.class_names,
             batch_size=static_batch or max(1, int(batch_size or 1)))
+        self.pipeline.batch_size_given = batch_size is not None  # a deployment's batch counts as given
         if slices is not None:
             self.slices = slices
         self.timings = StageTimings()
@@ -118,7 +127,7 @@ class Detector:
     max_det = _Setting()
     clip_boxes = _Setting()
     postprocess_impl = _Setting()
-    batch_size = _Setting()
+    batch_size = _BatchSize()
 
     def close(self) -> None:
         """Release what the backend holds (e.g. Triton connections); also on leaving ``with``."""

@@ -59,6 +59,7 @@ class BatchPipeline:
         self.class_names = class_names
         self._names_checked = False
         self.batch_size = batch_size
+        self.batch_size_given = False  # set by the Detector: whether batch_size is the user's (or a deployment's)
 
     @property
     def static_batch(self) -> int | None:

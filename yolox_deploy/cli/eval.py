@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="detections per image (default: all; end-to-end models: the baked max_det)")
     p.add_argument("--agnostic", action="store_true", default=None,
                    help="class-agnostic NMS (with --slice: the merge of the slices too)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="with --slice: slice inputs per backend call (default 8 for a dynamic-batch model, else its "
+                        "static batch)")
     add_slice_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     return p
@@ -43,7 +46,7 @@ def _main(argv: Sequence[str] | None) -> int:
                         max_det=args.max_det)
     slices = slice_settings(args)
     detector = Detector(backend, class_agnostic=args.agnostic, input_size=args.input_size, clip_boxes=False,
-                        postprocess_impl=args.impl, slices=slices, **settings)
+                        postprocess_impl=args.impl, slices=slices, batch_size=args.batch_size, **settings)
     result = evaluate_coco(detector, args.images, args.ann, progress=not args.json)
     result.update(backend=detector.backend.name, precision=detector.backend.precision,
                   model_precision=detector.backend.metadata.precision, model=str(args.model),
