@@ -209,3 +209,26 @@ def test_sliced_inference_finds_the_small_objects_of_mosaics(nano_onnx, coco_mos
     plain_both = evaluate(SliceSettings(416), coco_dir / "images", plain_ann)
     # measured: 0.3052 whole, 0.3166 sliced + whole
     assert plain_both["mAP50_95"] >= plain_whole["mAP50_95"] - 0.01
+
+
+def test_a_large_frame_is_letterboxed_and_decoded_a_few_chunks_at_a_time(nano_dynamic_onnx, monkeypatch):
+    """Neither letterboxed inputs nor raw outputs of more than OVERLAP_CHUNKS chunks are held: each group
+    of chunks is letterboxed, run and decoded before the next is letterboxed (a 4K frame at 416 is 85
+    inputs; all of them were letterboxed ahead, and every raw output kept until the last call; peak RSS in
+    benchmarks/results/sliced_memory.json)."""
+    from yolox_deploy.slicing import SlicedPipeline
+
+    detector = Detector(nano_dynamic_onnx, threads=2, slices=SliceSettings(416))
+    events: list[str] = []
+    for name, label in (("prepare_batch", "letterbox"), ("infer_many", "infer"), ("postprocess_raw", "decode")):
+        original = getattr(SlicedPipeline, name)
+        monkeypatch.setattr(SlicedPipeline, name, lambda self, *a, _o=original, _l=label, **k:
+                            events.append(_l) or _o(self, *a, **k))
+    frame = np.zeros((2160, 3840, 3), np.uint8)
+    list(detector.stream([frame]))
+    assert events.count("letterbox") == events.count("decode") == 11  # 84 windows + the whole frame, 8 a call
+    held = most = 0
+    for event in events:
+        held += {"letterbox": 1, "decode": -1}.get(event, 0)
+        most = max(most, held)
+    assert most <= SlicedPipeline.OVERLAP_CHUNKS

@@ -81,6 +81,10 @@ class BatchPipeline:
         the first :attr:`answer_max_det` of them (NMS never lets a lower box remove a higher one)."""
         return self.with_settings(conf=conf, max_det=max_det)
 
+    def lookahead_batches(self, prefetch: int) -> int:
+        """Batches a stream prepares ahead of the backend (and holds decoded after it)."""
+        return prefetch
+
     @property
     def answer_max_det(self) -> int | None:
         """The cap on one image's detections."""

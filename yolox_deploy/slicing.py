@@ -100,21 +100,24 @@ class SliceLayout:
 
 @dataclasses.dataclass
 class SliceInputs:
-    """Letterboxed model inputs (each uint8 HWC or float32 CHW, as the backend takes them), their
-    letterbox ratios and the (height, width) of the pixels each was made from: one image's, or
-    several images' one after the other."""
+    """The model inputs of one image, or of several one after the other, before letterboxing:
+    ``pixels`` are views into the images (a window, or a whole image). They are letterboxed a
+    chunk at a time straight into the backend's batch, so that no more than a few chunks of
+    letterboxed inputs are ever held, however many windows the images have."""
 
-    tensors: list[np.ndarray]
-    ratios: list[float]
-    shapes: list[tuple[int, int]]
+    pixels: list[np.ndarray]
 
     def __len__(self) -> int:
-        return len(self.tensors)
+        return len(self.pixels)
+
+    @property
+    def shapes(self) -> list[tuple[int, int]]:
+        """(height, width) of each input's pixels."""
+        return [p.shape[:2] for p in self.pixels]
 
     def split(self, n: int) -> tuple[SliceInputs, SliceInputs]:
         """(the first ``n`` inputs, the rest)."""
-        return (SliceInputs(self.tensors[:n], self.ratios[:n], self.shapes[:n]),
-                SliceInputs(self.tensors[n:], self.ratios[n:], self.shapes[n:]))
+        return SliceInputs(self.pixels[:n]), SliceInputs(self.pixels[n:])
 
 
 class SlicedPipeline(BatchPipeline):
@@ -155,42 +158,42 @@ class SlicedPipeline(BatchPipeline):
         return windows
 
     def prepare(self, image: np.ndarray) -> tuple[SliceInputs, SliceLayout]:  # type: ignore[override]
-        """One BGR image -> (the letterboxed inputs of its slices, then of the whole image when
-        asked; their layout)."""
+        """One BGR image -> (its slices' pixels, then the whole image's when asked: views, no
+        copies; their layout)."""
         windows = self.layout(image.shape[:2])
         full = self.slices.full_image and len(windows) > 1
         pixels = [image[y1:y2, x1:x2] for x1, y1, x2, y2 in windows] + ([image] if full else [])
-        prepared = [super(SlicedPipeline, self).prepare(p) for p in pixels]
-        inputs = SliceInputs([tensor for tensor, _ in prepared], [ratio for _, ratio in prepared],
-                             [p.shape[:2] for p in pixels])
-        return inputs, SliceLayout(windows, full, image.shape[:2])
+        return SliceInputs(pixels), SliceLayout(windows, full, image.shape[:2])
 
     def stack(self, items: Sequence[SliceInputs]) -> SliceInputs:  # type: ignore[override]
         """:meth:`prepare`'s inputs of several images -> all of them, in order."""
-        return SliceInputs([t for i in items for t in i.tensors], [r for i in items for r in i.ratios],
-                           [s for i in items for s in i.shapes])
+        return SliceInputs([p for i in items for p in i.pixels])
 
-    def infer_raw(self, inputs: SliceInputs) -> list[BackendOutput]:
-        """The backend's outputs of ``inputs``, one call per chunk of :attr:`chunk_size` (the
-        last padded to a static batch)."""
-        step = self.chunk_size
-        chunks = [super(SlicedPipeline, self).stack(inputs.tensors[i:i + step]) for i in range(0, len(inputs), step)]
-        outputs: list[BackendOutput] = []
-        for i in range(0, len(chunks), self.OVERLAP_CHUNKS):
-            outputs.extend(self.infer_many(chunks[i:i + self.OVERLAP_CHUNKS]))
-        return outputs
-
-    def decode(self, inputs: SliceInputs, outputs: Sequence[BackendOutput]) -> list[Detections]:
-        """:meth:`infer_raw`'s outputs -> one :class:`Detections` per input, in its pixels."""
-        step, found = self.chunk_size, []
-        for i, output in zip(range(0, len(inputs), step), outputs):
-            found.extend(super().postprocess(output, inputs.ratios[i:i + step], inputs.shapes[i:i + step]))
-        return found
+    def infer_timed(self, inputs: SliceInputs) -> tuple[list[Detections], tuple[float, float, float]]:
+        """(the detections of every input of ``inputs``, each in its own pixels; seconds spent
+        letterboxing, in the backend, decoding). Inputs go in chunks of :attr:`chunk_size`, each
+        letterboxed straight into its batch (the last padded to a static batch) just before its
+        call, :attr:`OVERLAP_CHUNKS` chunks at a time, and decoded at once: neither letterboxed
+        inputs nor raw outputs of more than those chunks are ever held."""
+        step, shapes, found, seconds = self.chunk_size, inputs.shapes, [], [0.0, 0.0, 0.0]
+        starts = list(range(0, len(inputs), step))
+        for group in range(0, len(starts), self.OVERLAP_CHUNKS):
+            chunks = starts[group:group + self.OVERLAP_CHUNKS]
+            t0 = time.perf_counter()
+            prepared = [self.prepare_batch(inputs.pixels[i:i + step]) for i in chunks]
+            t1 = time.perf_counter()
+            outputs = self.infer_many([batch for batch, _ in prepared])
+            t2 = time.perf_counter()
+            for i, output, (_, ratios) in zip(chunks, outputs, prepared):
+                found.extend(super().postprocess(output, ratios, shapes[i:i + step]))
+            seconds[0] += t1 - t0
+            seconds[1] += t2 - t1
+            seconds[2] += time.perf_counter() - t2
+        return found, (seconds[0], seconds[1], seconds[2])
 
     def infer(self, batch: SliceInputs) -> list[Detections]:  # type: ignore[override]
-        """The detections of every input of ``batch``, each in its own pixels (decoded here, so
-        that no raw output of a large image is held)."""
-        return self.decode(batch, self.infer_raw(batch))
+        """The detections of every input of ``batch``, each in its own pixels."""
+        return self.infer_timed(batch)[0]
 
     def postprocess(self, outputs: Any, ratios: Sequence[Any],
                     image_shapes: Sequence[tuple[int, int]]) -> list[Detections]:
@@ -221,6 +224,11 @@ class SlicedPipeline(BatchPipeline):
         own answer (its conf, its max_det per input) apart from the rest: a low box merged into an
         answer box would grow it, so the tracked boxes would not be ``det(image)``'s."""
         return self.with_settings(conf=conf, max_det=max_det, answer=(self.conf, self.max_det))  # type: ignore[return-value]
+
+    def lookahead_batches(self, prefetch: int) -> int:
+        """One: a frame is already many model inputs (a 4K frame at 416 is 85), letterboxed chunk by
+        chunk in the inference stage; more frames ahead would only hold more decoded pixels."""
+        return 1
 
     @property
     def answer_max_det(self) -> int | None:
@@ -272,20 +280,18 @@ class SlicedPipeline(BatchPipeline):
 
     def run(self, images: Sequence[np.ndarray], timings: StageTimings | None = None) -> list[Detections]:
         """BGR images -> one merged :class:`Detections` each. The slices of consecutive images
-        go to the backend together, in chunks of :attr:`chunk_size`; inputs are letterboxed
-        only a few chunks ahead, so a long list of large images is never held letterboxed."""
+        go to the backend together, in chunks of :attr:`chunk_size`, letterboxed chunk by chunk
+        (preprocess time is slicing plus letterboxing)."""
         stage = [0.0, 0.0, 0.0]
         found: list[Detections] = []
         layouts: list[SliceLayout] = []
-        pending = SliceInputs([], [], [])
+        pending = SliceInputs([])
 
         def run_inputs(batch: SliceInputs) -> None:
-            t0 = time.perf_counter()
-            outputs = self.infer_raw(batch)
-            t1 = time.perf_counter()
-            found.extend(self.decode(batch, outputs))
-            stage[1] += t1 - t0
-            stage[2] += time.perf_counter() - t1
+            detections, seconds = self.infer_timed(batch)
+            found.extend(detections)
+            for i, value in enumerate(seconds):
+                stage[i] += value
 
         for image in images:
             t0 = time.perf_counter()

@@ -111,13 +111,6 @@ py::tuple end_to_end(const py::array_t<float, py::array::c_style | py::array::fo
 
 using Pixels = py::array_t<std::uint8_t, py::array::c_style>;
 
-// A uint8 HxWx3 image; a non-contiguous one is copied (never a silent dtype conversion).
-Pixels as_pixels(const py::array& image) {
-    if (!image.dtype().is(py::dtype::of<std::uint8_t>()) || image.ndim() != 3 || image.shape(2) != 3)
-        fail("image must be a uint8 HxWx3 array");
-    return Pixels::ensure(image);
-}
-
 // The caller's output array itself (writing into a converted copy would be lost).
 template <typename T>
 T* writable(py::array& out, const char* what) {
@@ -126,16 +119,42 @@ T* writable(py::array& out, const char* what) {
     return static_cast<T*>(out.mutable_data());
 }
 
+// A single row's stride is never read, and NumPy calls a one-row array contiguous whatever its stride (it
+// can be negative, as in image[::-1]): it is taken as width x 3.
+std::ptrdiff_t row_stride(const py::array& image) {
+    return image.shape(0) == 1 ? static_cast<std::ptrdiff_t>(3 * image.shape(1))
+                               : static_cast<std::ptrdiff_t>(image.strides(0));
+}
+
 core::ImageView image_view(const Pixels& image) {
     return core::ImageView{image.data(), static_cast<int>(image.shape(0)), static_cast<int>(image.shape(1)),
-                           static_cast<std::ptrdiff_t>(image.strides(0))};
+                           row_stride(image)};
+}
+
+// The pixels the core reads: the caller's own array when only its rows are strided (a window of a larger
+// image: sliced inference letterboxes windows without copying them), else a C-contiguous copy. `keep`
+// holds whichever array `view` points into.
+struct PixelSource {
+    py::array keep;
+    core::ImageView view;
+};
+
+PixelSource pixel_source(const py::array& image) {
+    if (!image.dtype().is(py::dtype::of<std::uint8_t>()) || image.ndim() != 3 || image.shape(2) != 3)
+        fail("image must be a uint8 HxWx3 array");
+    if (image.strides(2) == 1 && image.strides(1) == 3 && row_stride(image) >= 3 * image.shape(1)) {
+        return {image, core::ImageView{static_cast<const std::uint8_t*>(image.data()), static_cast<int>(image.shape(0)),
+                                       static_cast<int>(image.shape(1)), row_stride(image)}};
+    }
+    Pixels copy = Pixels::ensure(image);
+    return {copy, image_view(copy)};
 }
 
 double letterbox_chw(const py::array& image, py::array out, int threads) {
     float* dst = writable<float>(out, "float32 [3, H, W]");
     if (out.ndim() != 3 || out.shape(0) != 3) fail("letterbox output must be a float32 [3, H, W] array");
-    const Pixels pixels = as_pixels(image);
-    const core::ImageView view = image_view(pixels);
+    const PixelSource pixels = pixel_source(image);
+    const core::ImageView view = pixels.view;
     const int h = static_cast<int>(out.shape(1)), w = static_cast<int>(out.shape(2));
     py::gil_scoped_release release;
     return core::letterbox_to_chw(view, h, w, dst, threads).ratio;
@@ -144,8 +163,8 @@ double letterbox_chw(const py::array& image, py::array out, int threads) {
 double letterbox_hwc(const py::array& image, py::array out, int threads) {
     std::uint8_t* dst = writable<std::uint8_t>(out, "uint8 [H, W, 3]");
     if (out.ndim() != 3 || out.shape(2) != 3) fail("letterbox output must be a uint8 [H, W, 3] array");
-    const Pixels pixels = as_pixels(image);
-    const core::ImageView view = image_view(pixels);
+    const PixelSource pixels = pixel_source(image);
+    const core::ImageView view = pixels.view;
     const int h = static_cast<int>(out.shape(0)), w = static_cast<int>(out.shape(1));
     py::gil_scoped_release release;
     return core::letterbox_to_hwc(view, h, w, dst, threads).ratio;
@@ -201,10 +220,10 @@ PYBIND11_MODULE(_kernel, m) {
           "one image's end-to-end detections (letterboxed-input xyxy) -> (xyxy float32 [K, 4] in original-image "
           "pixels, scores, class ids int64) with score >= conf, at most max_det (< 0: all); empty clip_hw: no clipping");
     m.def("letterbox_chw", &letterbox_chw, py::arg("image"), py::arg("out"), py::arg("threads") = 1,
-          "BGR uint8 HxWx3 (C-contiguous) -> letterboxed into float32 [3, H, W] `out` on up to `threads` threads; "
+          "BGR uint8 HxWx3 (rows may be strided: a window of a larger image) -> letterboxed into float32 [3, H, W] `out` on up to `threads` threads; "
           "returns the ratio");
     m.def("letterbox_hwc", &letterbox_hwc, py::arg("image"), py::arg("out"), py::arg("threads") = 1,
-          "BGR uint8 HxWx3 (C-contiguous) -> letterboxed into uint8 [H, W, 3] `out` on up to `threads` threads; "
+          "BGR uint8 HxWx3 (rows may be strided: a window of a larger image) -> letterboxed into uint8 [H, W, 3] `out` on up to `threads` threads; "
           "returns the ratio");
     m.attr("CORE_SOURCES_SHA256") = yolox_deploy::core::sources_sha256();
 }

@@ -160,3 +160,19 @@ def test_an_output_of_another_size_than_the_input_size_is_refused():
         preprocess.letterbox_into(img, (32, 64), np.empty((3, 64, 64), np.float32))
     with pytest.raises(InvalidInputError, match="output is"):
         preprocess.letterbox_pixels_into(img, (32, 64), np.empty((64, 64, 3), np.uint8))
+
+
+@needs_kernel
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 300), st.integers(0, 100), st.integers(0, 100), st.integers(0, 2**31))
+def test_a_window_of_a_larger_image_is_letterboxed_in_place_as_its_copy(h, w, top, left, seed):
+    """Sliced inference letterboxes windows of the frame without copying them (the kernel reads the
+    row-strided view): the same bytes as the letterbox of the window's contiguous copy."""
+    frame = np.random.default_rng(seed).integers(0, 256, (top + h + 7, left + w + 5, 3), dtype=np.uint8)
+    window = frame[top:top + h, left:left + w]
+    for pixels in (True, False):
+        batch, ratios = letterbox_batch([window, window[::-1]], (96, 128), pixels=pixels)
+        copies, copy_ratios = letterbox_batch([np.ascontiguousarray(window), np.ascontiguousarray(window[::-1])],
+                                              (96, 128), pixels=pixels)
+        np.testing.assert_array_equal(batch, copies)
+        assert ratios == copy_ratios

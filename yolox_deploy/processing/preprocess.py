@@ -90,6 +90,8 @@ def _contiguous_bgr(image: np.ndarray, out_hw: tuple[int, ...], input_hw: tuple[
         raise InvalidInputError(f"letterbox needs a BGR uint8 HxWx3 image, got {image.dtype} {image.shape}")
     if tuple(out_hw) != tuple(input_hw):  # the kernel takes the input size from the output array
         raise InvalidInputError(f"letterbox output is {tuple(out_hw)} for an input size of {tuple(input_hw)}")
+    if image.strides[1:] == (3, 1) and (image.shape[0] == 1 or image.strides[0] >= 3 * image.shape[1]):
+        return image  # only the rows are strided (a window of a larger image): the kernel reads it in place
     return np.ascontiguousarray(image)
 
 

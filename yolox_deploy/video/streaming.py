@@ -167,8 +167,9 @@ class StreamPipeline:
                                     f"{pipeline.static_batch}; batch_size={self.batch_size} cannot be used")
         self.workers, self.infer_workers, self.prefetch, self.errors = workers, infer_workers, prefetch, errors
         self._stop = threading.Event()
-        self._prepared: queue.Queue = queue.Queue(maxsize=prefetch * max(1, self.batch_size))
-        self._inferred: queue.Queue = queue.Queue(maxsize=prefetch + infer_workers)
+        ahead = pipeline.lookahead_batches(prefetch)
+        self._prepared: queue.Queue = queue.Queue(maxsize=ahead * max(1, self.batch_size))
+        self._inferred: queue.Queue = queue.Queue(maxsize=ahead + infer_workers)
 
     def _prepare(self, index: int, name: str, item: ImageLike) -> _Item:
         try:
