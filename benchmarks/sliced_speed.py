@@ -45,6 +45,13 @@ SAHI_SLICES = dict(slice_height=416, slice_width=416, overlap_height_ratio=0.2, 
                    postprocess_match_threshold=0.5, verbose=0)
 
 
+def model_inputs(image: np.ndarray) -> int:
+    """The model inputs of one image: its windows, plus the whole image when it needs more than one
+    window (an image within one window is detected whole, once: sahi and we agree)."""
+    windows = len(slice_windows(*image.shape[:2], SETTINGS.size, SETTINGS.overlap))
+    return windows + (1 if windows > 1 and SETTINGS.full_image else 0)
+
+
 def configurations(model: Path, images: list[np.ndarray], batch: int) -> dict[str, Callable[[], object]]:
     from sahi.predict import get_sliced_prediction
 
@@ -52,7 +59,8 @@ def configurations(model: Path, images: list[np.ndarray], batch: int) -> dict[st
 
     rgb = [np.ascontiguousarray(image[..., ::-1]) for image in images]  # SAHI's own channel order
     crops = [image[y1:y2, x1:x2] for image in images
-             for x1, y1, x2, y2 in slice_windows(*image.shape[:2], SETTINGS.size, SETTINGS.overlap)] + images
+             for x1, y1, x2, y2 in slice_windows(*image.shape[:2], SETTINGS.size, SETTINGS.overlap)]
+    crops += [image for image in images if model_inputs(image) > 1]  # the whole-image pass, where there is one
 
     def sahi(b: int, native: bool) -> Callable[[], object]:
         wrapped = sahi_model(Detector(model, threads=2, batch_size=b), native_batch=native)
@@ -77,7 +85,7 @@ def configurations(model: Path, images: list[np.ndarray], batch: int) -> dict[st
 
 def measure(model: Path, images: list[np.ndarray], rounds: int, batch: int, label: str) -> dict[str, object]:
     calls = configurations(model, images, batch)
-    inputs = sum(len(slice_windows(*i.shape[:2], SETTINGS.size, SETTINGS.overlap)) + 1 for i in images)
+    inputs = sum(model_inputs(i) for i in images)
     for call in calls.values():  # warm-up
         call()
     seconds: dict[str, list[float]] = {name: [] for name in calls}
