@@ -21,7 +21,7 @@ import numpy as np
 from .coco import default_class_names
 from .detections import Detections
 from .errors import InvalidInputError
-from .pipeline import BackendOutput, BatchPipeline, StageTimings
+from .pipeline import BatchPipeline, StageTimings
 from .processing.merge import MATCHES, MERGES, RECHECKS, count_windows, matches_any, merge, slice_windows
 
 log = logging.getLogger(__name__)

@@ -11,6 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import InvalidInputError, YoloxDeployError
+from .deploy import file_sha256
 from ..processing.images import IMAGE_SUFFIXES, read_image
 from ..processing.preprocess import letterbox
 
@@ -31,6 +32,18 @@ class CalibrationSet:
         digest = hashlib.sha256("\n".join(self.files).encode()).hexdigest()[:16]
         return {"images": len(self.files), "skipped_unreadable": len(self.skipped), "seed": self.seed,
                 "files_sha256": digest, "preprocess": "yolox_deploy letterbox (pad 114, BGR 0-255)"}
+
+
+def images_digest(files: list[Path]) -> str:
+    """SHA-256 over the images' names and contents (in name order): what an INT8 file is made from,
+    wherever the images lie. A dangling link or unreadable file is a one-line error."""
+    lines = []
+    for path in sorted(files, key=lambda p: p.name):
+        try:
+            lines.append(f"{path.name}:{file_sha256(path)}")
+        except OSError as exc:
+            raise InvalidInputError(f"calibration image {path} cannot be read ({exc.strerror or exc})") from None
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def calibration_set(folder: str | Path, input_hw: tuple[int, int], limit: int = 300, seed: int | None = 0,

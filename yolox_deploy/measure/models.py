@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..artifacts.calibration import images_digest
 from ..artifacts.deploy import file_sha256
 from ..detector import Detector
 from ..errors import BackendNotInstalledError, BackendUnavailableError, YoloxDeployError, first_line
@@ -54,13 +55,12 @@ class ModelCache:
 
     @functools.cached_property
     def calibration_tag(self) -> str:
-        """'-calib<digest>' of the calibration images (names, sizes, times): INT8 files are
-        made from them, so other images make other files."""
+        """'-calib<digest>' of the calibration images (names and contents): INT8 files are made
+        from them, so other images make other files, and the same images moved the same ones."""
         if self.cfg.data is None:
             return ""
-        files = sorted(p for p in Path(self.cfg.data).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        listing = "\n".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
-        return f"-calib{hashlib.sha256(listing.encode()).hexdigest()[:10]}"
+        files = [p for p in Path(self.cfg.data).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+        return f"-calib{images_digest(files)[:10]}"
 
     def checkpoint(self) -> Path:
         if self.cfg.weights:

@@ -3,13 +3,14 @@ when there are some, and split (seeded) into calibration and evaluation images."
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
+from ..artifacts.calibration import images_digest
 from ..errors import InvalidInputError
 from ..evaluation import read_annotations
 from ..processing.images import IMAGE_SUFFIXES, read_image
@@ -136,13 +137,17 @@ def split_images(images: TuneImages, seed: int) -> Split:
 
 
 def calibration_folder(split: Split, cache_dir: Path) -> Path:
-    """A folder of links to the calibration images (the exporters calibrate on a folder),
-    named by their names and sizes so that other images make other INT8 files."""
-    listing = "\n".join(f"{p.name}:{p.stat().st_size}" for p in split.calibration)
-    folder = Path(cache_dir) / "calibration" / hashlib.sha256(listing.encode()).hexdigest()[:12]
+    """A folder of links to the calibration images (the exporters calibrate on a folder), named
+    by the images' names and contents, so that other images make other INT8 files and moved
+    images the same ones. Each link is (re)pointed at where its image is now."""
+    folder = Path(cache_dir) / "calibration" / images_digest(list(split.calibration))[:12]
     folder.mkdir(parents=True, exist_ok=True)
     for path in split.calibration:
-        link = folder / path.name
-        if not link.is_symlink():
-            link.symlink_to(path.resolve())
+        link, target = folder / path.name, path.resolve()
+        if link.is_symlink() and os.readlink(link) == str(target):
+            continue
+        staged = folder / f".{path.name}.{os.getpid()}.link"
+        staged.unlink(missing_ok=True)
+        staged.symlink_to(target)
+        os.replace(staged, link)  # atomic: a run beside this one never sees the link missing
     return folder
