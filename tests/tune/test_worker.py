@@ -35,3 +35,36 @@ def test_a_cut_export_leaves_nothing_and_the_next_one_runs(nano_pth, tmp_path):
     finally:
         worker.close()
     assert worker.process is None
+
+
+def test_a_killed_export_removes_only_its_own_files(nano_pth, tmp_path):
+    """The child dies mid-export (here: SIGKILL once its staging folder exists) while another run
+    finishes an export into the same cache: the child's staging folder goes, the other run's file
+    stays (every file that appeared meanwhile was deleted)."""
+    import os
+    import signal
+    import threading
+
+    cfg = BenchConfig(backends=(), weights=nano_pth, cache_dir=tmp_path, progress=False)
+    cache = ModelCache(cfg)
+    worker = ExportWorker(cfg, cache.dir)
+    other = cache.dir / "another-run.onnx"
+
+    def kill_mid_export() -> None:
+        for _ in range(1200):
+            if worker.process is not None and list(cache.dir.rglob(f".yolox-export-{worker.process.pid}-*")):
+                other.write_bytes(b"finished by another yolox-bench")
+                os.kill(worker.process.pid, signal.SIGKILL)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_mid_export)
+    killer.start()
+    try:
+        with pytest.raises(YoloxDeployError, match=r"^the export process died \(exit code -9\)$"):
+            worker.model_for("onnxruntime", "fp32", deadline=time.monotonic() + 300)
+    finally:
+        killer.join()
+        worker.close()
+    assert other.is_file()
+    assert not [p for p in cache.dir.rglob(".yolox-export-*")]

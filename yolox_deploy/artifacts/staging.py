@@ -10,6 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def export_stage_prefix(pid: int) -> str:
+    """The name prefix of the staging folders that process ``pid`` writes exports into."""
+    return f".yolox-export-{pid}-"
+
+
 @contextlib.contextmanager
 def staged_into(destination: str | Path) -> Iterator[Path]:
     """A fresh folder to write an export into. When the block ends without an error, each
@@ -18,10 +23,11 @@ def staged_into(destination: str | Path) -> Iterator[Path]:
     left as it was, so no user or cache picks up a half-written or failed export.
 
     The folder is a hidden sibling inside ``destination`` (same file system: each move is an
-    atomic rename)."""
+    atomic rename), named after this process (:func:`export_stage_prefix`), so that whoever
+    kills it can remove what it left and nothing else."""
     destination = Path(destination)
     destination.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".yolox-export-", dir=destination))
+    stage = Path(tempfile.mkdtemp(prefix=export_stage_prefix(os.getpid()), dir=destination))
     try:
         yield stage
         for entry in sorted(stage.iterdir()):

@@ -8,10 +8,12 @@ the next export starts a new one.
 from __future__ import annotations
 
 import multiprocessing
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+from ..artifacts.staging import export_stage_prefix
 from ..errors import YoloxDeployError
 from ..measure.config import BenchConfig
 
@@ -79,14 +81,11 @@ class ExportWorker:
 
     def _request(self, request: tuple, deadline: float) -> Any:
         started = time.monotonic()
-        before = self._files()
         if self.process is None or not self.process.is_alive():
             self._start()
         self.connection.send(request)
         if not self.connection.poll(max(0.0, deadline - time.monotonic())):
             self.kill()
-            for leftover in self._files() - before:
-                leftover.unlink(missing_ok=True)
             raise StepCut(time.monotonic() - started)
         try:
             status, value = self.connection.recv()
@@ -98,14 +97,16 @@ class ExportWorker:
             raise YoloxDeployError(value)
         return value
 
-    def _files(self) -> set[Path]:
-        return {p for p in self.cache_dir.rglob("*") if p.is_file() and not p.is_symlink()}
-
     def kill(self) -> None:
+        """Stop the child and remove the staging folders it left in the cache: only its own (named
+        after its PID), so that files another yolox-bench or yolox-tune wrote there meanwhile stay."""
         if self.process is not None:
+            pid = self.process.pid
             self.process.kill()
             self.process.join()
             self.process = None
+            for stage in self.cache_dir.rglob(f"{export_stage_prefix(pid)}*"):
+                shutil.rmtree(stage, ignore_errors=True)
 
     def close(self) -> None:
         if self.process is not None and self.process.is_alive():
