@@ -446,3 +446,39 @@ def test_arguments_are_checked_before_any_image_is_read(nano_onnx, capsys, tmp_p
         "yolox-tune: error: unknown backend 'foo' in --backends; use one of "
         "ncnn, onnxruntime, openvino, tensorrt, torch, triton"]
     assert not (tmp_path / "out").exists()
+
+
+def test_an_interval_on_too_few_images_is_never_sure_whatever_the_precision(nano_onnx, subset, cache, capsys,
+                                                                            tmp_path):
+    """8 images (4 evaluated): an FP32 OpenVINO candidate's interval is not sure (a bootstrap over a few
+    images is as narrow as their spread; over one it has zero width), so the reference is chosen and
+    the table and a note say why. Only INT8 was gated by the image count before."""
+    pytest.importorskip("openvino")
+    few = tmp_path / "few"
+    few.mkdir()
+    for path in sorted(subset[0].iterdir())[:8]:
+        shutil.copy(path, few / path.name)
+    ann = json.loads(subset[1].read_text())
+    kept = [e for e in ann["images"] if (few / e["file_name"]).exists()]
+    ids = {e["id"] for e in kept}
+    (tmp_path / "few.json").write_text(json.dumps({**ann, "images": kept, "annotations": [
+        a for a in ann["annotations"] if a["image_id"] in ids]}))
+    out = tmp_path / "deploy"
+    rc, stdout, err = tune(capsys, "--model", nano_onnx, "--data", few, "--ann", tmp_path / "few.json", "-o", out,
+                           "--backends", "onnxruntime,openvino", "--precisions", "fp32", "--threads", "1",
+                           "--timing-s", "0.1", "--cache-dir", cache)
+    assert rc == 0, err
+    openvino = [line for line in stdout.splitlines() if line.startswith("|") and "| openvino |" in line]
+    assert openvino and all("uncertain (interval on 4 images: too few)" in line for line in openvino), stdout
+    assert "note: 4 evaluation images: no ΔmAP interval is sure on fewer than 20" in stdout
+    record = json.loads((out / "deploy.json").read_text())
+    assert (record["backend"], record["precision"]) == ("onnxruntime", "fp32")
+
+
+def test_the_gate_holds_for_every_precision():
+    from yolox_deploy.tune.estimate import MIN_INTERVAL_IMAGES, Delta
+
+    assert Delta(0.0, 0.0, 0.0, images=1).crosses(0.01)  # one image: zero width, yet never sure
+    assert Delta(0.0, -0.001, 0.001, images=MIN_INTERVAL_IMAGES - 1).crosses(0.01)
+    assert not Delta(0.0, -0.001, 0.001, images=MIN_INTERVAL_IMAGES).crosses(0.01)
+    assert not Delta(0.0, 0.0, 0.0).crosses(0.01)  # the reference itself

@@ -13,7 +13,8 @@ class TuneRow:
     ``throughput_speedup`` (its images/s over the reference's, same window);
     ``cpu_ms_per_image``: process CPU time (all threads) per image at batch 1;
     ``delta_mAP50_95`` against the FP32 reference with its 95% bootstrap interval
-    (``delta_low``, ``delta_high``); ``uncertain``: that interval crosses the bound."""
+    (``delta_low``, ``delta_high``); ``uncertain``: that interval crosses the bound, or rests on
+    too few images (``too_few_images``) to be sure of anything."""
 
     backend: str
     precision: str
@@ -35,6 +36,7 @@ class TuneRow:
     delta_low: float | None = None
     delta_high: float | None = None
     uncertain: bool = False
+    too_few_images: bool = False  # its interval rests on fewer evaluation images than make any call sure
     float_convs: list[str] = dataclasses.field(default_factory=list)  # int8-mixed: the convs kept float
     export_s: float = 0.0  # exporting its model file in this run (0: found in the cache)
     accuracy_s: float = 0.0

@@ -17,9 +17,10 @@ def _fmt(value: float | None, digits: int = 2, signed: bool = False) -> str:
 
 
 def markdown_table(rows: Sequence[TuneRow], skipped: Sequence[Skipped], accuracy_label: str,
-                   max_ap_drop: float | None = None) -> str:
+                   max_ap_drop: float | None = None, images: int | None = None) -> str:
     """The table (chosen row marked ``->``), then one line per skipped candidate. ΔmAP has its
-    95% bootstrap interval; "uncertain": the interval crosses ``-max_ap_drop`` (never chosen)."""
+    95% bootstrap interval over ``images`` evaluation images; "uncertain": the interval crosses
+    ``-max_ap_drop`` or rests on too few images (never chosen)."""
     head = ("", "backend", "precision", "threads", "p50 ms", "p99 ms", "CPU ms/img", "x FP32", "batch", "img/s",
             f"mAP50-95 ({accuracy_label})", "ΔmAP [95% interval]", "role")
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
@@ -27,7 +28,8 @@ def markdown_table(rows: Sequence[TuneRow], skipped: Sequence[Skipped], accuracy
         delta = _fmt(r.delta_mAP50_95, 4, signed=True)
         if r.delta_low is not None and r.delta_high is not None and r.delta_mAP50_95 is not None:
             delta += f" [{r.delta_low:+.4f}, {r.delta_high:+.4f}]"
-        role = r.role + (", uncertain" if r.uncertain else "")
+        role = r.role + (", uncertain" if r.uncertain else "") + (
+            f" (interval on {images} images: too few)" if r.too_few_images else "")
         if max_ap_drop is not None and r.delta_mAP50_95 is not None and r.delta_mAP50_95 < -max_ap_drop - 1e-12:
             role += ", outside the bound"
         threads = f"{r.threads}{' spin' if r.spinning else ''}"

@@ -40,7 +40,7 @@ from .choice import TuneRow, choose, objective
 from .config import TuneConfig
 from .data import calibration_folder, load_images, split_images
 from .deploy_dir import check_destination, write_deploy_dir
-from .estimate import Delta, DeltaScorer, sampled_truths
+from .estimate import MIN_INTERVAL_IMAGES, Delta, DeltaScorer, sampled_truths
 from .report import markdown_table, write_pareto_plot
 from .worker import ExportWorker, StepCut
 
@@ -119,6 +119,10 @@ class Tuner:
             self.notes.append(f"{len(images.files)} images: the split ({len(self.split.calibration)} calibration / "
                               f"{len(self.images.files)} evaluation) is too small to judge INT8; give at least 40 "
                               "images for INT8 candidates")
+        if len(self.images.files) < MIN_INTERVAL_IMAGES:
+            self.notes.append(f"{len(self.images.files)} evaluation images: no ΔmAP interval is sure on fewer than "
+                              f"{MIN_INTERVAL_IMAGES}, so only the FP32 reference can be chosen; give at least "
+                              f"{2 * MIN_INTERVAL_IMAGES} images")
         self.cache_cfg = BenchConfig(backends=(), weights=cfg.checkpoint, onnx=cfg.onnx, model_name=cfg.model_name,
                                      input_size=cfg.input_size, batches=(max(cfg.batches),),
                                      data=calibration_folder(self.split, cfg.cache_dir) if self.split.calibration
@@ -166,7 +170,8 @@ class Tuner:
         chosen, closest = choose(self.rows, cfg.max_ap_drop, by_throughput)
         if chosen is not None:
             chosen.chosen = True
-        table = markdown_table(self.rows, self.skipped, self.accuracy_label, cfg.max_ap_drop)
+        table = markdown_table(self.rows, self.skipped, self.accuracy_label, cfg.max_ap_drop,
+                               len(self.images.files))
         result = TuneResult(self.rows, self.skipped, chosen, closest, self.accuracy_mode, table,
                             time.monotonic() - self.start, notes=list(self.notes))
         if chosen is None:
@@ -343,6 +348,7 @@ class Tuner:
         row.mAP50_95, delta, row.accuracy_s = self.scores[candidate.artifact]
         row.delta_mAP50_95, row.delta_low, row.delta_high = delta.value, delta.low, delta.high
         row.uncertain = delta.crosses(self.cfg.max_ap_drop)
+        row.too_few_images = delta.too_few_images
         ref, mine = latency_against(self.reference_detector, detector, self.rotation, self.cfg.timing_seconds)
         self.fill_latency(row, ref, mine)
         self.add_throughput(row, detector)

@@ -28,7 +28,7 @@ from .choice import TuneRow
 from .data import TuneImages, load_images
 from .candidates import Candidate
 from .deploy_dir import copy_model
-from .estimate import Delta, DeltaScorer, sampled_truths
+from .estimate import MIN_INTERVAL_IMAGES, Delta, DeltaScorer, sampled_truths
 
 HOLDS_WITHIN = 0.05  # the deployed configuration may be this much slower than the fastest measured
 
@@ -88,6 +88,8 @@ def verify(folder: str | Path, data: str | Path, ann: str | Path | None = None, 
     fastest = max((c for c in contenders if c.within), key=lambda c: c.speedup)
     holds = deployed.within and deployed.speedup >= (1 - HOLDS_WITHIN) * fastest.speedup
     reason = ("still within the bound and within 5% of the fastest measured" if holds else
+              f"not sure on {deployed.delta.images} images (fewer than {MIN_INTERVAL_IMAGES} make no interval sure): "
+              "give more images" if deployed.delta.too_few_images else
               f"outside the bound (ΔmAP50-95 {deployed.delta.value:+.4f}, interval [{deployed.delta.low:+.4f}, "
               f"{deployed.delta.high:+.4f}], bound {bound})" if not deployed.within else
               f"{fastest.label} is {fastest.speedup / deployed.speedup:.2f}x as fast here")

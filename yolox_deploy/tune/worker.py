@@ -90,7 +90,8 @@ class ExportWorker:
         try:
             status, value = self.connection.recv()
         except EOFError:
-            code = self.process.exitcode if self.process is not None else None
+            self.process.join(timeout=5)  # the pipe can close before the child is reaped: wait for its code
+            code = self.process.exitcode
             self.kill()
             raise YoloxDeployError(f"the export process died (exit code {code})") from None
         if status != "ok":
