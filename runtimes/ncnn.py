@@ -65,9 +65,21 @@ def check_files_match(param: Path, sidecar: dict[str, Any]) -> None:
                                  "files together")
 
 
+def default_threads(ncnn: Any) -> int:
+    """ncnn's threads when none are asked for: half the physical big cores, at least one (ncnn's own
+    default is every core). ncnn's OpenMP workers (the wheel's libgomp) spin while they wait, so
+    with any other busy thread (decoding, the application, another detector) they lose their turn:
+    on 2 cores with one other busy process, nano@416 with 2 threads went from p50 16.8 / p90 18.8 ms
+    to 41.5 / 163 ms, while 1 thread stayed at 19.8 -> 20.1 ms (ONNX Runtime, 2 threads: 8.4 -> 15.8
+    ms). openmp_blocktime has no effect with libgomp, and OMP_WAIT_POLICY=passive made 2 threads no
+    faster than 1. yolox-tune measures the other thread counts (docs/backends.md)."""
+    return max(1, int(ncnn.get_physical_big_cpu_count()) // 2)
+
+
 @register
 class NcnnBackend(Backend):
-    """``threads``: CPU threads (default: ncnn's, all cores); ``precision``: 'fp32' (default)
+    """``threads``: CPU threads (default: half the physical big cores, at least 1, see
+    :func:`default_threads`); ``precision``: 'fp32' (default)
     or 'fp16' (FP16 storage and arithmetic where the CPU has them; ``fp16=True`` says the
     same). ncnn's own Option defaults turn FP16 storage, packing and arithmetic on wherever
     the CPU (e.g. ARMv8.2) or GPU has them; every precision switch is set here explicitly;
@@ -111,8 +123,7 @@ class NcnnBackend(Backend):
         net = ncnn.Net()
         opt = net.opt
         opt.lightmode = bool(light_mode)
-        if threads:
-            opt.num_threads = int(threads)
+        opt.num_threads = int(threads) if threads else default_threads(ncnn)
         for flag in self.LOW_PRECISION_SWITCHES:
             if hasattr(opt, flag):  # use_bf16_packed is newer than some ncnn builds
                 setattr(opt, flag, bool(fp16) and "fp16" in flag)

@@ -76,3 +76,16 @@ def test_pareto_front_keeps_what_nothing_beats_on_both_axes():
     a, b, c, d = (row("a", "fp32", 1.0, 0.0), row("b", "int8", 2.0, -0.05), row("c", "int8", 1.5, -0.06),
                   row("d", "fp16", 1.2, 0.001))
     assert pareto_front([a, b, c, d], by_throughput=False) == [b, d]
+
+
+def test_the_table_says_when_a_row_was_timed_on_a_busy_machine_or_rests_on_too_few_images():
+    from yolox_deploy.tune.report import markdown_table
+
+    busy = TuneRow("ncnn", "fp32", 2, p50_ms=41.5, speedup=0.2, mAP50_95=0.3, delta_mAP50_95=0.0,
+                   others_cpu_share=0.5)
+    few = TuneRow("openvino", "fp32", 1, p50_ms=9.0, speedup=1.0, mAP50_95=0.3, delta_mAP50_95=0.0,
+                  uncertain=True, too_few_images=True, others_cpu_share=0.1)
+    table = markdown_table([busy, few], [], "labels", 0.01, images=4)
+    ncnn_line, openvino_line = (line for line in table.splitlines() if line.startswith(("|  | ncnn", "|  | openvino")))
+    assert "busy machine (50% CPU to others): speed does not rank" in ncnn_line and busy.busy
+    assert "uncertain (interval on 4 images: too few)" in openvino_line and "busy" not in openvino_line

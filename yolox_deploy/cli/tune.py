@@ -135,6 +135,10 @@ def _main(argv: Sequence[str] | None) -> int:
     if uncertain:
         print(f"note: {len(uncertain)} candidate(s) have a ΔmAP interval that crosses the bound and were not chosen "
               "(uncertain): more evaluation images narrow it")
+    busy = [r for r in result.rows if r.busy]
+    if busy:
+        print(f"note: {len(busy)} candidate(s) were timed while other processes took over a quarter of the CPU: "
+              "their speeds do not rank; run again on a quiet machine (the table says which)")
     print(f"wrote {cfg.output}/ (deploy.json, model, table.md, pareto.png); use it: "
           f"Detector({str(cfg.output)!r}) or yolox-detect --model {cfg.output} IMAGE")
     return 0

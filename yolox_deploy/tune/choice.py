@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..measure.load import BUSY_SHARE
+
 
 @dataclasses.dataclass
 class TuneRow:
@@ -37,6 +39,12 @@ class TuneRow:
     delta_high: float | None = None
     uncertain: bool = False
     too_few_images: bool = False  # its interval rests on fewer evaluation images than make any call sure
+    others_cpu_share: float | None = None  # the machine's CPU other processes took while it was timed
+
+    @property
+    def busy(self) -> bool:
+        """Timed while other processes took more than a quarter of the machine: its speed does not rank."""
+        return self.others_cpu_share is not None and self.others_cpu_share > BUSY_SHARE
     float_convs: list[str] = dataclasses.field(default_factory=list)  # int8-mixed: the convs kept float
     export_s: float = 0.0  # exporting its model file in this run (0: found in the cache)
     accuracy_s: float = 0.0

@@ -29,7 +29,8 @@ def markdown_table(rows: Sequence[TuneRow], skipped: Sequence[Skipped], accuracy
         if r.delta_low is not None and r.delta_high is not None and r.delta_mAP50_95 is not None:
             delta += f" [{r.delta_low:+.4f}, {r.delta_high:+.4f}]"
         role = r.role + (", uncertain" if r.uncertain else "") + (
-            f" (interval on {images} images: too few)" if r.too_few_images else "")
+            f" (interval on {images} images: too few)" if r.too_few_images else "") + (
+            f", busy machine ({r.others_cpu_share:.0%} CPU to others): speed does not rank" if r.busy else "")
         if max_ap_drop is not None and r.delta_mAP50_95 is not None and r.delta_mAP50_95 < -max_ap_drop - 1e-12:
             role += ", outside the bound"
         threads = f"{r.threads}{' spin' if r.spinning else ''}"

@@ -40,6 +40,7 @@ from .choice import TuneRow, choose, objective
 from .config import TuneConfig
 from .data import calibration_folder, load_images, split_images
 from .deploy_dir import check_destination, write_deploy_dir
+from ..measure.load import OthersLoad
 from .estimate import MIN_INTERVAL_IMAGES, Delta, DeltaScorer, sampled_truths
 from .report import markdown_table, write_pareto_plot
 from .worker import ExportWorker, StepCut
@@ -349,7 +350,9 @@ class Tuner:
         row.delta_mAP50_95, row.delta_low, row.delta_high = delta.value, delta.low, delta.high
         row.uncertain = delta.crosses(self.cfg.max_ap_drop)
         row.too_few_images = delta.too_few_images
-        ref, mine = latency_against(self.reference_detector, detector, self.rotation, self.cfg.timing_seconds)
+        with OthersLoad() as load:
+            ref, mine = latency_against(self.reference_detector, detector, self.rotation, self.cfg.timing_seconds)
+        row.others_cpu_share = load.share
         self.fill_latency(row, ref, mine)
         self.add_throughput(row, detector)
         return row
