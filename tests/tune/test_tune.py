@@ -382,6 +382,9 @@ def test_verify_fails_a_deployment_outside_the_bound_and_update_redeploys(tuned,
         old.unlink()
     shutil.copy(int8_all, broken / "model.onnx")
     record.update(model_file="model.onnx", backend="onnxruntime", precision="int8-all", arithmetic="fp32")
+    from yolox_deploy.tune.deploy_dir import files_sha256
+
+    record["files_sha256"] = files_sha256(broken)  # a folder written whole around the wrong model
     (broken / "deploy.json").write_text(json.dumps(record))
     before = (broken / "deploy.json").read_bytes()
     rc, stdout, _ = tune(capsys, "--verify", broken, "--data", subset[0], "--ann", subset[1], "--timing-s", "0.2")
@@ -392,6 +395,16 @@ def test_verify_fails_a_deployment_outside_the_bound_and_update_redeploys(tuned,
     assert rc == 1 and "updated" in stdout
     updated = json.loads((broken / "deploy.json").read_text())
     assert updated["precision"] != "int8-all" and updated["verified"][-1]["deployed"] != "onnxruntime int8-all x1"
+    # what the folder says of its choice is this machine's measurement of the new one, not the old record's
+    assert updated["why"].startswith("re-verified on this machine")
+    new_row = next(m for m in updated["verified"][-1]["measured"]
+                   if m["label"].removeprefix("deployed: ") == updated["verified"][-1]["deployed"])
+    assert updated["measured"]["speedup"] == new_row["speedup"] and updated["measured"]["p99_ms"] is None
+    labels = [TuneRow(**row).label for row in updated["verify"]["alternatives"]]
+    before_label = TuneRow("onnxruntime", "int8-all", record["threads"], spinning=record.get("spinning")).label
+    assert before_label in labels  # the configuration deployed before, its file kept in verify/
+    assert all(label in updated["verify"]["files"] for label in labels)
+    assert updated["files_sha256"][updated["model_file"]] != record["files_sha256"]["model.onnx"]
     rc, stdout, err = tune(capsys, "--verify", broken, "--data", subset[0], "--ann", subset[1], "--timing-s", "0.2")
     assert "outside the bound" not in stdout, stdout
 
@@ -402,7 +415,7 @@ def test_verify_refuses_a_folder_without_its_verify_files_in_one_line(tuned, sub
     shutil.copytree(out, old)
     shutil.rmtree(old / "verify")
     rc, _, err = tune(capsys, "--verify", old, "--data", subset[0])
-    assert rc == 2 and err.count("\n") == 1 and "verify file" in err and "missing" in err
+    assert rc == 2 and err.count("\n") == 1 and "verify/0/model" in err and "missing" in err
 
 
 def test_a_60_second_budget_holds_with_every_backend_and_a_fresh_cache(nano_pth, subset, capsys, tmp_path):
@@ -482,3 +495,29 @@ def test_the_gate_holds_for_every_precision():
     assert Delta(0.0, -0.001, 0.001, images=MIN_INTERVAL_IMAGES - 1).crosses(0.01)
     assert not Delta(0.0, -0.001, 0.001, images=MIN_INTERVAL_IMAGES).crosses(0.01)
     assert not Delta(0.0, 0.0, 0.0).crosses(0.01)  # the reference itself
+
+
+def test_verify_refuses_a_model_file_that_is_not_the_one_written(tuned, subset, capsys, tmp_path):
+    """deploy.json records the sha256 of model.* and verify/*; --verify checks them first."""
+    out, record = tuned
+    assert set(record["files_sha256"]) >= {record["model_file"], *record["verify"]["files"].values()}
+    changed = tmp_path / "changed"
+    shutil.copytree(out, changed)
+    model = changed / record["model_file"]
+    model.write_bytes(model.read_bytes() + b"\0")
+    rc, _, err = tune(capsys, "--verify", changed, "--data", subset[0], "--ann", subset[1], "--timing-s", "0.1")
+    assert rc == 2 and err.strip() == (f"yolox-tune: error: {changed}/{record['model_file']} is not the file "
+                                       "yolox-tune wrote (sha256 differs): copy the folder again, or re-run yolox-tune")
+
+
+def test_verify_loads_the_deployment_as_users_do(tuned, subset, capsys, tmp_path):
+    """The deployed configuration is Detector(folder): a threshold deploy.json cannot hold fails --verify
+    in one line (it loaded the model file alone, so deploy.json's settings were never exercised)."""
+    out, _ = tuned
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    record = json.loads((bad / "deploy.json").read_text())
+    record["detector"]["conf"] = 7
+    (bad / "deploy.json").write_text(json.dumps(record))
+    rc, _, err = tune(capsys, "--verify", bad, "--data", subset[0], "--ann", subset[1], "--timing-s", "0.1")
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "conf" in err, err

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts.deploy import COMPANIONS, DEPLOY_FILE, is_deployment, read_deployment, write_deployment
+from ..artifacts.deploy import COMPANIONS, DEPLOY_FILE, file_sha256, is_deployment, read_deployment, write_deployment
 from ..artifacts.staging import staged_folder
 from ..detections import Detections
 from ..detector import Detector
@@ -66,6 +66,26 @@ def copy_verify_models(stage: Path, models: dict[str, Path]) -> dict[str, str]:
     return placed
 
 
+def files_sha256(folder: Path) -> dict[str, str]:
+    """SHA-256 of the deployment's model files (``model.*`` and everything under ``verify/``), by
+    path relative to ``folder``: recorded in deploy.json, checked by ``--verify``."""
+    files = sorted([*folder.glob("model.*"), *(p for p in (folder / VERIFY_FOLDER).rglob("*") if p.is_file())])
+    return {p.relative_to(folder).as_posix(): file_sha256(p) for p in files}
+
+
+def check_files_sha256(folder: Path, record: dict[str, Any]) -> None:
+    """One-line :class:`ModelFileError` when a recorded model file is missing or changed."""
+    for relative, digest in (record.get("files_sha256") or {}).items():
+        path = (folder / relative).resolve()
+        if not path.is_relative_to(folder.resolve()):
+            raise ModelFileError(f"{folder / DEPLOY_FILE}: files_sha256 names {relative!r}, outside the folder")
+        if not path.is_file():
+            raise ModelFileError(f"{folder}/{relative} is missing (deploy.json records it): copy the whole folder")
+        if file_sha256(path) != digest:
+            raise ModelFileError(f"{folder}/{relative} is not the file yolox-tune wrote (sha256 differs): copy the "
+                                 "folder again, or re-run yolox-tune")
+
+
 def write_deploy_dir(output: Path, model: Path, record: Callable[[], dict[str, Any]], table: str,
                      plot: Callable[[Path], Path], check_images: Sequence[np.ndarray],
                      expected: Sequence[Detections], reference: Path | None = None,
@@ -80,8 +100,10 @@ def write_deploy_dir(output: Path, model: Path, record: Callable[[], dict[str, A
         verify_files = copy_verify_models(stage, {"reference": reference, **(alternatives or {})}) \
             if reference is not None else {}
 
+        hashes = files_sha256(stage)
+
         def full_record() -> dict[str, Any]:
-            content = {**record(), "model_file": model_file}
+            content = {**record(), "model_file": model_file, "files_sha256": hashes}
             if verify_files:
                 content["verify"] = {**content.get("verify", {}), "files": verify_files}
             return content

@@ -27,7 +27,7 @@ from .accuracy import detect_all, evaluation_detector
 from .choice import TuneRow
 from .data import TuneImages, load_images
 from .candidates import Candidate
-from .deploy_dir import copy_model
+from .deploy_dir import VERIFY_FOLDER, check_files_sha256, copy_model, files_sha256
 from .estimate import MIN_INTERVAL_IMAGES, Delta, DeltaScorer, sampled_truths
 
 HOLDS_WITHIN = 0.05  # the deployed configuration may be this much slower than the fastest measured
@@ -68,6 +68,7 @@ def verify(folder: str | Path, data: str | Path, ann: str | Path | None = None, 
     if not isinstance(files, dict) or "reference" not in files:
         raise ModelFileError(f"{folder / DEPLOY_FILE} records no verify/ model files (made by an older yolox-tune?); "
                              "re-run yolox-tune to make a folder --verify can check")
+    check_files_sha256(folder, record)  # the model files are the ones yolox-tune wrote
     bound = float((record.get("accuracy") or {}).get("max_ap_drop", 0.01))
     contenders = _contenders(deployment, files)
     images = _evaluation_images(record, data, ann, max_images, progress)
@@ -138,6 +139,10 @@ def _evaluation_images(record: dict[str, Any], data: str | Path, ann: str | Path
 
 
 def _open(folder: Path, contender: Contender) -> Detector:
+    """The deployed configuration as users load it, ``Detector(folder)`` (deploy.json's backend,
+    threads, precision, input size, thresholds and class handling); the others from their files."""
+    if contender.deployed:
+        return Detector(folder, batch_size=1)
     options = Candidate(contender.backend, contender.precision, contender.threads, contender.spinning).backend_options
     backend = load_backend(folder / contender.model_file, contender.backend, threads=contender.threads,
                            precision=ARTIFACT_AND_ARITHMETIC[contender.precision][1], **options)
@@ -181,14 +186,31 @@ def _f(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
+def _as_row(contender: Contender) -> TuneRow:
+    """A measured contender as a candidate row of deploy.json (its label is its key in verify.files)."""
+    delta = contender.delta
+    return TuneRow(contender.backend, contender.precision, int(contender.threads or 0), spinning=contender.spinning,
+                   arithmetic=ARTIFACT_AND_ARITHMETIC[contender.precision][1], p50_ms=contender.p50_ms,
+                   speedup=contender.speedup, cpu_ms_per_image=contender.cpu_ms_per_image,
+                   delta_mAP50_95=delta.value if delta else None, delta_low=delta.low if delta else None,
+                   delta_high=delta.high if delta else None, float_convs=list(contender.float_convs))
+
+
 def _update(folder: Path, deployment: Any, best: Contender, contenders: list[Contender]) -> None:
-    """Re-stage the folder with ``best`` deployed and this machine recorded."""
+    """Re-stage the folder with ``best`` deployed, and what this machine measured recorded:
+    ``measured`` and ``why`` describe ``best``, ``verify.alternatives`` the others (the
+    configuration deployed before among them, its model file kept under ``verify/``)."""
     record = dict(deployment.record)
     record.pop("format", None)
+    verify_record = dict(record.get("verify") or {})
+    files = dict(verify_record.get("files") or {})
     with staged_folder(folder) as stage:
         for item in folder.iterdir():
             (shutil.copytree if item.is_dir() else shutil.copy2)(item, stage / item.name)
         if not best.deployed:
+            previous = next(c for c in contenders if c.deployed)
+            sub = f"{VERIFY_FOLDER}/{len(list((stage / VERIFY_FOLDER).glob('*')))}"
+            files[_as_row(previous).label] = f"{sub}/{copy_model(folder / previous.model_file, stage / sub)}"
             for old in stage.glob("model.*"):
                 old.unlink()
             record.update(model_file=copy_model(folder / best.model_file, stage), backend=best.backend,
@@ -198,6 +220,18 @@ def _update(folder: Path, deployment: Any, best: Contender, contenders: list[Con
                 record.pop(key, None)
                 if value is not None:
                     record[key] = value
+        row = _as_row(best)
+        record["measured"] = {**{k: None for k in (record.get("measured") or {})},
+                              **{k: getattr(row, k) for k in ("p50_ms", "speedup", "cpu_ms_per_image",
+                                                              "delta_mAP50_95", "delta_low", "delta_high")}}
+        record["why"] = (f"re-verified on this machine: the fastest of {len(contenders)} configurations measured here "
+                         "(the FP32 reference and the recorded next-best) that holds the accuracy bound, with its "
+                         "95% interval inside it")
+        others = [c for c in contenders[1:] if c is not best]
+        verify_record.update(files=files, alternatives=[dataclasses.asdict(_as_row(c)) for c in others
+                                                         if _as_row(c).label in files])
+        record["verify"] = verify_record
+        record["files_sha256"] = files_sha256(stage)
         record["machine"] = machine_fingerprint()
         record.setdefault("verified", []).append({
             "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
