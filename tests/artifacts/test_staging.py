@@ -58,3 +58,66 @@ def test_a_failed_triton_export_leaves_the_repository_as_it_was(tmp_path, tiny_o
     with pytest.raises(YoloxDeployError, match="ensemble config failed"):
         triton_export.export_triton(repo, weights=tiny_onnx, max_batch=4)
     assert [p.name for p in repo.iterdir()] == ["someone_elses_model"]
+
+
+KILLED_AT = """
+import os, shutil, signal, sys
+from pathlib import Path
+from yolox_deploy.artifacts import staging
+mode, step, destination = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+events = [0]
+
+def gate():
+    events[0] += 1
+    if events[0] == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+real_exchange, real_replace, real_rmtree = staging._exchange, os.replace, shutil.rmtree
+staging._exchange = (lambda a, b: gate() or real_exchange(a, b)) if mode == "exchange" else (lambda a, b: False)
+os.replace = lambda *a, **k: gate() or real_replace(*a, **k)
+shutil.rmtree = lambda *a, **k: gate() or real_rmtree(*a, **k)
+with staging.staged_folder(destination) as stage:
+    (stage / "model.onnx").write_text("new")
+    (stage / "deploy.json").write_text("new")
+"""
+
+
+@pytest.mark.parametrize("mode", ["exchange", "fallback"])
+@pytest.mark.parametrize("step", [1, 2, 3, 4])
+def test_a_process_killed_at_any_step_of_the_swap_leaves_one_whole_folder(tmp_path, mode, step):
+    """SIGKILL before each step of the swap (exchange / the fallback's two renames, then the
+    clean-up): the folder is the old one or the new one, whole; with the atomic exchange it is
+    never missing; the next run (recover_folder) clears every staging or old folder and puts the
+    old folder back if the kill fell between the fallback's two renames."""
+    import signal
+    import subprocess
+    import sys
+
+    from yolox_deploy.artifacts.staging import _exchange, recover_folder
+
+    probes = [tmp_path / "probe-a", tmp_path / "probe-b"]
+    for probe in probes:
+        probe.mkdir()
+    exchanges = _exchange(*probes)
+    for probe in probes:
+        probe.rmdir()
+    if mode == "exchange" and not exchanges:
+        pytest.skip("no renameat2(RENAME_EXCHANGE) on this kernel or file system")
+    destination = tmp_path / "deploy"
+    destination.mkdir()
+    (destination / "model.xml").write_text("old")
+    done = subprocess.run([sys.executable, "-c", KILLED_AT, mode, str(step), str(destination)], timeout=120,
+                          capture_output=True, text=True)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+
+    def content() -> list[str]:
+        return sorted(p.name for p in destination.iterdir())
+
+    old, new = ["model.xml"], ["deploy.json", "model.onnx"]
+    if mode == "fallback" and step == 2:
+        assert not destination.exists()  # the fallback's window: old folder aside, new one not yet in
+    else:
+        assert content() == (old if step == 1 else new)
+    recover_folder(destination)
+    assert content() == (old if step == 1 or (mode == "fallback" and step == 2) else new)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deploy"]  # no staging or old folder left
