@@ -80,14 +80,24 @@ def two_fold_deltas(weights: Path, image_folder: Path, ann: Path, candidates: li
     for key in candidates:
         mAP, truth = labelled.score(ordered[key])
         _, guess = estimated.score(ordered[key])
-        error = guess.value - truth.value
-        allowed = 0.005 if truth.value > -0.025 else 0.2 * abs(truth.value)
         rows.append({"candidate": f"{key[0]} {key[1]}", "mAP50_95": mAP, "labelled": truth.value,
                      "labelled_interval": [truth.low, truth.high], "estimate": guess.value,
-                     "estimate_interval": [guess.low, guess.high], "error": error, "allowed": allowed,
-                     "ok": abs(error) <= allowed, "estimate_chooses_within_0.01": guess.value >= -0.01 and not
-                     guess.crosses(0.01)})
+                     "estimate_interval": [guess.low, guess.high], "error": guess.value - truth.value,
+                     **judged(guess.value, truth.value, truth.low, truth.high),
+                     "estimate_chooses_within_0.01": guess.value >= -0.01 and not guess.crosses(0.01)})
     return labelled.reference_map, rows
+
+
+OPTIMISM = 0.005  # an estimate may exceed the labelled ΔmAP by at most this (it may be pessimistic)
+
+
+def judged(estimate: float, labelled: float, low: float, high: float) -> dict[str, bool]:
+    """The criterion (decided on #33's note): the estimate lies inside the labelled 95% interval
+    and is never optimistic (at most labelled + 0.005). A label-free estimate scores against the
+    FP32 model itself, so it cannot see a gain over FP32: pessimism is its known bias."""
+    inside = low <= estimate <= high
+    not_optimistic = estimate <= labelled + OPTIMISM
+    return {"inside_labelled_interval": inside, "not_optimistic": not_optimistic, "ok": inside and not_optimistic}
 
 
 def main() -> None:
@@ -104,13 +114,14 @@ def main() -> None:
     result = {"machine": machine_info(), "images": len(list(Path(args.images).iterdir())),
               "reference_mAP50_95": reference_map,
               "folds": 2, "seed": args.seed, "threads": args.threads, "rows": rows}
-    print("| candidate | labelled ΔmAP [95%] | estimate [95%] | error | allowed | ok |")
+    print("| candidate | labelled ΔmAP [95%] | estimate [95%] | error | inside the labelled interval | "
+          "not optimistic (<= labelled + 0.005) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['candidate']} | {r['labelled']:+.4f} [{r['labelled_interval'][0]:+.4f}, "
               f"{r['labelled_interval'][1]:+.4f}] | {r['estimate']:+.4f} [{r['estimate_interval'][0]:+.4f}, "
-              f"{r['estimate_interval'][1]:+.4f}] | {r['error']:+.4f} | {r['allowed']:.4f} | "
-              f"{'yes' if r['ok'] else 'no'} |")
+              f"{r['estimate_interval'][1]:+.4f}] | {r['error']:+.4f} | "
+              f"{'yes' if r['inside_labelled_interval'] else 'no'} | {'yes' if r['not_optimistic'] else 'no'} |")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=str) + "\n", encoding="utf-8")
 
