@@ -45,6 +45,26 @@ def test_interleaving_times_blocks_after_a_settling_call():
     assert [s[0] for s in samples[0]] == [4.0, 5.0, 6.0, 7.0, 8.0, 16.0, 17.0]
 
 
+def test_no_call_starts_after_the_deadline_and_a_row_without_a_timed_call_is_a_cut():
+    """yolox-tune's hard budget: warm-up, settling and timed calls all stop at the deadline."""
+    import time
+
+    from yolox_deploy.measure.timing import TimingCut
+
+    def slow():
+        time.sleep(0.02)
+        return (20.0, 0.0, 0.0)
+
+    calls = [(Row("a", "fp32", 1), slow), (Row("b", "fp32", 1), slow)]
+    cfg = BenchConfig(backends=[], warmup=3, seconds=10.0, block=5, settle_ms=0, progress=False)
+    started = time.monotonic()
+    samples = time_interleaved(calls, cfg, deadline=started + 0.5)
+    assert time.monotonic() - started < 0.5 + 0.15  # at most the call in flight past it (10 s asked)
+    assert all(len(v) >= 1 for v in samples.values())
+    with pytest.raises(TimingCut, match="timing cut at the deadline"):
+        time_interleaved(calls, cfg, deadline=time.monotonic() + 0.05)  # spent in warm-up: no timed call
+
+
 def test_settling_lasts_settle_ms_so_the_previous_rows_threads_go_quiet(monkeypatch):
     import yolox_deploy.measure.timing as bench_module
 

@@ -521,3 +521,32 @@ def test_verify_loads_the_deployment_as_users_do(tuned, subset, capsys, tmp_path
     (bad / "deploy.json").write_text(json.dumps(record))
     rc, _, err = tune(capsys, "--verify", bad, "--data", subset[0], "--ann", subset[1], "--timing-s", "0.1")
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "conf" in err, err
+
+
+@pytest.mark.slow
+def test_the_budget_holds_for_yolox_s_at_640_with_batch_auto(subset, capsys, tmp_path):
+    """Every step is under the one deadline, sized from measured call and load times: warm-up and
+    settling calls, the reference's timing and scoring, the per-batch windows of --batch auto, and
+    writing the folder. A seeded yolox-s@640 (several times nano's cost per call) either fits or is
+    refused in one line, within the budget plus 5% either way."""
+    import time
+
+    torch = pytest.importorskip("torch")
+    from yolox_deploy.models.zoo import seeded_model
+
+    weights = tmp_path / "weights" / "yolox_s.pth"
+    weights.parent.mkdir()
+    torch.save({"model": seeded_model("yolox-s").state_dict()}, weights)
+    images, ann = subset
+    budget = 90
+    started = time.monotonic()
+    rc, stdout, err = tune(capsys, "--weights", weights, "--data", images, "--ann", ann, "-o", tmp_path / "deploy",
+                           "--budget-s", budget, "--batch", "auto", "--backends", "onnxruntime,openvino",
+                           "--cache-dir", tmp_path / "cache")
+    wall = time.monotonic() - started
+    assert wall <= 1.05 * budget, (wall, stdout[-2000:], err)
+    if rc == 0:
+        record = json.loads((tmp_path / "deploy" / "deploy.json").read_text())
+        assert record["elapsed_s"] <= 1.05 * budget and record["batch"] >= 1
+    else:
+        assert rc == 2 and "is too small for even one candidate" in err, err

@@ -19,6 +19,7 @@ from .timing import fill_timings, time_interleaved
 
 WARMUP_CALLS = 3
 SETTLE_MS = 50.0
+BLOCK = 5  # timed calls of a row in a row, each round
 ROTATION = 16  # images a timed call rotates through at most (letterbox and NMS cost vary with the image)
 
 
@@ -35,6 +36,13 @@ class Timing:
     @property
     def images_per_s(self) -> float:
         return self.batch * 1000.0 / self.p50_ms
+
+
+def timing_cost_s(seconds: float, call_s: float, rows: int = 2) -> float:
+    """Wall seconds :func:`time_together` takes for ``rows`` calls of ``call_s`` seconds each timed
+    for ``seconds``: their warm-up calls, the timed time, and one round past it (settling and a
+    block each), which the loop finishes once started."""
+    return rows * (seconds + WARMUP_CALLS * call_s + max(SETTLE_MS / 1e3, call_s) + BLOCK * call_s)
 
 
 def rotation(images: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -55,13 +63,14 @@ def rotating_call(detector: Detector, images: Sequence[np.ndarray], batch: int =
     return call
 
 
-def time_together(calls: Sequence[tuple[Call, int]], seconds: float) -> list[Timing]:
-    """Each (call, batch) timed interleaved with the others for about ``seconds`` each."""
+def time_together(calls: Sequence[tuple[Call, int]], seconds: float, deadline: float | None = None) -> list[Timing]:
+    """Each (call, batch) timed interleaved with the others for about ``seconds`` each, no call
+    starting after ``deadline`` (``time.monotonic()``; :class:`~.timing.TimingCut` if one had none)."""
     rows = [Row("", "", batch) for _, batch in calls]
-    cfg = BenchConfig(backends=(), warmup=WARMUP_CALLS, seconds=seconds, block=5, settle_ms=SETTLE_MS,
+    cfg = BenchConfig(backends=(), warmup=WARMUP_CALLS, seconds=seconds, block=BLOCK, settle_ms=SETTLE_MS,
                       progress=False)
     cpu_ms: dict[int, list[float]] = {}
-    samples = time_interleaved([(row, call) for row, (call, _) in zip(rows, calls)], cfg, cpu_ms)
+    samples = time_interleaved([(row, call) for row, (call, _) in zip(rows, calls)], cfg, cpu_ms, deadline)
     timings = []
     for i, (row, row_samples) in enumerate(zip(rows, samples.values())):
         fill_timings(row, row_samples, cpu_ms.get(i, ()))
@@ -70,18 +79,19 @@ def time_together(calls: Sequence[tuple[Call, int]], seconds: float) -> list[Tim
     return timings
 
 
-def latency_of(detector: Detector, images: Sequence[np.ndarray], seconds: float) -> Timing:
+def latency_of(detector: Detector, images: Sequence[np.ndarray], seconds: float,
+               deadline: float | None = None) -> Timing:
     """Batch-1 latency of ``detector`` alone, rotating through ``images``."""
-    (timing,) = time_together([(rotating_call(detector, list(images)), 1)], seconds)
+    (timing,) = time_together([(rotating_call(detector, list(images)), 1)], seconds, deadline)
     return timing
 
 
 def latency_against(reference: Detector, candidate: Detector, images: Sequence[np.ndarray],
-                    seconds: float) -> tuple[Timing, Timing]:
+                    seconds: float, deadline: float | None = None) -> tuple[Timing, Timing]:
     """Batch-1 latency of both, same window, each rotating through the same images."""
     rotation = list(images)
     ref, cand = time_together([(rotating_call(reference, rotation), 1), (rotating_call(candidate, rotation), 1)],
-                              seconds)
+                              seconds, deadline)
     return ref, cand
 
 
@@ -98,7 +108,8 @@ def batches_taken(detector: Detector, batches: Sequence[int]) -> list[int]:
 
 
 def throughput_against(reference: Detector, candidate: Detector, images: Sequence[np.ndarray],
-                       batches: Sequence[int], seconds: float) -> tuple[dict[int, Timing], dict[int, Timing]]:
+                       batches: Sequence[int], seconds: float,
+                       deadline: float | None = None) -> tuple[dict[int, Timing], dict[int, Timing]]:
     """Per batch size, the reference and the candidate timed in the same window (medians),
     rotating through ``images``; the reference at each size the candidate takes (or at its own)."""
     rotation = list(images)
@@ -107,6 +118,7 @@ def throughput_against(reference: Detector, candidate: Detector, images: Sequenc
     for b in batches_taken(candidate, batches):
         rb = b if b in ref_sizes else ref_sizes[0]
         ref, cand = time_together([(rotating_call(batch_detector(reference, rb), rotation, rb), rb),
-                                   (rotating_call(batch_detector(candidate, b), rotation, b), b)], seconds)
+                                   (rotating_call(batch_detector(candidate, b), rotation, b), b)], seconds,
+                                  deadline)
         ref_out[b], cand_out[b] = ref, cand
     return ref_out, cand_out

@@ -16,8 +16,13 @@ def summarize(values_ms: Sequence[float]) -> dict[str, float]:
             "p99": float(np.percentile(a, 99))}
 
 
+class TimingCut(Exception):
+    """The deadline came before every row had a timed call."""
+
+
 def time_interleaved(calls: Sequence[tuple[Row, Call]], cfg: BenchConfig,
-                     cpu_ms: dict[int, list[float]] | None = None) -> dict[int, list[tuple[float, ...]]]:
+                     cpu_ms: dict[int, list[float]] | None = None,
+                     deadline: float | None = None) -> dict[int, list[tuple[float, ...]]]:
     """Warm every row up, then time them round-robin for ``iters`` calls or ``seconds`` per
     row, so load changes on a shared machine hit every row alike. Returns samples per
     position in ``calls``; ``cpu_ms`` (if given) receives each timed call's process CPU ms
@@ -28,9 +33,17 @@ def time_interleaved(calls: Sequence[tuple[Row, Call]], cfg: BenchConfig,
     spinning after a call (ncnn's and torch's OpenMP ~20 ms, ONNX Runtime with default session
     options ~40 ms on a 2-core machine); without settling, that spin lands on the next row's
     timing and made ONNX Runtime's inference look 20-50% slower.
+
+    ``deadline`` (``time.monotonic()``): no call starts after it (warm-up calls and rounds are
+    cut short); :class:`TimingCut` when a row then has no timed call.
     """
+    def past_deadline() -> bool:
+        return deadline is not None and time.monotonic() >= deadline
+
     for row, call in tqdm(calls, desc="warm-up", leave=False, disable=not cfg.progress):
         for _ in range(cfg.warmup):
+            if past_deadline():
+                break
             call()
     samples: dict[int, list[tuple[float, ...]]] = {i: [] for i in range(len(calls))}
     block = cfg.block
@@ -39,9 +52,11 @@ def time_interleaved(calls: Sequence[tuple[Row, Call]], cfg: BenchConfig,
     with tqdm(total=None if budget else cfg.iters, desc="timing (interleaved blocks)", leave=False,
               disable=not cfg.progress) as bar:
         done = 0
-        while (time.perf_counter() - start < budget) if budget else done < cfg.iters:
+        while ((time.perf_counter() - start < budget) if budget else done < cfg.iters) and not past_deadline():
             n = block if budget else min(block, cfg.iters - done)
             for i, (_, call) in enumerate(calls):
+                if past_deadline():
+                    break
                 settle(call, cfg.settle_ms)
                 for _ in range(n):
                     cpu_start = time.process_time()
@@ -50,6 +65,8 @@ def time_interleaved(calls: Sequence[tuple[Row, Call]], cfg: BenchConfig,
                         cpu_ms.setdefault(i, []).append((time.process_time() - cpu_start) * 1e3)
             done += n
             bar.update(n)
+    if any(not timed for timed in samples.values()):
+        raise TimingCut(f"timing cut at the deadline after {time.perf_counter() - start:.1f} s")
     return samples
 
 

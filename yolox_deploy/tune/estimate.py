@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -173,33 +174,54 @@ def sampled_truths(reference: Sequence[Detections], image_ids: Sequence[int], im
     return truths
 
 
+class ScoringCut(Exception):
+    """The deadline came in the middle of scoring (the bootstrap resamples)."""
+
+
+def _check(deadline: float | None, what: str, done: int, total: int) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise ScoringCut(f"{what}: {done} of {total} bootstrap resamples")
+
+
 class DeltaScorer:
     """Scores candidates against fixed truths (the labels, or the sampled ones) and the
-    reference's matches, computed once."""
+    reference's matches, computed once. ``deadline`` (``time.monotonic()``) bounds the
+    bootstrap: :class:`ScoringCut` past it."""
 
     def __init__(self, truths: Sequence[dict[str, Any]], image_ids: Sequence[int], category_ids: Sequence[int],
-                 reference: Sequence[Detections], seed: int = SEED):
+                 reference: Sequence[Detections], seed: int = SEED, deadline: float | None = None):
         self.truths, self.image_ids, self.category_ids = list(truths), list(image_ids), list(category_ids)
-        self.reference = self.matches(reference)
+        self.reference = self.matches(reference, deadline)
         rng = np.random.default_rng(seed)
         n = len(self.image_ids)
         self.resamples = rng.multinomial(n, np.full(n, 1.0 / n), size=BOOTSTRAP).astype(float)
         self.reference_map = float(np.mean([weighted_map(m) for m in self.reference]))
         # the reference's mAP in each resample, computed once for every candidate
-        self.reference_resampled = [weighted_map(self.reference[b % len(self.truths)], weights)
-                                    for b, weights in enumerate(self.resamples)]
+        self.reference_resampled = []
+        for b, weights in enumerate(self.resamples):
+            _check(deadline, "the reference", b, len(self.resamples))
+            self.reference_resampled.append(weighted_map(self.reference[b % len(self.truths)], weights))
 
-    def matches(self, detections: Sequence[Detections]) -> list[list[CategoryMatches]]:
+    def matches(self, detections: Sequence[Detections], deadline: float | None = None) -> list[list[CategoryMatches]]:
         results = coco_results(detections, self.image_ids, self.category_ids)
-        return [coco_matches(truth, results, self.image_ids) for truth in self.truths]
+        found, longest = [], 0.0
+        for k, truth in enumerate(self.truths):
+            if deadline is not None and time.monotonic() + longest > deadline:  # the next would end past it
+                raise ScoringCut(f"matching {k} of {len(self.truths)} truths")
+            started = time.monotonic()
+            found.append(coco_matches(truth, results, self.image_ids))
+            longest = max(longest, time.monotonic() - started)
+        return found
 
-    def score(self, detections: Sequence[Detections]) -> tuple[float, Delta]:
+    def score(self, detections: Sequence[Detections], deadline: float | None = None) -> tuple[float, Delta]:
         """(the candidate's mAP50-95 against the truths, its Δ against the reference)."""
-        candidate = self.matches(detections)
+        candidate = self.matches(detections, deadline)
         maps = [weighted_map(m) for m in candidate]
         value = float(np.mean(maps)) - self.reference_map
-        deltas = [weighted_map(candidate[b % len(self.truths)], weights) - self.reference_resampled[b]
-                  for b, weights in enumerate(self.resamples)]
+        deltas = []
+        for b, weights in enumerate(self.resamples):
+            _check(deadline, "the candidate", b, len(self.resamples))
+            deltas.append(weighted_map(candidate[b % len(self.truths)], weights) - self.reference_resampled[b])
         low, high = np.percentile(deltas, [2.5, 97.5])
         return float(np.mean(maps)), Delta(value, float(min(low, value)), float(max(high, value)),
                                            len(self.image_ids))

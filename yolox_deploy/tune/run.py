@@ -30,7 +30,7 @@ from ..artifacts.deploy import file_sha256
 from ..artifacts.machine import machine_fingerprint
 from ..detector import Detector
 from ..errors import InvalidInputError, YoloxDeployError, first_line
-from ..measure.calls import latency_against, latency_of, rotation, throughput_against
+from ..measure.calls import latency_against, latency_of, rotation, throughput_against, timing_cost_s
 from ..measure.config import ARTIFACT_AND_ARITHMETIC, BenchConfig
 from ..measure.models import ModelCache
 from ..runtimes import load_backend, runtime_error_types
@@ -41,11 +41,13 @@ from .config import TuneConfig
 from .data import calibration_folder, load_images, split_images
 from .deploy_dir import check_destination, write_deploy_dir
 from ..measure.load import OthersLoad
-from .estimate import MIN_INTERVAL_IMAGES, Delta, DeltaScorer, sampled_truths
+from ..measure.timing import TimingCut
+from .estimate import MIN_INTERVAL_IMAGES, Delta, DeltaScorer, ScoringCut, sampled_truths
 from .report import markdown_table, write_pareto_plot
 from .worker import ExportWorker, StepCut
 
-TIMING_OVERHEAD = 1.5  # warm-up and settling calls around the timed ones
+PLOT_S = 2.0  # drawing and saving the Pareto plot (matplotlib is imported at the start)
+COPY_BYTES_PER_S = 100e6  # copying model files into the folder (a slow disk)
 CHECK_IMAGES = 4  # images the staged deployment must reproduce
 
 
@@ -94,7 +96,8 @@ class Tuner:
         self.start = time.monotonic()
         self.deadline = self.start + cfg.budget_s
         # kept for writing the folder (copy, plot, loading it back); the budget's 5% allowance covers the rest
-        self.reserve_s = max(2.0, min(15.0, 0.05 * cfg.budget_s))
+        self.load_s: dict[str, float] = {}  # backend -> the longest a model took to load and compile here
+        self.largest_model_bytes = 0
         self.source = Path(cfg.weights or cfg.model)
         self.source_sha256 = file_sha256(self.source)
         self.scores: dict[tuple[str, str], tuple[float, Delta, float]] = {}  # artifact -> mAP, Δ, seconds
@@ -232,8 +235,12 @@ class Tuner:
         arithmetic = ARTIFACT_AND_ARITHMETIC[candidate.precision][1]
         torch_options = {"model_name": self.cfg.model_name} if candidate.backend == "torch" and self.cfg.model_name \
             else {}
+        started = time.monotonic()
         opened = load_backend(path, candidate.backend, threads=candidate.threads, precision=arithmetic,
                               **candidate.backend_options, **torch_options)
+        self.load_s[candidate.backend] = max(self.load_s.get(candidate.backend, 0.0), time.monotonic() - started)
+        self.largest_model_bytes = max(self.largest_model_bytes, sum(
+            f.stat().st_size for f in Path(path).parent.glob(f"{Path(path).stem}.*") if f.is_file()))
         input_size = self.cache.input_size if opened.input_shape[2] is None else None
         return Detector(opened, input_size=input_size, batch_size=1, conf=self.cfg.conf, iou=self.cfg.iou,
                         max_det=self.cfg.max_det)
@@ -277,13 +284,21 @@ class Tuner:
             category_ids = list(range(len(classes)))
             truths = sampled_truths(found, self.images.image_ids, [im.shape[:2] for im in self.images.images],
                                     len(classes))
-        self.scorer = DeltaScorer(truths, self.images.image_ids, category_ids, found)
+        try:
+            self.scorer = DeltaScorer(truths, self.images.image_ids, category_ids, found,
+                                      deadline=self.deadline - self.reserve_s)
+        except ScoringCut as exc:
+            raise self.budget_error(f"its accuracy was cut ({exc})") from None
         row.mAP50_95, row.delta_mAP50_95, row.delta_low, row.delta_high = self.scorer.reference_map, 0.0, 0.0, 0.0
         row.accuracy_s = time.monotonic() - started
         self.scores[candidate.artifact] = (row.mAP50_95, Delta(0.0, 0.0, 0.0), row.accuracy_s)
         self.reference, self.reference_detector = row, detector
-        self.fill_latency(row, *[latency_of(detector, self.rotation, self.cfg.timing_seconds)] * 2)
-        self.add_throughput(row, detector)
+        try:
+            self.fill_latency(row, *[latency_of(detector, self.rotation, self.cfg.timing_seconds,
+                                                self.deadline - self.reserve_s)] * 2)
+            self.add_throughput(row, detector, self.deadline - self.reserve_s)
+        except TimingCut:
+            raise self.budget_error("its timing was cut") from None
         if time.monotonic() > self.deadline:
             raise self.budget_error("it was measured, with nothing left for any candidate")
         self.rows.append(row)
@@ -294,12 +309,36 @@ class Tuner:
                                f"{used:.1f} s on the FP32 reference {progress}; give a larger --budget-s (or fewer "
                                "images); nothing was written")
 
+    @property
+    def call_s(self) -> float:
+        """Seconds of one batch-1 call of the reference, the yardstick of the others' (x2 margin)."""
+        return 2 * self.reference.p50_ms / 1e3 if getattr(self, "reference", None) and self.reference.p50_ms else 0.1
+
+    def load_estimate_s(self, backend: str) -> float:
+        """Loading (and compiling) a model on ``backend``: the longest seen on it here, else twice the
+        longest seen on any backend, plus a second."""
+        return self.load_s.get(backend, 2 * max(self.load_s.values(), default=1.0) + 1.0)
+
+    @property
+    def reserve_s(self) -> float:
+        """Seconds kept for writing the folder, from what was measured: opening the chosen model and
+        loading the staged folder (two loads), the check images on it, copying the model files
+        (the chosen, the reference, three alternatives), the plot; at least 2 s."""
+        load = 2 * max(self.load_s.values(), default=1.0)
+        check = 2 * CHECK_IMAGES * self.call_s
+        copy = 5 * self.largest_model_bytes / COPY_BYTES_PER_S
+        return max(2.0, load + check + copy + PLOT_S)
+
     def estimate_s(self, candidate: Candidate) -> float:
-        timing = 2 * self.cfg.timing_seconds * TIMING_OVERHEAD
+        """Wall seconds measuring ``candidate`` takes: loading it, its accuracy pass (unless its
+        model file was scored), its timing against the reference (warm-up, settling and the round
+        the loop finishes included, sized from measured call times), and per batch with --batch."""
+        seconds = self.cfg.timing_seconds
+        timing = timing_cost_s(seconds, self.call_s)
         if self.cfg.batch != 1:
-            timing += 2 * len(self.cfg.batches) * self.cfg.timing_seconds * TIMING_OVERHEAD
+            timing += sum(timing_cost_s(seconds, self.call_s * b) for b in self.cfg.batches)
         accuracy = 0.0 if candidate.artifact in self.scores else 1.2 * self.reference.accuracy_s
-        return timing + accuracy
+        return self.load_estimate_s(candidate.backend) + accuracy + timing
 
     def try_candidate(self, candidate: Candidate) -> None:
         """Measure ``candidate`` (see :meth:`attempt`)."""
@@ -331,6 +370,12 @@ class Tuner:
         except BudgetExhausted as exc:
             self.skipped.append(Skipped(label, f"cut after {time.monotonic() - started:.1f} s (budget) in its "
                                                f"accuracy pass ({exc})"))
+        except ScoringCut as exc:
+            self.skipped.append(Skipped(label, f"cut after {time.monotonic() - started:.1f} s (budget) in its "
+                                               f"accuracy pass ({exc})"))
+        except TimingCut:
+            self.skipped.append(Skipped(label, f"cut after {time.monotonic() - started:.1f} s (budget) in its "
+                                               "timing"))
         except candidate_failures() as exc:
             self.failed[candidate.artifact] = first_line(exc)
             self.skipped.append(Skipped(label, first_line(exc)))
@@ -344,17 +389,19 @@ class Tuner:
         if candidate.artifact not in self.scores:  # thread and spinning variants share their artifact's accuracy
             started = time.monotonic()
             found = detect_all(evaluation_detector(detector).pipeline, self.images, self.deadline - self.reserve_s)
-            mAP, delta = self.scorer.score(found)
+            mAP, delta = self.scorer.score(found, self.deadline - self.reserve_s)
             self.scores[candidate.artifact] = (mAP, delta, time.monotonic() - started)
         row.mAP50_95, delta, row.accuracy_s = self.scores[candidate.artifact]
         row.delta_mAP50_95, row.delta_low, row.delta_high = delta.value, delta.low, delta.high
         row.uncertain = delta.crosses(self.cfg.max_ap_drop)
         row.too_few_images = delta.too_few_images
+        deadline = self.deadline - self.reserve_s
         with OthersLoad() as load:
-            ref, mine = latency_against(self.reference_detector, detector, self.rotation, self.cfg.timing_seconds)
+            ref, mine = latency_against(self.reference_detector, detector, self.rotation, self.cfg.timing_seconds,
+                                        deadline)
         row.others_cpu_share = load.share
         self.fill_latency(row, ref, mine)
-        self.add_throughput(row, detector)
+        self.add_throughput(row, detector, deadline)
         return row
 
     @staticmethod
@@ -362,7 +409,7 @@ class Tuner:
         row.p50_ms, row.p99_ms, row.cpu_ms_per_image = mine.p50_ms, mine.p99_ms, mine.cpu_ms_per_image
         row.speedup = ref.p50_ms / mine.p50_ms
 
-    def add_throughput(self, row: TuneRow, detector: Detector) -> None:
+    def add_throughput(self, row: TuneRow, detector: Detector, deadline: float) -> None:
         """Images/s at batch 1 from the latency; with --batch auto/N, per batch against the
         reference in the same window (``throughput_speedup``: its best images/s over the
         reference's best, both from same-window medians)."""
@@ -371,7 +418,7 @@ class Tuner:
         if self.cfg.batch == 1:
             return
         refs, mine = throughput_against(self.reference_detector, detector, self.rotation, self.cfg.batches,
-                                        self.cfg.timing_seconds)
+                                        self.cfg.timing_seconds, deadline)
         row.images_per_s_by_batch = {b: t.images_per_s for b, t in mine.items()}
         row.batch = max(mine, key=lambda b: mine[b].images_per_s)
         row.images_per_s = mine[row.batch].images_per_s
