@@ -105,3 +105,26 @@ def test_the_split_is_seeded_disjoint_and_recorded(tmp_path):
     assert not split.too_small and split_images(TuneImages(tmp_path, files[:30], images.images[:30],
                                                            list(range(1, 31))), 0).too_small
     json.dumps(record)
+
+
+def test_mixed_int8_harm_counts_what_the_detections_use():
+    """A run that moves the box regression of background anchors a lot harms less than one that
+    moves the scores at the anchors that detect (plain relative L2 ranked them the other way)."""
+    from yolox_deploy.tune.mixed_int8 import output_harm
+
+    rng = np.random.default_rng(0)
+    reference = rng.uniform(0, 0.05, (1, 3549, 85)).astype(np.float32)
+    reference[..., :4] = rng.normal(0, 20, (1, 3549, 4))  # raw box values: large
+    foreground = rng.choice(3549, 30, replace=False)
+    reference[0, foreground, 4] = 0.9
+    reference[0, foreground, 5] = 0.9
+    background_boxes = reference.copy()
+    background = np.setdiff1d(np.arange(3549), foreground)
+    background_boxes[0, background, :4] += rng.normal(0, 5, (len(background), 4))
+    foreground_scores = reference.copy()
+    foreground_scores[0, foreground, 4] -= 0.2
+    plain = [float(np.linalg.norm(x - reference) / np.linalg.norm(reference))
+             for x in (background_boxes, foreground_scores)]
+    assert plain[0] > plain[1]  # the old ranking: the background boxes look worse
+    assert output_harm([foreground_scores], [reference]) > output_harm([background_boxes], [reference])
+    assert output_harm([reference], [reference]) == 0.0

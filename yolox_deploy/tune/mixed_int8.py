@@ -3,8 +3,11 @@ found by measuring on the calibration images.
 
 The convs are cut, in graph order, into :data:`GROUPS` runs of neighbours. For each run, a
 Q/DQ model with only that run quantized is calibrated on :data:`HARM_IMAGES` calibration
-images, and its harm is the relative L2 distance of the model's raw output from the FP32
-output on those images. The variants keep the most harmful runs float, one more run each
+images, and its harm is how far its output moves from the FP32 output on those images where the
+detections use it (:func:`output_harm`): the scores (objectness x class) at every anchor, since
+any anchor can become a false positive, plus the boxes weighted by the FP32 score of their
+anchor. (A plain relative L2 over the raw output was dominated by the box regression of thousands
+of background anchors, which no detection uses, while the scores that mAP sees barely counted.) The variants keep the most harmful runs float, one more run each
 time. (A cheaper ranking, each conv's own output error in the every-conv INT8 model,
 was measured first and rejected: with 32 of 113 nano convs kept float by it, mAP did not
 recover at all, because it cannot see how an error reaches the boxes and scores.)
@@ -50,10 +53,25 @@ def group_harm(fp32_onnx: Path, calibration_folder: Path, input_hw: tuple[int, i
             quantize_onnx_int8(model, path, calibration, input_hw, fp32_onnx.name, QuantizationSettings(),
                                keep_float=[n for n in everything if n not in chosen])
             outputs = _outputs(ort, path.read_bytes(), batches)
-            diff = sum(float(np.sum((q - f) ** 2)) for q, f in zip(outputs, reference))
-            norm = sum(float(np.sum(f ** 2)) for f in reference)
-            harmed.append((group, float(np.sqrt(diff / max(norm, 1e-30)))))
+            harmed.append((group, output_harm(outputs, reference)))
     return sorted(harmed, key=lambda item: -item[1])
+
+
+def output_harm(outputs: list[np.ndarray], reference: list[np.ndarray]) -> float:
+    """How far raw head outputs [B, N, 5 + C] (4 box values, objectness, C class scores, as the
+    official YOLOX head gives them) are from the FP32 ``reference`` where detections use them:
+    the relative L2 change of the scores (objectness x class score) over every anchor, plus the
+    relative L2 change of the 4 box values with each anchor weighted by its FP32 score (its best
+    class's)."""
+    score_diff = score_norm = box_diff = box_norm = 0.0
+    for q, f in zip(outputs, reference):
+        scores_q, scores_f = q[..., 4:5] * q[..., 5:], f[..., 4:5] * f[..., 5:]
+        score_diff += float(np.sum((scores_q - scores_f) ** 2))
+        score_norm += float(np.sum(scores_f ** 2))
+        weight = scores_f.max(axis=-1, keepdims=True)
+        box_diff += float(np.sum(weight * (q[..., :4] - f[..., :4]) ** 2))
+        box_norm += float(np.sum(weight * f[..., :4] ** 2))
+    return float(np.sqrt(score_diff / max(score_norm, 1e-30)) + np.sqrt(box_diff / max(box_norm, 1e-30)))
 
 
 def _outputs(ort, model_bytes: bytes, batches: list[np.ndarray]) -> list[np.ndarray]:
