@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any, Union, cast
 
 import numpy as np
 
@@ -76,12 +76,17 @@ class SliceSettings:
             raise InvalidInputError(f"match_threshold {self.match_threshold} is outside [0, 1]")
 
     @property
+    def hw(self) -> tuple[int, int]:
+        """(height, width) of a window: ``size`` as it is after the check."""
+        return cast("tuple[int, int]", self.size)
+
+    @property
     def height(self) -> int:
-        return self.size[0]  # type: ignore[index]
+        return self.hw[0]
 
     @property
     def width(self) -> int:
-        return self.size[1]  # type: ignore[index]
+        return self.hw[1]
 
 
 @dataclasses.dataclass
@@ -143,13 +148,13 @@ class SlicedPipeline(BatchPipeline):
     def layout(self, image_hw: tuple[int, int]) -> list[tuple[int, int, int, int]]:
         """The slice windows of an image of ``image_hw`` (height, width); more than
         :data:`MAX_WINDOWS` are refused in one line (an overlap near 1 gives millions)."""
-        count = count_windows(image_hw[0], image_hw[1], self.slices.size, self.slices.overlap)  # type: ignore[arg-type]
+        count = count_windows(image_hw[0], image_hw[1], self.slices.hw, self.slices.overlap)
         if count > MAX_WINDOWS:
             raise InvalidInputError(
                 f"{self.slices.height}x{self.slices.width} slices with overlap {self.slices.overlap} cut a "
                 f"{image_hw[0]}x{image_hw[1]} image into {count} windows (at most {MAX_WINDOWS}): use larger slices "
                 "or a smaller overlap")
-        windows = slice_windows(image_hw[0], image_hw[1], self.slices.size, self.slices.overlap)  # type: ignore[arg-type]
+        windows = slice_windows(image_hw[0], image_hw[1], self.slices.hw, self.slices.overlap)
         if len(windows) == 1 and not self._noted_small:
             self._noted_small = True
             log.warning("note: a %dx%d image fits in one %dx%d slice: it is detected as a whole, as without slicing "
@@ -223,7 +228,7 @@ class SlicedPipeline(BatchPipeline):
         """A view that decodes every input down to ``conf`` for a tracker, and merges this pipeline's
         own answer (its conf, its max_det per input) apart from the rest: a low box merged into an
         answer box would grow it, so the tracked boxes would not be ``det(image)``'s."""
-        return self.with_settings(conf=conf, max_det=max_det, answer=(self.conf, self.max_det))  # type: ignore[return-value]
+        return cast(SlicedPipeline, self.with_settings(conf=conf, max_det=max_det, answer=(self.conf, self.max_det)))
 
     def lookahead_batches(self, prefetch: int) -> int:
         """One: a frame is already many model inputs (a 4K frame at 416 is 85), letterboxed chunk by
