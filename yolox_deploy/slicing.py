@@ -1,6 +1,7 @@
 """Sliced inference (SAHI's method): each image is cut into overlapping windows, every window
-(plus, optionally, the whole image) is letterboxed to the model input, the windows of an image
-and of several images go to the backend in batches, and the detections are shifted back to
+(plus, optionally, the whole image) is letterboxed to the model input a chunk at a time, the
+windows of an image and of several images go to the backend in batches, and the detections are
+shifted back to
 original-image pixels and merged by the shared kernel (:mod:`yolox_deploy.processing.merge`).
 
 :class:`SlicedPipeline` is a :class:`~yolox_deploy.pipeline.BatchPipeline` whose ``prepare``
@@ -127,9 +128,10 @@ class SliceInputs:
 
 class SlicedPipeline(BatchPipeline):
     """A :class:`BatchPipeline` that slices: ``prepare`` gives all model inputs of one image
-    (:class:`SliceInputs`) and its :class:`SliceLayout`; ``infer`` sends the inputs of one or
-    more images to the backend in chunks of ``batch_size`` (of the model's static batch) and
-    decodes each input's detections; ``postprocess`` merges them per image.
+    (:class:`SliceInputs`, views of its pixels) and its :class:`SliceLayout`; ``infer`` sends
+    the inputs of one or more images to the backend in chunks of :attr:`chunk_size`, each
+    letterboxed just before its call, and decodes each input's detections; ``postprocess``
+    merges them per image.
     ``conf`` and ``max_det`` apply to each input (slice or whole image), as they do to a SAHI
     model's predictions; the merged detections of an image are not capped again."""
 
