@@ -1,8 +1,8 @@
 """Sliced inference (SAHI's method): each image is cut into overlapping windows, every window
 (plus, optionally, the whole image) is letterboxed to the model input a chunk at a time, the
 windows of an image and of several images go to the backend in batches, and the detections are
-shifted back to
-original-image pixels and merged by the shared kernel (:mod:`yolox_deploy.processing.merge`).
+shifted back to original-image pixels and merged by the shared kernel
+(:mod:`yolox_deploy.processing.merge`).
 
 :class:`SlicedPipeline` is a :class:`~yolox_deploy.pipeline.BatchPipeline` whose ``prepare``
 gives all the inputs of one image and whose ``postprocess`` gives that image's merged
