@@ -100,6 +100,8 @@ def test_export_cli(tiny_checkpoint, tmp_path, capsys):
     (("yolox-export", "--to", "onnx", "--weights", "{tmp}/empty.jpg"), "not a readable PyTorch checkpoint"),
     (("yolox-export", "--to", "tflite", "--model-name", "yolox-nano"), "no exporter for --to 'tflite'"),
     (("yolox-eval", "--model", "{onnx}", "--images", "{tmp}", "--ann", "{tmp}/none.json"), "annotation file not found"),
+    (("yolox-eval", "--model", "{onnx}", "--images", "{tmp}", "--ann", "{tmp}/notes.txt", "--batch-size", "0"),
+     "--batch-size must be >= 1, got 0"),
     (("yolox-eval", "--model", "{onnx}", "--images", "{tmp}", "--ann", "{tmp}/notes.txt"),
      "notes.txt is not valid JSON"),
     (("yolox-eval", "--model", "{onnx}", "--images", "{tmp}", "--ann", "{tmp}/deploy.json"),

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from ..detector import Detector
+from ..errors import InvalidInputError
 from ..evaluation import evaluate_coco
 from ..runtimes import load_backend
 from .common import add_model_args, add_slice_args, backend_options, run, slice_settings
@@ -38,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    if args.batch_size is not None and args.batch_size < 1:
+        raise InvalidInputError(f"--batch-size must be >= 1, got {args.batch_size}")
     backend = load_backend(args.model, args.backend, args.device, **backend_options(args))
     if backend.end_to_end:  # thresholds live in the graph: the defaults are the baked ones
         settings = dict(conf=args.conf, iou=args.iou, max_det="model" if args.max_det is None else args.max_det)
