@@ -171,20 +171,22 @@ void in_bands(int height, int threads, Rows&& rows) {
     }
     const int band = (height + threads - 1) / threads;
     std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
+    auto run_band = [&](int t) {
+        try {
+            rows(t * band, std::min(height, (t + 1) * band));
+        } catch (...) {
+            errors[static_cast<size_t>(t)] = std::current_exception();
+        }
+    };
     std::vector<std::thread> workers;
-    for (int t = 1; t < threads; ++t)
-        workers.emplace_back([&, t] {
-            try {
-                rows(t * band, std::min(height, (t + 1) * band));
-            } catch (...) {
-                errors[static_cast<size_t>(t)] = std::current_exception();
-            }
-        });
+    int launched = 1;  // bands [1, launched) run on workers; band 0 and any a worker could not take, here
     try {
-        rows(0, std::min(height, band));
-    } catch (...) {
-        errors[0] = std::current_exception();
+        workers.reserve(static_cast<size_t>(threads - 1));
+        for (; launched < threads; ++launched) workers.emplace_back(run_band, launched);
+    } catch (...) {  // no thread to be had (std::system_error) or no memory: the rest run on this thread
     }
+    run_band(0);
+    for (int t = launched; t < threads; ++t) run_band(t);
     for (auto& worker : workers) worker.join();
     for (const auto& error : errors)
         if (error) std::rethrow_exception(error);

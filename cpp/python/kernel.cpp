@@ -1,6 +1,8 @@
 // yolox_deploy.processing._kernel: the pybind11 binding of the shared core (cpp/core), the same
 // sources the C++ library compiles. Only argument conversion lives here; the GIL is released
 // around the work.
+#include <climits>
+
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -33,7 +35,12 @@ FloatArray as_float_array(const py::handle& obj) {
         fail("model output has dtype " + std::string(py::str(arr.dtype())) + "; expected floating point");
     if (arr.ndim() != 3)
         fail("model output must have rank 3 [batch, anchors, 5 + num_classes], got rank " + std::to_string(arr.ndim()));
-    return FloatArray::ensure(obj);
+    FloatArray converted = FloatArray::ensure(obj);
+    if (!converted) {  // ensure() returns a null array (and sets a Python error) when it cannot convert
+        PyErr_Clear();
+        fail("model output cannot be converted to float32");
+    }
+    return converted;
 }
 
 py::tuple to_arrays(const std::vector<core::Detection>& kept) {
@@ -142,11 +149,17 @@ struct PixelSource {
 PixelSource pixel_source(const py::array& image) {
     if (!image.dtype().is(py::dtype::of<std::uint8_t>()) || image.ndim() != 3 || image.shape(2) != 3)
         fail("image must be a uint8 HxWx3 array");
+    if (image.shape(0) > INT_MAX || image.shape(1) > INT_MAX / 3)
+        fail("image is too large (" + std::to_string(image.shape(0)) + "x" + std::to_string(image.shape(1)) + " pixels)");
     if (image.strides(2) == 1 && image.strides(1) == 3 && row_stride(image) >= 3 * image.shape(1)) {
         return {image, core::ImageView{static_cast<const std::uint8_t*>(image.data()), static_cast<int>(image.shape(0)),
                                        static_cast<int>(image.shape(1)), row_stride(image)}};
     }
     Pixels copy = Pixels::ensure(image);
+    if (!copy) {
+        PyErr_Clear();
+        fail("image cannot be copied into a contiguous uint8 HxWx3 array");
+    }
     return {copy, image_view(copy)};
 }
 

@@ -16,6 +16,7 @@ namespace yolox_deploy::detail {
 struct BackendOptions {
     int threads = 0;            // 0: the runtime's default
     std::string precision = "fp32";  // the arithmetic to state to the runtime
+    bool spinning = false;      // ONNX Runtime: intra-op threads keep spinning between runs
 };
 
 // What one backend call returns: the raw head [B, N, 5 + C], or an end-to-end model's detections.
@@ -71,6 +72,10 @@ const std::vector<BackendEntry>& backend_entries();
 // num_dets (in 0..M); a one-line ModelFileError naming `model` otherwise.
 void check_end_to_end(BackendOutput& out, const std::vector<std::int64_t>& box_shape, std::int64_t batch,
                       const std::string& model);
+
+// An end-to-end output's count or class id as int32: a value outside int32 (or NaN) is a
+// ModelFileError naming `model`, never an undefined conversion.
+std::int32_t checked_int32(double value, const std::string& model);
 
 // The first line of a runtime's (often multi-line) error message.
 std::string first_line(const std::string& text);

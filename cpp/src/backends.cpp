@@ -47,6 +47,13 @@ void check_end_to_end(BackendOutput& out, const std::vector<std::int64_t>& box_s
                                  std::to_string(out.max_dets));
 }
 
+std::int32_t checked_int32(double value, const std::string& model) {
+    if (!(value >= -2147483648.0 && value <= 2147483647.0))
+        throw ModelFileError(model + " returned " + std::to_string(value) + " where an integer count or class id "
+                             "belongs (not an end-to-end YOLOX export?)");
+    return static_cast<std::int32_t>(value);
+}
+
 std::string first_line(const std::string& text) {
     size_t start = text.find_first_not_of(" \t\r\n");
     if (start == std::string::npos) return "no message";

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backend.hpp"
+#include "json_text.hpp"
 #include "yolox_deploy/detector.hpp"
 
 namespace fs = std::filesystem;
@@ -31,11 +32,6 @@ const std::map<std::string, std::vector<std::string>> kCompanions = {
     {".xml", {".bin"}}, {".param", {".bin", ".json"}}, {".engine", {".json"}}, {".plan", {".json"}}};
 constexpr long long kMaxThreads = 4096, kMaxBatch = 4096, kMaxDetections = 100000, kMaxSide = 16384;
 
-std::string shown(const json& value) {
-    std::string text = value.dump();
-    return text.size() <= 60 ? text : text.substr(0, 57) + "...";
-}
-
 bool inside(const fs::path& file, const fs::path& root) {
     std::error_code ec;
     const fs::path resolved = fs::weakly_canonical(file, ec);
@@ -50,11 +46,12 @@ class FieldReader {
     FieldReader(std::string path, const json& record) : path_(std::move(path)), record_(record) {}
 
     [[noreturn]] void refuse(const std::string& name, const json& value, const std::string& must_be) const {
-        throw ModelFileError(path_ + ": field '" + name + "' is " + shown(value) + ", it must be " + must_be +
+        throw ModelFileError(path_ + ": field '" + name + "' is " + short_text(value) + ", it must be " + must_be +
                              "; re-run yolox-tune");
     }
 
     const json& at(const std::string& name) const { return record_.at(name); }
+    const std::string& path() const { return path_; }
 
     std::string text(const std::string& name, const json& value) const {
         if (!value.is_string()) refuse(name, value, "a string");
@@ -104,6 +101,17 @@ class FieldReader {
     const json& record_;
 };
 
+// The Python type name of a JSON value, as Python's deploy reader names a non-object record.
+const char* python_type(const json& value) {
+    if (value.is_array()) return "list";
+    if (value.is_string()) return "str";
+    if (value.is_boolean()) return "bool";
+    if (value.is_number_integer() || value.is_number_unsigned()) return "int";
+    if (value.is_number_float()) return "float";
+    if (value.is_null()) return "NoneType";
+    return "dict";
+}
+
 json load_record(const fs::path& folder, const fs::path& path) {
     std::error_code ec;
     if (fs::is_symlink(path, ec) && !inside(path, fs::weakly_canonical(folder)))
@@ -117,15 +125,17 @@ json load_record(const fs::path& folder, const fs::path& path) {
     text << in.rdbuf();
     json record;
     try {
-        record = json::parse(text.str());
-    } catch (const json::exception& e) {
+        record = parse_bounded(text.str());
+    } catch (const std::exception& e) {  // invalid JSON, or nested too deep to show safely
         throw ModelFileError(path.string() + " is not valid JSON (" + first_line(e.what()) + "); re-run yolox-tune");
     }
-    if (!record.is_object() || !record.contains("format") || record["format"] != kFormat)
-        throw ModelFileError(path.string() + " is not a yolox_deploy deployment (format " +
-                             (record.is_object() && record.contains("format") ? shown(record["format"])
-                                                                              : std::string("missing")) +
-                             ", expected '" + kFormat + "')");
+    if (!record.is_object() || !record.contains("format") || record["format"] != kFormat) {
+        const std::string found = !record.is_object()           ? "'" + std::string(python_type(record)) + "'"
+                                  : !record.contains("format") ? std::string("None")
+                                                                : short_text(record["format"]);
+        throw ModelFileError(path.string() + " is not a yolox_deploy deployment (format " + found + ", expected '" +
+                             kFormat + "')");
+    }
     std::string missing;
     for (const std::string& key : kRequired)
         if (!record.contains(key)) missing += (missing.empty() ? "" : ", ") + key;
@@ -136,9 +146,14 @@ json load_record(const fs::path& folder, const fs::path& path) {
 void read_detector_settings(const FieldReader& field, Deployment& d) {
     const json& detector = field.at("detector");
     if (!detector.is_object()) field.refuse("detector", detector, "an object (conf, iou, max_det, class_agnostic)");
+    std::vector<std::string> unknown;
     for (const auto& item : detector.items())
         if (item.key() != "conf" && item.key() != "iou" && item.key() != "max_det" && item.key() != "class_agnostic")
-            field.refuse("detector", detector, "an object with only conf, iou, max_det and class_agnostic");
+            unknown.push_back(item.key());
+    if (!unknown.empty())  // as Python: the first unknown key in sorted order
+        throw ModelFileError(field.path() + ": field 'detector' has an unknown key " +
+                             short_text(*std::min_element(unknown.begin(), unknown.end())) +
+                             "; the detector settings are conf, iou, max_det and class_agnostic; re-run yolox-tune");
     if (detector.contains("conf")) d.conf = field.fraction("detector.conf", detector["conf"]);
     if (detector.contains("iou")) d.iou = field.fraction("detector.iou", detector["iou"]);
     if (detector.contains("max_det")) {
@@ -216,6 +231,11 @@ Deployment read_deployment(const std::string& folder_text) {
         const json& source = record["source"];
         if (!source.is_object()) field.refuse("source", source, "an object (path, sha256)");
         if (source.contains("sha256")) field.text("source.sha256", source["sha256"]);
+    }
+    if (record.contains("spinning") && !record["spinning"].is_null()) {
+        if (!record["spinning"].is_boolean() || d.backend != "onnxruntime")
+            field.refuse("spinning", record["spinning"], "true or false, on an onnxruntime deployment");
+        d.spinning = record["spinning"].get<bool>();
     }
     if (!field.at("machine").is_object()) field.refuse("machine", field.at("machine"), "an object (the machine fingerprint)");
     check_files_inside(folder, model_file, path);

@@ -20,6 +20,7 @@ struct Deployment {
     std::optional<int> max_det;  // -1: all
     std::optional<bool> class_agnostic;
     std::optional<std::pair<int, int>> input_size;
+    std::optional<bool> spinning;  // ONNX Runtime: intra-op threads spin between runs (as measured by yolox-tune)
 };
 
 bool is_deployment_folder(const std::string& path);

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <exception>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "../core/letterbox.hpp"
@@ -16,6 +17,7 @@
 #include "../core/sources.hpp"
 #include "backend.hpp"
 #include "deployment.hpp"
+#include "errors.hpp"
 #include "model_info.hpp"
 
 namespace fs = std::filesystem;
@@ -80,6 +82,9 @@ std::unique_ptr<Backend> open_backend(const std::string& name, const std::string
 
 std::pair<int, int> checked_input_size(std::pair<int, int> size, int multiple) {
     const auto [h, w] = size;
+    if (h > detail::kMaxInputSide || w > detail::kMaxInputSide)
+        throw InvalidInputError("input size " + std::to_string(h) + "x" + std::to_string(w) + " is over the largest "
+                                "side of " + std::to_string(detail::kMaxInputSide) + "; use e.g. 640x640");
     if (h <= 0 || w <= 0 || h % multiple != 0 || w % multiple != 0) {
         const auto nearest = [multiple](int v) {
             return std::max(multiple, static_cast<int>(std::lround(static_cast<double>(v) / multiple)) * multiple);
@@ -151,11 +156,30 @@ double elapsed_ms(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-struct Detector::Impl {
+// hidden: a nested class takes the visibility of the exported Detector otherwise
+struct __attribute__((visibility("hidden"))) Detector::Impl {
     ModelInfo info;
     std::unique_ptr<Backend> backend;
     detail::EndToEndSettings baked;
     int static_batch = 0;  // > 0: the model's fixed batch
+
+    static std::unique_ptr<Impl> open(const std::string& model, const DetectorOptions& options);
+    std::vector<std::vector<Detection>> run_batches(const std::vector<cv::Mat>& images, StageTimes* times) const;
+
+    // Checks and sets the thresholds; an end-to-end graph refuses what it cannot honour (iou and
+    // class_agnostic only where `explicit_iou` / `explicit_agnostic`: a default is the graph's own).
+    void apply(const Thresholds& t, bool explicit_iou, bool explicit_agnostic) {
+        if (!(t.conf >= 0 && t.conf <= 1) || !(t.iou >= 0 && t.iou <= 1))
+            throw InvalidInputError("conf and iou must be in [0, 1], got conf=" + format_number(t.conf) +
+                                    ", iou=" + format_number(t.iou));
+        if (t.max_det == 0 || t.max_det < -1)
+            throw InvalidInputError("max_det must be >= 1, or -1 for all, got " + std::to_string(t.max_det));
+        if (info.end_to_end)
+            check_against_baked(baked, t.conf, explicit_iou ? std::optional<float>(t.iou) : std::nullopt, t.max_det,
+                                explicit_agnostic ? std::optional<bool>(t.class_agnostic) : std::nullopt,
+                                fs::path(info.path).filename().string());
+        info.conf = t.conf, info.iou = t.iou, info.max_det = t.max_det, info.class_agnostic = t.class_agnostic;
+    }
 
     const std::vector<std::string>& names_for(std::int64_t num_classes) const {
         if (info.class_names.empty()) return detail::default_class_names(num_classes);
@@ -165,15 +189,40 @@ struct Detector::Impl {
         return info.class_names;
     }
 
-    // Letterboxes `images` into a batch of n (padded with copies of the last image) of `per_image`
-    // values of T each, in one buffer per calling thread, reused: a fresh allocation would cost the
-    // kernel's page zeroing on every call (about as much as the letterbox itself).
+    // Network-input buffers, reused across calls (a fresh allocation would cost the kernel's page
+    // zeroing on every call, about as much as the letterbox itself); each call leases one, at most
+    // kMaxIdleBuffers wait between calls, and all go with the Detector.
+    static constexpr size_t kMaxIdleBuffers = 4;
+    mutable std::mutex buffers_mutex;
+    mutable std::vector<std::vector<float>> idle_buffers;
+
+    struct BufferLease {
+        const Impl& owner;
+        std::vector<float> buffer;
+        BufferLease(const Impl& impl, size_t bytes) : owner(impl) {
+            {
+                std::lock_guard<std::mutex> lock(owner.buffers_mutex);
+                if (!owner.idle_buffers.empty()) {
+                    buffer = std::move(owner.idle_buffers.back());
+                    owner.idle_buffers.pop_back();
+                }
+            }
+            const size_t floats = (bytes + sizeof(float) - 1) / sizeof(float);
+            if (buffer.size() < floats) buffer.resize(floats);
+        }
+        ~BufferLease() {
+            std::lock_guard<std::mutex> lock(owner.buffers_mutex);
+            if (owner.idle_buffers.size() < kMaxIdleBuffers) owner.idle_buffers.push_back(std::move(buffer));
+        }
+        BufferLease(const BufferLease&) = delete;
+        BufferLease& operator=(const BufferLease&) = delete;
+    };
+
+    // Letterboxes `images` into `batch`: n images (padded with copies of the last) of `per_image`
+    // values of T each.
     template <typename T, typename Letterbox>
-    static T* letterboxed_batch(const std::vector<cv::Mat>& images, size_t n, size_t per_image, Letterbox&& letterbox,
-                                std::vector<double>& ratios, std::vector<core::ImageHW>& shapes) {
-        thread_local std::vector<T> buffer;
-        if (buffer.size() < n * per_image) buffer.resize(n * per_image);
-        T* const batch = buffer.data();
+    static void letterbox_batch(const std::vector<cv::Mat>& images, size_t n, size_t per_image, Letterbox&& letterbox,
+                                T* batch, std::vector<double>& ratios, std::vector<core::ImageHW>& shapes) {
         for (size_t i = 0; i < images.size(); ++i) {
             const cv::Mat bgr = as_bgr(images[i]);
             ratios.push_back(letterbox(view_of(bgr), batch + i * per_image).ratio);
@@ -181,7 +230,6 @@ struct Detector::Impl {
         }
         for (size_t i = images.size(); i < n; ++i)
             std::copy_n(batch + (images.size() - 1) * per_image, per_image, batch + i * per_image);
-        return batch;
     }
 
     // Images -> one backend batch: uint8 pixels where the runtime converts them itself (as in
@@ -198,23 +246,26 @@ struct Detector::Impl {
         };
         detail::BackendOutput out;
         if (backend->takes_pixels()) {
-            const std::uint8_t* pixels = letterboxed_batch<std::uint8_t>(
+            BufferLease lease(*this, n * per_image);
+            auto* pixels = reinterpret_cast<std::uint8_t*>(lease.buffer.data());
+            letterbox_batch<std::uint8_t>(
                 images, n, per_image,
                 [&](const core::ImageView& view, std::uint8_t* dst) {
                     return core::letterbox_to_hwc(view, h, w, dst, letterbox_threads());
                 },
-                ratios, shapes);
+                pixels, ratios, shapes);
             stage_done(&StageTimes::preprocess_ms);
             out = backend->infer_pixels(pixels, static_cast<std::int64_t>(n), h, w);
         } else {
-            const float* tensor = letterboxed_batch<float>(
+            BufferLease lease(*this, n * per_image * sizeof(float));
+            letterbox_batch<float>(
                 images, n, per_image,
                 [&](const core::ImageView& view, float* dst) {
                     return core::letterbox_to_chw(view, h, w, dst, letterbox_threads());
                 },
-                ratios, shapes);
+                lease.buffer.data(), ratios, shapes);
             stage_done(&StageTimes::preprocess_ms);
-            out = backend->infer(tensor, static_cast<std::int64_t>(n), h, w);
+            out = backend->infer(lease.buffer.data(), static_cast<std::int64_t>(n), h, w);
         }
         stage_done(&StageTimes::inference_ms);
         auto results = out.end_to_end ? map_end_to_end(out, ratios, shapes) : postprocess(out, ratios, shapes);
@@ -266,7 +317,7 @@ struct Detector::Impl {
                 if (d.class_id < 0 || d.class_id >= static_cast<std::int64_t>(names.size()))
                     throw ModelFileError(fs::path(info.path).filename().string() + " returned class id " +
                                          std::to_string(d.class_id) + " and has " + std::to_string(names.size()) +
-                                         " class names");
+                                         " class names; pass its class names (DetectorOptions::class_names)");
             results.push_back(to_detections(kept, names));
         }
         return results;
@@ -283,8 +334,9 @@ struct Detector::Impl {
     }
 };
 
-Detector::Detector(const std::string& model, const DetectorOptions& options) : impl_(std::make_unique<Impl>()) {
-    ModelInfo& info = impl_->info;
+std::unique_ptr<Detector::Impl> Detector::Impl::open(const std::string& model, const DetectorOptions& options) {
+    auto impl = std::make_unique<Impl>();
+    ModelInfo& info = impl->info;
     std::optional<detail::Deployment> deployment;
     std::string path = model;
     std::error_code ec;
@@ -301,41 +353,44 @@ Detector::Detector(const std::string& model, const DetectorOptions& options) : i
     backend_options.precision = !options.precision.empty() ? options.precision
                                 : deployment ? deployment->arithmetic
                                              : "fp32";
-    if (backend_options.precision != "fp32" && backend_options.precision != "bf16")
-        throw InvalidInputError("precision must be fp32 or bf16, got '" + backend_options.precision + "'");
-    impl_->backend = open_backend(backend, path, backend_options);
+    if (backend_options.precision != "fp32" && backend_options.precision != "bf16" && backend_options.precision != "fp16")
+        throw InvalidInputError("unknown precision '" + backend_options.precision + "'; use one of fp32, bf16, fp16");
+    backend_options.spinning = deployment && deployment->spinning.value_or(false);
+    impl->backend = open_backend(backend, path, backend_options);
     info.path = path;
     info.backend = backend;
-    info.precision = impl_->backend->precision();
+    info.precision = impl->backend->precision();
     info.threads = backend_options.threads;
-    info.end_to_end = impl_->backend->end_to_end();
-    info.pixel_input = impl_->backend->takes_pixels();
-    const detail::ModelMetadata metadata = detail::parse_metadata(impl_->backend->metadata());
+    info.end_to_end = impl->backend->end_to_end();
+    info.pixel_input = impl->backend->takes_pixels();
+    detail::ModelMetadata metadata;
+    try {
+        metadata = detail::parse_metadata(impl->backend->metadata());
+    } catch (const ModelFileError& e) {
+        throw ModelFileError(fs::path(path).filename().string() + ": " + e.what());
+    }
     info.strides = metadata.strides;
-    info.class_names = metadata.class_names;
-    impl_->baked = metadata.end_to_end;
+    info.class_names = !options.class_names.empty() ? options.class_names : metadata.class_names;
+    impl->baked = metadata.end_to_end;
 
     // thresholds: the caller's, else the deployment's, else the model's stored defaults, else 0.25 / 0.45 / 300
-    const float default_conf = deployment && deployment->conf ? *deployment->conf : metadata.conf.value_or(0.25f);
-    const int default_max_det = deployment && deployment->max_det ? *deployment->max_det : metadata.max_det.value_or(300);
+    Thresholds t;
+    t.conf = options.conf ? *options.conf : deployment && deployment->conf ? *deployment->conf : metadata.conf.value_or(0.25f);
+    t.max_det = options.max_det ? *options.max_det
+                : deployment && deployment->max_det ? *deployment->max_det
+                                                    : metadata.max_det.value_or(300);
+    t.iou = options.iou ? *options.iou : deployment && deployment->iou ? *deployment->iou : metadata.iou.value_or(0.45f);
     std::optional<bool> agnostic = options.class_agnostic;
     if (!agnostic && deployment) agnostic = deployment->class_agnostic;
+    t.class_agnostic = agnostic.value_or(impl->baked.agnostic.value_or(false));
+    // an end-to-end graph is checked against what was asked for explicitly (an iou or agnostic left
+    // at its default is the graph's own)
     const std::string name = fs::path(path).filename().string();
-    if (info.end_to_end)
-        check_against_baked(impl_->baked, options.conf.value_or(default_conf), options.iou,
-                            options.max_det.value_or(default_max_det), agnostic, name);
-    info.conf = options.conf.value_or(default_conf);
-    info.iou = options.iou ? *options.iou : deployment && deployment->iou ? *deployment->iou : metadata.iou.value_or(0.45f);
-    info.max_det = options.max_det.value_or(default_max_det);
-    if (!(info.conf >= 0 && info.conf <= 1) || !(info.iou >= 0 && info.iou <= 1))
-        throw InvalidInputError("conf and iou must be in [0, 1], got conf=" + format_number(info.conf) +
-                                ", iou=" + format_number(info.iou));
-    if (info.max_det == 0 || info.max_det < -1)
-        throw InvalidInputError("max_det must be >= 1, or -1 for all, got " + std::to_string(info.max_det));
-    info.class_agnostic = agnostic.value_or(impl_->baked.agnostic.value_or(false));
+    info.path = path;
+    impl->apply(t, options.iou.has_value(), agnostic.has_value());
     info.clip_boxes = options.clip_boxes;
 
-    const auto shape = impl_->backend->input_shape();
+    const auto shape = impl->backend->input_shape();
     std::optional<std::pair<int, int>> requested = options.input_size;
     if (!requested && deployment) requested = deployment->input_size;
     std::pair<int, int> size;
@@ -355,11 +410,28 @@ Detector::Detector(const std::string& model, const DetectorOptions& options) : i
                                 "input size (height, width)");
     }
     info.input_size = checked_input_size(size, *std::max_element(info.strides.begin(), info.strides.end()));
-    impl_->static_batch = shape[0] > 0 ? static_cast<int>(shape[0]) : 0;
-    info.batch_size = impl_->static_batch > 0 ? impl_->static_batch
+    impl->static_batch = shape[0] > 0 ? static_cast<int>(shape[0]) : 0;
+    if (options.batch_size < 0 || options.batch_size > kMaxBatchSize)
+        throw InvalidInputError("batch size " + std::to_string(options.batch_size) + " is outside [1, " +
+                                std::to_string(kMaxBatchSize) + "] (0: the deployment's, else 1)");
+    info.batch_size = impl->static_batch > 0 ? impl->static_batch
                       : options.batch_size > 0 ? options.batch_size
                       : deployment ? deployment->batch
                                    : 1;
+    return impl;
+}
+
+Detector::Detector(const std::string& model, const DetectorOptions& options)
+    : impl_(detail::translated("opening " + model, [&] { return Impl::open(model, options); })) {}
+
+Thresholds Detector::thresholds() const {
+    const ModelInfo& info = impl_->info;
+    return Thresholds{info.conf, info.iou, info.max_det, info.class_agnostic};
+}
+
+void Detector::set_thresholds(const Thresholds& thresholds) {
+    const ModelInfo& info = impl_->info;
+    impl_->apply(thresholds, thresholds.iou != info.iou, thresholds.class_agnostic != info.class_agnostic);
 }
 
 Detector::~Detector() = default;
@@ -369,27 +441,33 @@ Detector& Detector::operator=(Detector&&) noexcept = default;
 const ModelInfo& Detector::info() const { return impl_->info; }
 
 std::vector<Detection> Detector::detect(const cv::Mat& image, StageTimes* times) const {
-    return impl_->run_batch({image}, times).front();
+    return detail::translated("detecting", [&] { return impl_->run_batch({image}, times).front(); });
 }
 
 std::vector<std::vector<Detection>> Detector::detect(const std::vector<cv::Mat>& images, StageTimes* times) const {
+    return detail::translated("detecting", [&] { return impl_->run_batches(images, times); });
+}
+
+std::vector<std::vector<Detection>> Detector::Impl::run_batches(const std::vector<cv::Mat>& images,
+                                                                StageTimes* times) const {
     std::vector<std::vector<Detection>> results;
-    const size_t step = static_cast<size_t>(std::max(1, impl_->info.batch_size));
+    const size_t step = static_cast<size_t>(std::max(1, info.batch_size));
     for (size_t start = 0; start < images.size(); start += step) {
         const std::vector<cv::Mat> group(images.begin() + static_cast<std::ptrdiff_t>(start),
                                          images.begin() + static_cast<std::ptrdiff_t>(std::min(images.size(), start + step)));
-        for (auto& r : impl_->run_batch(group, times)) results.push_back(std::move(r));
+        for (auto& r : run_batch(group, times)) results.push_back(std::move(r));
     }
     return results;
 }
 
 std::pair<std::vector<float>, double> Detector::letterbox(const cv::Mat& image) const {
-    const cv::Mat bgr = as_bgr(image);
-    const auto [h, w] = impl_->info.input_size;
-    std::vector<float> tensor(static_cast<size_t>(3) * h * w);
-    const core::ImageView view{bgr.ptr<std::uint8_t>(0), bgr.rows, bgr.cols, static_cast<std::ptrdiff_t>(bgr.step[0])};
-    const double ratio = core::letterbox_to_chw(view, h, w, tensor.data(), letterbox_threads()).ratio;
-    return {std::move(tensor), ratio};
+    return detail::translated("letterboxing", [&] {
+        const cv::Mat bgr = as_bgr(image);
+        const auto [h, w] = impl_->info.input_size;
+        std::vector<float> tensor(static_cast<size_t>(3) * h * w);
+        const double ratio = core::letterbox_to_chw(view_of(bgr), h, w, tensor.data(), letterbox_threads()).ratio;
+        return std::make_pair(std::move(tensor), ratio);
+    });
 }
 
 std::vector<std::string> compiled_backends() {

@@ -12,6 +12,9 @@
 
 namespace yolox_deploy::detail {
 
+inline constexpr int kMaxStride = 4096;
+inline constexpr int kMaxInputSide = 16384;  // as deploy.json's model.input_size (MAX_SIDE in Python)
+
 struct EndToEndSettings {  // what an end-to-end graph baked in (yolox-export --nms)
     std::optional<float> conf, iou;
     std::optional<int> max_det;
@@ -27,6 +30,7 @@ struct ModelMetadata {
     EndToEndSettings end_to_end;
 };
 
+// Throws ModelFileError for strides or an input size that cannot be right (0, negative, huge).
 ModelMetadata parse_metadata(const std::map<std::string, std::string>& props);
 
 // COCO names for an 80-class head, otherwise class0, class1, ... (those are the calling thread's own

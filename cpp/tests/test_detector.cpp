@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -88,6 +89,38 @@ void check_merge() {
                                                   round % 3 == 0).size() <= static_cast<size_t>(n);
     }
     check(bounded, "merge: random detections merge into at most as many");
+    // NMS keeps input boxes only, and no two kept boxes of one class overlap above the threshold
+    bool nms_holds = true;
+    for (int round = 0; round < 50; ++round) {
+        const int n = 1 + static_cast<int>(rng() % 200);
+        std::vector<double> xyxy(4 * n), s(n);
+        std::vector<std::int64_t> c(n);
+        for (int i = 0; i < n; ++i) {
+            xyxy[4 * i] = coord(rng), xyxy[4 * i + 1] = coord(rng);
+            xyxy[4 * i + 2] = xyxy[4 * i] + 1 + side(rng), xyxy[4 * i + 3] = xyxy[4 * i + 1] + 1 + side(rng);
+            s[i] = score(rng), c[i] = static_cast<std::int64_t>(rng() % 3);
+        }
+        const bool agnostic = round % 2;
+        const auto kept = core::merge_detections(xyxy.data(), s.data(), c.data(), n, core::MergeKind::nms,
+                                                 core::MatchKind::iou, 0.5, agnostic, false);
+        nms_holds &= !kept.empty();
+        for (size_t a = 0; a < kept.size(); ++a) {
+            bool found = false;
+            for (int i = 0; i < n && !found; ++i)
+                found = kept[a].x1 == xyxy[4 * i] && kept[a].y1 == xyxy[4 * i + 1] && kept[a].x2 == xyxy[4 * i + 2] &&
+                        kept[a].y2 == xyxy[4 * i + 3] && kept[a].score == s[i] && kept[a].class_id == c[i];
+            nms_holds &= found;
+            for (size_t b = a + 1; b < kept.size(); ++b) {
+                if (!agnostic && kept[a].class_id != kept[b].class_id) continue;
+                const double iw = std::max(0.0, std::min(kept[a].x2, kept[b].x2) - std::max(kept[a].x1, kept[b].x1));
+                const double ih = std::max(0.0, std::min(kept[a].y2, kept[b].y2) - std::max(kept[a].y1, kept[b].y1));
+                const double area = [](const core::Merged& m) { return (m.x2 - m.x1) * (m.y2 - m.y1); }(kept[a]) +
+                                    (kept[b].x2 - kept[b].x1) * (kept[b].y2 - kept[b].y1);
+                nms_holds &= iw * ih / (area - iw * ih) <= 0.5 + 1e-6;
+            }
+        }
+    }
+    check(nms_holds, "merge: NMS keeps input boxes, none overlapping another of its class above the threshold");
     double nan_boxes[12];
     std::copy(boxes, boxes + 12, nan_boxes);
     nan_boxes[5] = std::numeric_limits<double>::quiet_NaN();
@@ -109,6 +142,10 @@ int main(int argc, char** argv) {
     for (const auto& entry : fs::directory_iterator(argv[2]))
         if (entry.path().extension() == ".jpg") paths.push_back(entry.path().string());
     std::sort(paths.begin(), paths.end());
+    if (paths.size() < 2) {
+        std::cout << "FAILED: " << argv[2] << " holds " << paths.size() << " .jpg images; the checks need 2 or more\n";
+        return 1;
+    }
     paths.resize(std::min<size_t>(paths.size(), 12));
     std::vector<cv::Mat> images;
     for (const auto& p : paths) images.push_back(yolox_deploy::read_image(p));
@@ -162,13 +199,75 @@ int main(int argc, char** argv) {
     cv::Mat bgra;
     cv::cvtColor(images[0], gray, cv::COLOR_BGR2GRAY);
     cv::cvtColor(images[0], bgra, cv::COLOR_BGR2BGRA);
+    // its BGR copy made by hand (three equal planes), not by the conversion under test
     cv::Mat gray_bgr;
-    cv::cvtColor(gray, gray_bgr, cv::COLOR_GRAY2BGR);
-    check(same(detector.detect(gray), detector.detect(gray_bgr)), "a gray image gives the answers of its BGR copy");
+    cv::merge(std::vector<cv::Mat>{gray, gray, gray}, gray_bgr);
+    check(detector.letterbox(gray).first == detector.letterbox(gray_bgr).first &&
+              same(detector.detect(gray), detector.detect(gray_bgr)),
+          "a gray image gives the input and answers of its three-plane BGR copy");
+    check(!same(detector.detect(gray), serial[0]) || serial[0].empty(), "a gray image is not its colour original");
     check(same(detector.detect(bgra), serial[0]), "a BGRA image gives its BGR answers");
     // a view into a larger image (rows with padding) gives the answers of a copy
     const cv::Mat roi = images[1](cv::Rect(3, 5, images[1].cols - 10, images[1].rows - 9));
     check(same(detector.detect(roi), detector.detect(roi.clone())), "a ROI view gives the answers of its copy");
+
+    // thresholds change without reloading, and are checked
+    {
+        yolox_deploy::Detector tunable(model);
+        const auto before = tunable.detect(images[0]);
+        yolox_deploy::Thresholds strict = tunable.thresholds();
+        strict.conf = 0.6f, strict.max_det = 1;
+        tunable.set_thresholds(strict);
+        const auto after = tunable.detect(images[0]);
+        bool subset = after.size() <= 1;
+        for (const auto& d : after) subset &= d.score >= 0.6f;
+        check(subset && (before.empty() || before[0].score < 0.6f || (!after.empty() && after[0].score == before[0].score)),
+              "set_thresholds: conf 0.6 and max_det 1 apply on the next detect()");
+        yolox_deploy::Thresholds bad = strict;
+        bad.iou = 1.5f;
+        expect_error<yolox_deploy::InvalidInputError>([&] { tunable.set_thresholds(bad); }, "set_thresholds: iou > 1");
+        check(tunable.thresholds().iou == strict.iou, "a refused set_thresholds changes nothing");
+    }
+    // class names given by the caller replace the metadata's; a wrong count is one line
+    {
+        yolox_deploy::DetectorOptions named;
+        for (int c = 0; c < 80; ++c) named.class_names.push_back("thing" + std::to_string(c));
+        const auto renamed = yolox_deploy::Detector(model, named).detect(images[0]);
+        bool same_boxes = renamed.size() == serial[0].size();
+        for (size_t i = 0; same_boxes && i < renamed.size(); ++i)
+            same_boxes = renamed[i].class_name == "thing" + std::to_string(renamed[i].class_id) &&
+                         renamed[i].score == serial[0][i].score;
+        check(same_boxes, "DetectorOptions::class_names names the classes");
+        named.class_names.resize(3);
+        expect_error<yolox_deploy::InvalidInputError>([&] { yolox_deploy::Detector(model, named).detect(images[0]); },
+                                                      "3 class names for an 80-class model");
+    }
+    // batches of 2..8 (dynamic-batch models): the answers of single images, to the tolerances of the parity tests
+    if (detector.info().batch_size == 1 && model.find("dynamic") != std::string::npos) {
+        bool batches_hold = true;
+        for (int b = 2; b <= 8; ++b) {
+            yolox_deploy::DetectorOptions options;
+            options.batch_size = b;
+            const yolox_deploy::Detector batched_detector(model, options);
+            const auto answers = batched_detector.detect(images);
+            batches_hold &= answers.size() == serial.size();
+            for (size_t i = 0; batches_hold && i < serial.size(); ++i) {
+                batches_hold &= answers[i].size() == serial[i].size();
+                for (size_t k = 0; batches_hold && k < serial[i].size(); ++k)
+                    batches_hold &= answers[i][k].class_id == serial[i][k].class_id &&
+                                    std::fabs(answers[i][k].score - serial[i][k].score) <= 1e-5f &&
+                                    std::fabs(answers[i][k].x1 - serial[i][k].x1) <= 1e-3f &&
+                                    std::fabs(answers[i][k].y2 - serial[i][k].y2) <= 1e-3f;
+            }
+        }
+        check(batches_hold, "batches of 2..8 (the last padded) give the single-image answers");
+    }
+    yolox_deploy::DetectorOptions huge_batch;
+    huge_batch.batch_size = 100000;
+    expect_error<yolox_deploy::InvalidInputError>([&] { yolox_deploy::Detector(model, huge_batch); }, "batch size 100000");
+    yolox_deploy::DetectorOptions huge_size;
+    huge_size.input_size = std::make_pair(1 << 20, 1 << 20);
+    expect_error<yolox_deploy::InvalidInputError>([&] { yolox_deploy::Detector(model, huge_size); }, "input size 2^20");
 
     check_merge();
 

@@ -33,6 +33,7 @@ const char* const kUsage =
     "  --model MODEL      an .onnx file, an OpenVINO .xml, or a yolox-tune deployment folder\n"
     "  --json OUT         where the detections go (yolox-detect's detections.json fields)\n"
     "  --max-det K        detections kept per image (-1: all)\n"
+    "  --batch-size B     images per backend call (dynamic-batch models; default: the deployment's, else 1)\n"
     "  --save-input DIR   also write each letterboxed input as raw float32 [3, H, W] (DIR/NAME.f32)\n"
     "  --repeat R         run each image R times (benchmarks); --timings FILE writes per-stage times\n"
     "  --version          the library version, compiled backends and core sources' SHA-256\n";
@@ -102,6 +103,7 @@ Arguments parse(int argc, char** argv) {
     if (a.sources.empty()) throw UsageError("give at least one image or folder");
     if (a.repeat < 1) throw UsageError("--repeat must be >= 1");
     if (a.options.threads < 0) throw UsageError("--threads must be >= 0");
+    if (a.options.batch_size < 0) throw UsageError("--batch-size must be >= 1");
     return a;
 }
 
@@ -177,6 +179,12 @@ double median(std::vector<double> values) {
     return n == 0 ? 0 : n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
+// One image per file, or nothing (reported on stderr) where it cannot be read among several.
+struct Loaded {
+    std::string path;
+    cv::Mat image;
+};
+
 int run(const Arguments& args) {
     const std::vector<std::string> files = expand_sources(args.sources);
     const yolox_deploy::Detector detector(args.model, args.options);
@@ -184,28 +192,37 @@ int run(const Arguments& args) {
     ordered_json results = ordered_json::object();
     std::vector<double> pre, infer, post, total;
     int failures = 0;
-    for (const std::string& path : files) {
-        cv::Mat image;
-        try {
-            image = yolox_deploy::read_image(path);
-        } catch (const yolox_deploy::InvalidInputError& e) {
-            if (files.size() == 1) throw;
-            std::cerr << kProgram << ": error: " << e.what() << "\n";
-            ++failures;
-            continue;
+    // images go to the Detector in groups of its batch size (one backend call each)
+    const size_t group = static_cast<size_t>(std::max(1, detector.info().batch_size));
+    for (size_t first = 0; first < files.size(); first += group) {
+        std::vector<Loaded> loaded;
+        for (size_t i = first; i < std::min(files.size(), first + group); ++i) {
+            try {
+                loaded.push_back({files[i], yolox_deploy::read_image(files[i])});
+            } catch (const yolox_deploy::InvalidInputError& e) {
+                if (files.size() == 1) throw;
+                std::cerr << kProgram << ": error: " << e.what() << "\n";
+                ++failures;
+            }
         }
-        std::vector<yolox_deploy::Detection> detections;
+        if (loaded.empty()) continue;
+        std::vector<cv::Mat> images;
+        for (const Loaded& l : loaded) images.push_back(l.image);
+        std::vector<std::vector<yolox_deploy::Detection>> detections;
         for (int r = 0; r < args.repeat; ++r) {
             yolox_deploy::StageTimes times;
             const auto start = std::chrono::steady_clock::now();
-            detections = detector.detect(image, &times);
+            detections = detector.detect(images, &times);
             total.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
             pre.push_back(times.preprocess_ms), infer.push_back(times.inference_ms), post.push_back(times.postprocess_ms);
         }
-        if (!args.save_input.empty()) save_input(detector, image, args.save_input, path);
-        results[path] = to_json(detections, image);
+        for (size_t i = 0; i < loaded.size(); ++i) {
+            if (!args.save_input.empty()) save_input(detector, loaded[i].image, args.save_input, loaded[i].path);
+            results[loaded[i].path] = to_json(detections[i], loaded[i].image);
+        }
     }
-    write_text(args.json_out, results.dump(1) + "\n");
+    // a file name that is not UTF-8 is written with U+FFFD in place of its bad bytes (JSON is UTF-8)
+    write_text(args.json_out, results.dump(1, ' ', false, ordered_json::error_handler_t::replace) + "\n");
     if (!args.timings_out.empty()) {
         const auto& info = detector.info();
         ordered_json timings = {{"backend", info.backend}, {"precision", info.precision}, {"threads", info.threads},
@@ -214,7 +231,7 @@ int run(const Arguments& args) {
                                 {"runs", total.size()}, {"median_ms", {{"preprocess", median(pre)}, {"inference", median(infer)},
                                 {"postprocess", median(post)}, {"total", median(total)}}},
                                 {"runs_ms", {{"preprocess", pre}, {"inference", infer}, {"postprocess", post}, {"total", total}}}};
-        write_text(args.timings_out, timings.dump(1) + "\n");
+        write_text(args.timings_out, timings.dump(1, ' ', false, ordered_json::error_handler_t::replace) + "\n");
     }
     std::cout << "wrote detections of " << results.size() << " image(s) to " << args.json_out << "\n";
     return failures ? 1 : 0;

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hostile_deploy_cases import CPP_MESSAGES, HOSTILE, hostile_folder  # tests/: the Python reader's corpus
 
 BUILD = Path(os.environ["YOLOX_DEPLOY_CPP_BUILD"]) if os.environ.get("YOLOX_DEPLOY_CPP_BUILD") else None
 MODELS = Path(os.environ.get("YOLOX_DEPLOY_CPP_MODELS", "/nonexistent"))
@@ -207,7 +208,9 @@ def test_detections_equal_python(outputs, assets, case, settings_name):
                {"images": len(cpp), "detections": count, "max_box_diff_px": worst_box, "max_score_diff": worst_score})
 
 
-def coco_map(records: dict[str, dict[str, Any]], ann: Path) -> float:
+def coco_map(records: dict[str, dict[str, Any]], ann: Path) -> tuple[float, int]:
+    """mAP50:95 over the images the annotations name (as yolox-eval scores a folder), and how many
+    images were left out for having no annotation entry."""
     from yolox_deploy.coco import default_class_names
     from yolox_deploy.detections import Detections
     from yolox_deploy.evaluation import coco_box_stats, coco_from_dict
@@ -217,14 +220,16 @@ def coco_map(records: dict[str, dict[str, Any]], ann: Path) -> float:
     ids = {image["file_name"]: image["id"] for image in dataset["images"]}
     categories = sorted(coco.getCatIds())
     results = []
-    for key, item in records.items():
+    annotated = {key: item for key, item in records.items() if Path(key).name in ids}
+    assert annotated, f"none of the {len(records)} images is named in {ann}"
+    for key, item in annotated.items():
         d = item["detections"]
         detections = Detections.from_arrays(np.array([x["box_xyxy"] for x in d], np.float32).reshape(-1, 4),
                                             np.array([x["score"] for x in d], np.float32),
                                             np.array([x["class_id"] for x in d], np.int64),
                                             default_class_names(80), tuple(item["image_size"]))
         results.extend(detections.to_coco(ids[Path(key).name], categories))
-    return float(coco_box_stats(coco, results)["mAP50_95"])
+    return float(coco_box_stats(coco, results)["mAP50_95"]), len(records) - len(annotated)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c != "end-to-end"] + ["end-to-end"])
@@ -239,9 +244,10 @@ def test_coco_map_equals_python(outputs, assets, case):
             continue
         cpp = outputs[(case, settings_name, set_name)]
         python = {key: {**detector(key).to_dict()} for key in cpp}
-        cpp_map, python_map = coco_map(cpp, ann), coco_map(python, ann)
+        (cpp_map, left_out), (python_map, _) = coco_map(cpp, ann), coco_map(python, ann)
         assert abs(cpp_map - python_map) <= MAP_TOLERANCE, f"{case}: C++ mAP {cpp_map}, Python {python_map}"
-        record(f"map/{set_name}/{case}", {"cpp": cpp_map, "python": python_map})
+        record(f"map/{set_name}/{case}", {"cpp": cpp_map, "python": python_map, "images_scored": len(cpp) - left_out,
+                                          "images_without_annotations": left_out})
 
 
 def write_deployment(folder: Path, model: Path, **fields: Any) -> Path:
@@ -400,3 +406,179 @@ def test_an_application_builds_against_the_installed_package(tmp_path, assets):
     run_tool("--model", model_path("nano.onnx", assets), "--json", out, image)
     detections = next(iter(json.loads(out.read_text()).values()))["detections"]
     assert [line.split()[0] for line in ran.stdout.splitlines()] == [d["class_name"].split()[0] for d in detections]
+
+
+def test_map_scores_only_the_annotated_images(tmp_path, assets):
+    """A folder where some images have no annotation entry (a reviewer's 159 images, 79 annotated):
+    the mAP is computed over the annotated ones and the others are counted, not a KeyError."""
+    coco = assets / "data" / "coco-val-mini"
+    dataset = json.loads((coco / "instances_val2017.json").read_text())
+    kept = dataset["images"][: len(dataset["images"]) // 2]
+    ids = {image["id"] for image in kept}
+    partial = {**dataset, "images": kept, "annotations": [a for a in dataset["annotations"] if a["image_id"] in ids]}
+    ann = tmp_path / "partial.json"
+    ann.write_text(json.dumps(partial))
+    out = tmp_path / "d.json"
+    run_tool("--model", model_path("nano.onnx", assets), "--conf", "0.01", "--iou", "0.65", "--max-det", "-1",
+             "--json", out, coco / "images")
+    cpp = json.loads(out.read_text())
+    score, left_out = coco_map(cpp, ann)
+    assert left_out == len(cpp) - len(kept) > 0
+    assert 0.0 < score <= 1.0
+
+
+BATCH_IMAGES = 12  # with batches of 5 or 7 the last one is padded
+
+
+@pytest.mark.parametrize("batch", range(2, 9))
+def test_batches_equal_python_batches(tmp_path, assets, batch):
+    """Batches of 2..8 (the last one padded; each image its own letterbox offsets and sizes) give
+    Python's answers for the same batches."""
+    from yolox_deploy import Detector
+
+    images = sorted(image_sets(assets)["shared"][0].glob("*.jpg"))[:BATCH_IMAGES]
+    model = model_path("nano_dynamic.onnx", assets)
+    out = tmp_path / "d.json"
+    run_tool("--model", model, "--batch-size", batch, "--threads", THREADS, "--timings", tmp_path / "t.json",
+             "--json", out, *images)
+    timings = json.loads((tmp_path / "t.json").read_text())
+    assert timings["runs"] == -(-len(images) // batch)  # one backend call per batch
+    cpp = json.loads(out.read_text())
+    detector = Detector(model, backend="onnxruntime", threads=THREADS, batch_size=batch)
+    python = detector([str(p) for p in images])
+    assert list(cpp) == [str(p) for p in images]
+    for (key, item), answer in zip(cpp.items(), python):
+        compare(item, answer, f"batch {batch}/{Path(key).name}")
+
+
+@pytest.mark.parametrize("case, change, message", HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_a_hostile_deploy_json_is_one_line_as_in_python(tmp_path, assets, case, change, message):
+    """The Python reader's hostile corpus (tests/hostile_deploy_cases.py), case for case."""
+    folder = hostile_folder(tmp_path, model_path("nano.onnx", assets), change)
+    image = next(image_sets(assets)["shared"][0].glob("*.jpg"))
+    done = run_tool("--model", folder, "--json", tmp_path / "never.json", image, expect=2)
+    assert CPP_MESSAGES.get(case, message) in done.stderr, done.stderr
+    assert not (tmp_path / "never.json").exists()
+
+
+@pytest.mark.parametrize("model, message", [
+    ("nano_strides0.onnx", "strides [0]; strides are integers in [1, 4096]"),
+    ("sequence_input.onnx", "is not a YOLOX detector: expected one input [B, 3, H, W], found images (not a tensor)"),
+    ("e2e_float_ids.onnx", "where an integer count or class id belongs"),
+])
+def test_a_hostile_model_is_one_line(tmp_path, assets, model, message):
+    """Models that killed the process (SIGFPE on strides [0], SIGSEGV on a sequence input) or made
+    an undefined float-to-int conversion: one line, exit code 2, under the sanitizers too."""
+    image = next(image_sets(assets)["shared"][0].glob("*.jpg"))
+    done = run_tool("--model", model_path(model, assets), "--json", tmp_path / "d.json", image, expect=2)
+    assert message in done.stderr, done.stderr
+
+
+def test_metadata_nested_too_deep_keeps_the_default_as_in_python(tmp_path, assets):
+    from yolox_deploy import Detector
+
+    model = model_path("nano_deep_names.onnx", assets)
+    image = next(image_sets(assets)["shared"][0].glob("*.jpg"))
+    out = tmp_path / "d.json"
+    run_tool("--model", model, "--json", out, image)
+    compare(json.loads(out.read_text())[str(image)], Detector(model, threads=THREADS)(image), "deep class_names")
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that declares width x height pixels: signature, IHDR and IEND (no pixel data)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + \
+        chunk(b"IEND", b"")
+
+
+def test_an_image_over_the_pixel_limit_is_refused_before_decoding(tmp_path, assets):
+    from yolox_deploy.errors import InvalidInputError
+    from yolox_deploy.processing.images import read_image
+
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(png_header(32768, 32768))  # 2^30 pixels: 3 GB decoded, 60 bytes on disk
+    done = run_tool("--model", model_path("nano.onnx", assets), "--json", tmp_path / "d.json", huge, expect=2)
+    assert "huge.png declares 32768x32768 pixels, over the limit of 100,000,000" in done.stderr, done.stderr
+    with pytest.raises(InvalidInputError, match="over the limit"):
+        read_image(huge)
+
+
+def test_an_input_size_over_the_largest_side_is_refused(tmp_path, assets):
+    image = next(image_sets(assets)["shared"][0].glob("*.jpg"))
+    done = run_tool("--model", model_path("nano_dynamic.onnx", assets), "--input-size", "65536,65536",
+                    "--json", tmp_path / "d.json", image, expect=2)
+    assert "is over the largest side of 16384" in done.stderr
+
+
+@pytest.mark.parametrize("spinning", [True, False])
+def test_a_deployment_runs_with_its_spinning_setting(tmp_path, assets, spinning):
+    folder = write_deployment(tmp_path / "deployed", model_path("nano.onnx", assets), spinning=spinning)
+    image = next(image_sets(assets)["shared"][0].glob("*.jpg"))
+    run_tool("--model", folder, "--json", tmp_path / "d.json", image)
+
+
+def test_fp16_arithmetic_is_refused_as_python_refuses_it(tmp_path, assets):
+    """onnxruntime computes in fp32 on the CPU: a deployment asking fp16 arithmetic of it is
+    refused when the Detector is made, in the category Python uses (BackendUnavailableError)."""
+    from yolox_deploy import Detector
+    from yolox_deploy.errors import BackendUnavailableError
+
+    folder = write_deployment(tmp_path / "deployed", model_path("nano.onnx", assets), arithmetic="fp16")
+    image = next(image_sets(assets)["shared"][0].glob("*.jpg"))
+    done = run_tool("--model", folder, "--json", tmp_path / "d.json", image, expect=2)
+    assert "onnxruntime computes in fp32 on the CPU (asked precision 'fp16')" in done.stderr, done.stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(BackendUnavailableError):
+            Detector(folder)
+
+
+def test_a_file_that_is_not_a_model_is_one_line_without_runtime_internals(tmp_path, assets):
+    image = next(image_sets(assets)["shared"][0].glob("*.jpg"))
+    for name, content in (("text.onnx", b"this is not an ONNX model"), ("cut.onnx", model_path("nano.onnx", assets)
+                                                                        .read_bytes()[:300])):
+        (tmp_path / name).write_bytes(content)
+        done = run_tool("--model", tmp_path / name, "--json", tmp_path / "d.json", image, expect=2)
+        assert f"{name} is not a loadable ONNX model" in done.stderr
+        assert ".cc:" not in done.stderr and "onnxruntime::" not in done.stderr and "Load model from" not in done.stderr
+
+
+def test_a_file_name_that_is_not_utf8_keeps_every_result(tmp_path, assets):
+    images = sorted(image_sets(assets)["shared"][0].glob("*.jpg"))[:2]
+    folder = tmp_path / "images"
+    folder.mkdir()
+    shutil.copy(images[0], folder / "a.jpg")
+    shutil.copy(images[1], os.fsencode(folder) + b"/b\xff.jpg")
+    out = tmp_path / "d.json"
+    run_tool("--model", model_path("nano.onnx", assets), "--json", out, folder)
+    results = json.loads(out.read_text(encoding="utf-8"))
+    assert len(results) == 2 and any("\ufffd" in key for key in results)
+
+
+@pytest.mark.skipif(not SANITIZED, reason="the fuzz loop runs in the sanitizer build")
+def test_the_readers_survive_a_fuzz_loop(assets):
+    """A seeded mutation loop over deploy.json, ONNX metadata values and the ONNX protobuf, for a
+    fixed time under ASan/UBSan (float-cast-overflow included): no crash, no other exception."""
+    fuzz = BUILD / "yolox_deploy_fuzz"
+    if not fuzz.is_file():
+        pytest.fail(f"{fuzz} is missing: .ci/cpp builds it with -DYOLOX_DEPLOY_BUILD_FUZZ=ON")
+    seeds = Path(os.environ.get("YOLOX_DEPLOY_CPP_WORK_DIR", "/tmp")) / "fuzz_seeds"
+    seeds.mkdir(parents=True, exist_ok=True)
+    from hostile_deploy_cases import valid_record
+
+    (seeds / "valid.json").write_text(json.dumps(valid_record(spinning=True)))
+    (seeds / "metadata.json").write_text(json.dumps({"conf": 0.25, "iou": 0.45, "max_det": 300, "strides": [8, 16, 32],
+                                                     "class_names": ["person", "bicycle"]}))
+    seconds = int(os.environ.get("YOLOX_DEPLOY_FUZZ_SECONDS", "60"))
+    done = subprocess.run([str(fuzz), str(seconds), "2026", str(seeds / "valid.json"), str(seeds / "metadata.json"),
+                           str(model_path("nano.onnx", assets))], capture_output=True, text=True,
+                          timeout=seconds + 300)
+    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    record("fuzz", summary)
+    assert done.returncode == 0 and "Sanitizer" not in done.stderr, done.stdout[-3000:] + done.stderr[-3000:]
+    assert summary.startswith("fuzz: ") and summary.endswith(", 0 findings"), summary

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._version import __version__
+from ..errors import ModelFileError
 from ..processing.grids import DEFAULT_STRIDES
 
 OUTPUT_LAYOUT = ("raw [B, N, 5+C]: x, y, log w, log h offsets (not decoded), sigmoid objectness, "
@@ -51,7 +52,7 @@ class ModelMetadata:
         def load(key: str):
             try:
                 return json.loads(props[key]) if key in props else None
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):  # RecursionError: nested too deep to read
                 return None
 
         input_size = load("input_size")
@@ -62,7 +63,7 @@ class ModelMetadata:
         return cls(
             model_name=props.get("model_name", "yolox"),
             input_size=tuple(int(v) for v in input_size) if input_size else None,
-            strides=tuple(int(v) for v in strides) if strides else DEFAULT_STRIDES,
+            strides=_checked_strides(strides) if strides else DEFAULT_STRIDES,
             class_names=tuple(str(n) for n in names) if names else None,
             output_layout=props.get("output_layout", OUTPUT_LAYOUT),
             sdk_version=props.get("sdk_version", "unknown"),
@@ -71,3 +72,18 @@ class ModelMetadata:
             defaults=defaults if isinstance(defaults, dict) else None,
             end_to_end=end_to_end if isinstance(end_to_end, dict) else None,
         )
+
+
+MAX_STRIDE = 4096
+
+
+def _checked_strides(strides: Any) -> tuple[int, ...]:
+    """The metadata's strides, integers in [1, MAX_STRIDE] (a 0 would divide by zero later)."""
+    ok = isinstance(strides, list) and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_STRIDE
+                                           for v in strides)
+    if not ok:
+        shown = json.dumps(strides)
+        raise ModelFileError(f"the model's metadata has strides {shown if len(shown) <= 60 else shown[:57] + '...'}; "
+                             f"strides are integers in [1, {MAX_STRIDE}] (8, 16, 32 for YOLOX): re-export it with "
+                             "yolox-export")
+    return tuple(strides)

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -23,22 +24,29 @@
 
 #include <opencv2/core.hpp>
 
+// What the shared library exports (everything else in it is hidden).
+#if defined(YOLOX_DEPLOY_STATIC)
+#define YOLOX_DEPLOY_API
+#else
+#define YOLOX_DEPLOY_API __attribute__((visibility("default")))
+#endif
+
 namespace yolox_deploy {
 
 // Every error is one of these, with a one-line message naming the problem and the fix.
-class Error : public std::runtime_error {
+class YOLOX_DEPLOY_API Error : public std::runtime_error {
    public:
     using std::runtime_error::runtime_error;
 };
-class InvalidInputError : public Error {  // bad image, bad setting, input size not a multiple of 32
+class YOLOX_DEPLOY_API InvalidInputError : public Error {  // bad image, bad setting, input size not a multiple of 32
    public:
     using Error::Error;
 };
-class ModelFileError : public Error {  // not a YOLOX model, unreadable, bad deploy.json
+class YOLOX_DEPLOY_API ModelFileError : public Error {  // not a YOLOX model, unreadable, bad deploy.json
    public:
     using Error::Error;
 };
-class BackendUnavailableError : public Error {  // backend not compiled in, device or precision not available
+class YOLOX_DEPLOY_API BackendUnavailableError : public Error {  // backend not compiled in, device or precision not available
    public:
     using Error::Error;
 };
@@ -54,15 +62,30 @@ struct Detection {
 struct DetectorOptions {
     std::string backend;    // "onnxruntime" or "openvino"; empty: the deployment's, else from the file suffix
     int threads = 0;        // inference threads; 0: the deployment's, else the runtime's default
-    std::string precision;  // OpenVINO arithmetic: "fp32" (stated to the plugin, the default) or "bf16"
+    std::string precision;  // arithmetic: "fp32" (stated to the runtime, the default); OpenVINO also "bf16", "fp16"
     std::optional<float> conf;  // minimum score; default: deployment, then model metadata, then 0.25
     std::optional<float> iou;   // NMS IoU threshold; default: deployment, then model metadata, then 0.45
     std::optional<int> max_det;  // detections kept per image, -1 for all; default as above, else 300
     std::optional<bool> class_agnostic;  // NMS across classes; default: deployment, else the graph's, else false
     std::optional<std::pair<int, int>> input_size;  // (height, width) for models with dynamic spatial dims
-    int batch_size = 0;  // images per backend call for dynamic-batch models; 0: the deployment's, else 1
+    int batch_size = 0;  // images per backend call for dynamic-batch models, <= 4096; 0: the deployment's, else 1
     bool clip_boxes = true;  // clip boxes to the image
+    // names of the model's classes, replacing its metadata's (needed for a model with more than 80
+    // classes and no metadata); empty: the metadata's, else COCO's for 80 classes, else class0, class1 ...
+    std::vector<std::string> class_names;
 };
+
+// The thresholds detect() applies; Detector::set_thresholds changes them without reloading the model.
+struct Thresholds {
+    float conf = 0.25f;  // minimum score, in [0, 1]
+    float iou = 0.45f;   // NMS IoU threshold, in [0, 1]
+    int max_det = 300;   // detections kept per image, -1 for all
+    bool class_agnostic = false;  // NMS across classes
+};
+
+inline constexpr int kMaxBatchSize = 4096;
+// read_image's default limit on the pixels an image header may declare (YOLOX_DEPLOY_MAX_IMAGE_PIXELS overrides it)
+inline constexpr std::int64_t kDefaultMaxImagePixels = 100000000;
 
 // What the model and its metadata say (after options and deploy.json are applied).
 struct ModelInfo {
@@ -90,7 +113,7 @@ struct StageTimes {
     double postprocess_ms = 0;  // decode, score filter, NMS, mapping back
 };
 
-class Detector {
+class YOLOX_DEPLOY_API Detector {
    public:
     // `model`: an .onnx file, an OpenVINO .xml (with its .bin), or a yolox-tune deployment folder.
     explicit Detector(const std::string& model, const DetectorOptions& options = {});
@@ -112,21 +135,27 @@ class Detector {
 
     const ModelInfo& info() const;
 
+    Thresholds thresholds() const;
+    // Checked as at construction (InvalidInputError; an end-to-end graph refuses what it cannot honour).
+    // Not safe while another thread is in detect() on this Detector.
+    void set_thresholds(const Thresholds& thresholds);
+
    private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
 
 // Reads an image file as BGR uint8 with the Python package's checks (missing, empty, truncated,
-// undecodable), throwing InvalidInputError with one line.
-cv::Mat read_image(const std::string& path);
+// undecodable, a header declaring more than `max_pixels` pixels; 0: kDefaultMaxImagePixels or
+// YOLOX_DEPLOY_MAX_IMAGE_PIXELS), throwing InvalidInputError with one line.
+YOLOX_DEPLOY_API cv::Mat read_image(const std::string& path, std::int64_t max_pixels = 0);
 
 // The backends compiled into this build.
-std::vector<std::string> compiled_backends();
+YOLOX_DEPLOY_API std::vector<std::string> compiled_backends();
 
 // SHA-256 of the cpp/core sources this library was compiled from (the Python module reports its own).
-const char* core_sources_sha256();
+YOLOX_DEPLOY_API const char* core_sources_sha256();
 
-const char* version();
+YOLOX_DEPLOY_API const char* version();
 
 }  // namespace yolox_deploy

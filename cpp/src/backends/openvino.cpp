@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <mutex>
 #include <set>
+#include <type_traits>
 
 #include "../backend.hpp"
 #include "yolox_deploy/detector.hpp"
@@ -18,6 +19,8 @@ const std::vector<std::string> kMetadataKeys = {"model_name", "input_size", "str
                                                 "output_layout", "sdk_version", "precision", "quantization",
                                                 "defaults", "end_to_end"};
 const std::vector<std::string> kEndToEndOutputs = {"num_dets", "boxes", "scores", "class_ids"};
+// Idle InferRequests kept for the next calls (each holds its own input/output buffers).
+constexpr size_t kMaxIdleRequests = 4;
 
 std::string file_name(const std::string& path) {
     const size_t slash = path.find_last_of('/');
@@ -31,7 +34,8 @@ bool has_suffix(const std::string& text, const std::string& suffix) {
 ov::element::Type element_type_of(const std::string& precision) {
     if (precision == "fp32") return ov::element::f32;
     if (precision == "bf16") return ov::element::bf16;
-    throw BackendUnavailableError("openvino precision must be fp32 or bf16, got '" + precision + "'");
+    if (precision == "fp16") return ov::element::f16;
+    throw BackendUnavailableError("openvino precision must be fp32, bf16 or fp16, got '" + precision + "'");
 }
 
 class OpenVinoBackend final : public Backend {
@@ -138,7 +142,8 @@ class OpenVinoBackend final : public Backend {
         }
         ~Lease() {
             std::lock_guard<std::mutex> lock(owner.pool_mutex_);
-            owner.idle_.push_back(std::move(request));
+            // requests beyond what a burst of threads needed once are dropped, not kept for good
+            if (owner.idle_.size() < kMaxIdleRequests) owner.idle_.push_back(std::move(request));
         }
         const OpenVinoBackend& owner;
         ov::InferRequest request;
@@ -146,11 +151,14 @@ class OpenVinoBackend final : public Backend {
 
     void check_device_supports(const ov::element::Type& precision) {
         const auto capabilities = core_.get_property("CPU", ov::device::capabilities);
-        const std::string needed = precision == ov::element::bf16 ? ov::device::capability::BF16 : "";
+        const bool bf16 = precision == ov::element::bf16;
+        const std::string needed = bf16 ? ov::device::capability::BF16 : ov::device::capability::FP16;
         if (std::find(capabilities.begin(), capabilities.end(), needed) == capabilities.end())
-            throw BackendUnavailableError("precision '" + std::string(precision.get_type_name()) + "' needs " + needed +
-                                          " support, which OpenVINO's CPU plugin does not list here (a CPU needs "
-                                          "avx512_bf16 or AMX); use precision fp32");
+            throw BackendUnavailableError(
+                std::string("precision '") + (bf16 ? "bf16" : "fp16") + "' needs " + needed +
+                " support, which OpenVINO's CPU plugin does not list here (a CPU needs " +
+                (bf16 ? "avx512_bf16 or AMX" : "avx512_fp16 or AMX-FP16 (x86), or FP16 arithmetic (ARM)") +
+                "); use precision fp32");
     }
 
     void read_signature(const ov::Model& model) {
@@ -188,14 +196,20 @@ class OpenVinoBackend final : public Backend {
         return out;
     }
 
+    // An end-to-end output as float (boxes, scores) or int32 (counts, class ids, range-checked).
     template <typename T>
-    static std::vector<T> as_vector(const ov::Tensor& tensor) {
+    std::vector<T> as_vector(const ov::Tensor& tensor) const {
         std::vector<T> out(tensor.get_size());
+        auto convert = [&](const auto* data) {
+            for (size_t i = 0; i < out.size(); ++i)
+                out[i] = std::is_same_v<T, float> ? static_cast<T>(data[i])
+                                                  : static_cast<T>(checked_int32(static_cast<double>(data[i]), name_));
+        };
         const auto type = tensor.get_element_type();
-        if (type == ov::element::f32) std::copy_n(tensor.data<const float>(), out.size(), out.begin());
-        else if (type == ov::element::i32) std::copy_n(tensor.data<const std::int32_t>(), out.size(), out.begin());
-        else if (type == ov::element::i64) std::copy_n(tensor.data<const std::int64_t>(), out.size(), out.begin());
-        else throw ModelFileError("an end-to-end output has an element type that is not f32, i32 or i64");
+        if (type == ov::element::f32) convert(tensor.data<const float>());
+        else if (type == ov::element::i32) convert(tensor.data<const std::int32_t>());
+        else if (type == ov::element::i64) convert(tensor.data<const std::int64_t>());
+        else throw ModelFileError(name_ + ": an end-to-end output has an element type that is not f32, i32 or i64");
         return out;
     }
 
@@ -228,7 +242,13 @@ class OpenVinoBackend final : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> open_openvino(const std::string& path, const BackendOptions& options) {
-    return std::make_unique<OpenVinoBackend>(path, options);
+    try {
+        return std::make_unique<OpenVinoBackend>(path, options);
+    } catch (const Error&) {
+        throw;
+    } catch (const std::exception& e) {  // ov::Exception from reading the model's signature or rt_info
+        throw ModelFileError(file_name(path) + " cannot be used by OpenVINO (" + first_line(e.what()) + ")");
+    }
 }
 
 }  // namespace yolox_deploy::detail
