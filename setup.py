@@ -37,8 +37,9 @@ kernel = Pybind11Extension(
     cxx_std=17,
     define_macros=[("YOLOX_DEPLOY_CORE_SHA256", f'"{core_sources_sha256()}"')],
     # -O3 but no -march=native (wheels must run on any x86-64/aarch64); no FMA contraction so
-    # the kernel rounds exactly like the NumPy reference.
-    extra_compile_args=["-O3", "-ffp-contract=off", "-pthread"],
+    # the kernel rounds exactly like the NumPy reference; hidden visibility: the module exports
+    # PyInit__kernel only, not the core's symbols (which another copy of the core could clash with).
+    extra_compile_args=["-O3", "-ffp-contract=off", "-pthread", "-fvisibility=hidden", "-fvisibility-inlines-hidden"],
     extra_link_args=["-pthread"],  # the letterbox runs bands of rows on std::threads
 )
 

@@ -45,3 +45,22 @@ def test_both_builds_list_every_core_source_and_nothing_else():
     assert set(re.findall(r'#include "(\.\./core/[a-z_]+\.hpp)"', binding)) == {
         "../core/letterbox.hpp", "../core/merge.hpp", "../core/postprocess.hpp", "../core/sources.hpp"}
     assert not re.search(r"\b(std::exp|std::stable_sort|std::floor)\b", binding)
+
+
+def test_cpp_version_is_the_python_package_version():
+    """cpp/ configures on its own (cpp/VERSION); the two version numbers are one."""
+    from yolox_deploy._version import __version__
+
+    assert (REPO / "cpp" / "VERSION").read_text().strip() == __version__
+
+
+@pytest.mark.skipif(shutil.which("nm") is None, reason="needs binutils' nm")
+def test_the_python_module_exports_nothing_of_the_core():
+    from yolox_deploy.processing import postprocess
+
+    if not postprocess.kernel_available():
+        pytest.skip("the C++ kernel is not built here (CI requires it)")
+    symbols = subprocess.run(["nm", "-DC", "--defined-only", postprocess._kernel.__file__], capture_output=True,
+                             text=True, check=True).stdout
+    assert "PyInit__kernel" in symbols
+    assert "yolox_deploy::" not in symbols, [line for line in symbols.splitlines() if "yolox_deploy::" in line][:5]

@@ -390,23 +390,89 @@ def test_the_library_promises_hold(assets, model):
     assert "passed (0 failures)" in done.stdout
 
 
+def installs() -> list[Path]:
+    """The installed builds: the shared library (with OpenVINO) and, where .ci/cpp made it, the
+    static one (ONNX Runtime only)."""
+    found = [BUILD / "install"]
+    if os.environ.get("YOLOX_DEPLOY_CPP_BUILD_WITHOUT_OPENVINO"):
+        found.append(Path(os.environ["YOLOX_DEPLOY_CPP_BUILD_WITHOUT_OPENVINO"]) / "install")
+    return found
+
+
+def loader_path() -> str:
+    """The folders an application needs on LD_LIBRARY_PATH: the runtimes of a Python environment,
+    which the installed RUNPATH leaves out on purpose (pip install -U may replace them)."""
+    import onnxruntime
+    import openvino
+
+    return ":".join([str(Path(onnxruntime.__file__).parent / "capi"), str(Path(openvino.__file__).parent / "libs")])
+
+
 @pytest.mark.skipif(SANITIZED, reason="the sanitizer build checks the library, not the packaging")
-def test_an_application_builds_against_the_installed_package(tmp_path, assets):
+@pytest.mark.parametrize("kind", ["shared", "static"])
+def test_an_application_builds_against_the_installed_package(tmp_path, assets, kind):
+    prefixes = installs()
+    if kind == "static" and len(prefixes) < 2:
+        pytest.skip("needs the static build (.ci/cpp makes it)")
+    prefix = prefixes[0 if kind == "shared" else 1]
     build = tmp_path / "app"
     configure = subprocess.run(["cmake", "-S", str(REPO / "cpp" / "examples" / "app"), "-B", str(build),
-                                f"-DCMAKE_PREFIX_PATH={BUILD / 'install'}"], capture_output=True, text=True)
+                                f"-DCMAKE_PREFIX_PATH={prefix}"], capture_output=True, text=True)
     assert configure.returncode == 0, configure.stdout[-2000:] + configure.stderr[-2000:]
     compiled = subprocess.run(["cmake", "--build", str(build)], capture_output=True, text=True)
     assert compiled.returncode == 0, compiled.stdout[-3000:] + compiled.stderr[-2000:]
     image = sorted(image_sets(assets)["shared"][0].glob("*.jpg"))[0]
     ran = subprocess.run([str(build / "app"), str(model_path("nano.onnx", assets)), str(image)],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env={**os.environ, "LD_LIBRARY_PATH": loader_path()})
     assert ran.returncode == 0 and ran.stderr == "", ran.stderr
     out = tmp_path / "d.json"
     run_tool("--model", model_path("nano.onnx", assets), "--json", out, image)
     detections = next(iter(json.loads(out.read_text()).values()))["detections"]
     assert [line.split()[0] for line in ran.stdout.splitlines()] == [d["class_name"].split()[0] for d in detections]
+    if kind == "static":  # the application carries the library: no libyolox_deploy.so to find
+        needed = subprocess.run(["readelf", "-d", str(build / "app")], capture_output=True, text=True).stdout
+        assert "libyolox_deploy" not in needed
 
+
+def dynamic_section(path: Path) -> str:
+    return subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.skipif(SANITIZED, reason="the sanitizer build checks the library, not the packaging")
+def test_the_installed_library_exports_its_api_only_with_a_stated_soname(tmp_path):
+    """Hidden visibility (only yolox_deploy:: API symbols, no core::/detail::), the soname of the
+    ABI policy (docs/cpp.md: 0.MINOR while 0.x), the new libstdc++ ABI in the API whatever
+    OpenVINO's config asks, a RUNPATH without Python environments, and a pkg-config file."""
+    lib = next((BUILD / "install").glob("lib*/libyolox_deploy.so"))
+    symbols = subprocess.run(["nm", "-DC", "--defined-only", str(lib)], capture_output=True, text=True,
+                             check=True).stdout.splitlines()
+    ours = [s.split(" ", 2)[2] for s in symbols if "yolox_deploy::" in s and " V " not in s and "typeinfo" not in s
+            and "vtable" not in s]
+    assert ours and all(s.startswith("yolox_deploy::") for s in ours), ours
+    leaked = [s for s in ours if "::core::" in s or "::detail::" in s or "::Impl" in s]
+    assert not leaked, leaked[:5]
+    assert any("read_image(std::__cxx11::basic_string" in s for s in ours), "the API is not on the cxx11 ABI"
+    from yolox_deploy._version import __version__
+
+    major, minor = __version__.split(".")[:2]
+    section = dynamic_section(lib)
+    soname = f"libyolox_deploy.so.{major}.{minor}" if major == "0" else f"libyolox_deploy.so.{major}"
+    assert f"Library soname: [{soname}]" in section, section
+    runpath = [line for line in section.splitlines() if "RUNPATH" in line]
+    assert runpath and "$ORIGIN" in runpath[0]
+    assert "site-packages" not in runpath[0] and "venv" not in runpath[0], runpath[0]
+    pc = next((BUILD / "install").glob("lib*/pkgconfig/yolox_deploy.pc")).read_text()
+    assert f"Version: {__version__}" in pc and "-lyolox_deploy" in pc and "Requires: opencv4" in pc
+
+
+@pytest.mark.skipif(SANITIZED, reason="the sanitizer build checks the library, not the packaging")
+def test_cpp_configures_on_its_own(tmp_path):
+    """A copy of cpp/ alone (no Python package beside it) configures: what a C++ user vendors."""
+    shutil.copytree(REPO / "cpp", tmp_path / "cpp")
+    done = subprocess.run(["cmake", "-S", str(tmp_path / "cpp"), "-B", str(tmp_path / "build"),
+                           "-DONNXRUNTIME_ROOT=/opt/onnxruntime", "-DYOLOX_DEPLOY_WITH_OPENVINO=OFF"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 def test_map_scores_only_the_annotated_images(tmp_path, assets):
     """A folder where some images have no annotation entry (a reviewer's 159 images, 79 annotated):
