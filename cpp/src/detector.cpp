@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "../core/letterbox.hpp"
+#include "../core/merge.hpp"
 #include "../core/postprocess.hpp"
 #include "../core/sources.hpp"
 #include "backend.hpp"
@@ -165,6 +166,7 @@ struct __attribute__((visibility("hidden"))) Detector::Impl {
 
     static std::unique_ptr<Impl> open(const std::string& model, const DetectorOptions& options);
     std::vector<std::vector<Detection>> run_batches(const std::vector<cv::Mat>& images, StageTimes* times) const;
+    std::vector<Detection> run_sliced(const cv::Mat& image, const SliceSettings& slices, StageTimes* times) const;
 
     // Checks and sets the thresholds; an end-to-end graph refuses what it cannot honour (iou and
     // class_agnostic only where `explicit_iou` / `explicit_agnostic`: a default is the graph's own).
@@ -458,6 +460,155 @@ std::vector<std::vector<Detection>> Detector::Impl::run_batches(const std::vecto
         for (auto& r : run_batch(group, times)) results.push_back(std::move(r));
     }
     return results;
+}
+
+namespace {
+
+constexpr int kSliceMultiple = 32;
+constexpr int kSliceBatch = 8;       // slice inputs per backend call unless the model or caller fixes one
+constexpr std::int64_t kMaxWindows = 4096;
+constexpr float kLowConf = 0.1f;    // SAHI's LOW_MODEL_CONFIDENCE
+
+void check_slices(const SliceSettings& s) {
+    if (s.height <= 0 || s.width <= 0 || s.height % kSliceMultiple || s.width % kSliceMultiple)
+        throw InvalidInputError("slice size " + std::to_string(s.height) + "x" + std::to_string(s.width) +
+                                " is not a positive multiple of 32 (height, width): use e.g. 416 or 640");
+    if (!(s.overlap >= 0 && s.overlap < 1))
+        throw InvalidInputError("slice overlap " + format_number(s.overlap) + " is outside [0, 1): use e.g. 0.2");
+    if (s.merge != "nms" && s.merge != "greedy_nmm")
+        throw InvalidInputError("unknown merge '" + s.merge + "': use one of nms, greedy_nmm");
+    if (s.match != "iou" && s.match != "ios")
+        throw InvalidInputError("unknown match '" + s.match + "': use one of iou, ios");
+    if (s.recheck != "sahi" && s.recheck != "none")
+        throw InvalidInputError("unknown recheck '" + s.recheck + "': use one of sahi, none");
+    if (!(s.match_threshold >= 0 && s.match_threshold <= 1))
+        throw InvalidInputError("match_threshold " + format_number(s.match_threshold) + " is outside [0, 1]");
+}
+
+// Windows along one axis as sahi's get_slice_bboxes places them, counted without listing them.
+std::int64_t count_along(std::int64_t length, std::int64_t size, std::int64_t step_back) {
+    std::int64_t count = 0, start = 0, end = 0;
+    while (end < length) {
+        end = start + size;
+        ++count;
+        if (end >= length || size - step_back <= 0) break;
+        start = end - step_back;
+    }
+    return count;
+}
+
+struct Window {
+    int x1, y1, x2, y2;
+};
+
+// sahi's get_slice_bboxes (yolox_deploy/processing/merge.py slice_windows): row by row, the last
+// window of a row or column moved back to end at the image's edge.
+std::vector<Window> slice_windows(int height, int width, const SliceSettings& s) {
+    const int y_overlap = static_cast<int>(static_cast<double>(s.overlap) * s.height);
+    const int x_overlap = static_cast<int>(static_cast<double>(s.overlap) * s.width);
+    std::vector<Window> windows;
+    int y_min = 0, y_max = 0;
+    while (y_max < height) {
+        int x_min = 0, x_max = 0;
+        y_max = y_min + s.height;
+        while (x_max < width) {
+            x_max = x_min + s.width;
+            if (y_max > height || x_max > width) {
+                x_max = std::min(width, x_max), y_max = std::min(height, y_max);
+                x_min = std::max(0, x_max - s.width), y_min = std::max(0, y_max - s.height);
+            }
+            windows.push_back(Window{x_min, y_min, x_max, y_max});
+            x_min = x_max - x_overlap;
+        }
+        y_min = y_max - y_overlap;
+    }
+    return windows;
+}
+
+}  // namespace
+
+std::vector<Detection> Detector::detect_sliced(const cv::Mat& image, const SliceSettings& slices,
+                                               StageTimes* times) const {
+    return detail::translated("detecting on slices", [&] { return impl_->run_sliced(image, slices, times); });
+}
+
+std::vector<Detection> Detector::Impl::run_sliced(const cv::Mat& image, const SliceSettings& s,
+                                                  StageTimes* times) const {
+    check_slices(s);
+    const cv::Mat bgr = as_bgr(image);
+    const double python_overlap = s.overlap;
+    const std::int64_t count = count_along(bgr.rows, s.height, static_cast<std::int64_t>(python_overlap * s.height)) *
+                               count_along(bgr.cols, s.width, static_cast<std::int64_t>(python_overlap * s.width));
+    if (count > kMaxWindows)
+        throw InvalidInputError(std::to_string(s.height) + "x" + std::to_string(s.width) + " slices with overlap " +
+                                format_number(s.overlap) + " cut a " + std::to_string(bgr.rows) + "x" +
+                                std::to_string(bgr.cols) + " image into " + std::to_string(count) + " windows (at most " +
+                                std::to_string(kMaxWindows) + "): use larger slices or a smaller overlap");
+    const std::vector<Window> windows = slice_windows(bgr.rows, bgr.cols, s);
+    const bool full = s.full_image && windows.size() > 1;
+    std::vector<cv::Mat> inputs;
+    for (const Window& w : windows) inputs.push_back(bgr(cv::Rect(w.x1, w.y1, w.x2 - w.x1, w.y2 - w.y1)));
+    if (full) inputs.push_back(bgr);
+    // chunks of the model's static batch, else the caller's (or deployment's) batch size, else 8
+    const size_t chunk = static_cast<size_t>(static_batch > 0 ? static_batch : info.batch_size > 1 ? info.batch_size
+                                                                                                   : kSliceBatch);
+    std::vector<std::vector<Detection>> found;
+    for (size_t start = 0; start < inputs.size(); start += chunk) {
+        const std::vector<cv::Mat> group(inputs.begin() + static_cast<std::ptrdiff_t>(start),
+                                         inputs.begin() + static_cast<std::ptrdiff_t>(std::min(inputs.size(), start + chunk)));
+        for (auto& r : run_batch(group, times)) found.push_back(std::move(r));
+    }
+    const auto begin = std::chrono::steady_clock::now();
+    // as SAHI's models do (and Python): a box starts no earlier than its own input's edge, then,
+    // shifted, it is clamped to the image, and boxes of no area are dropped
+    std::vector<double> boxes, scores;
+    std::vector<std::int64_t> classes;
+    for (size_t i = 0; i < found.size(); ++i) {
+        const double x = i < windows.size() ? windows[i].x1 : 0, y = i < windows.size() ? windows[i].y1 : 0;
+        for (const Detection& d : found[i]) {
+            const double b[4] = {
+                std::clamp(std::max(static_cast<double>(d.x1), 0.0) + x, 0.0, static_cast<double>(bgr.cols)),
+                std::clamp(std::max(static_cast<double>(d.y1), 0.0) + y, 0.0, static_cast<double>(bgr.rows)),
+                std::clamp(std::max(static_cast<double>(d.x2), 0.0) + x, 0.0, static_cast<double>(bgr.cols)),
+                std::clamp(std::max(static_cast<double>(d.y2), 0.0) + y, 0.0, static_cast<double>(bgr.rows))};
+            if (!(b[0] < b[2] && b[1] < b[3])) continue;
+            boxes.insert(boxes.end(), b, b + 4);
+            scores.push_back(static_cast<double>(d.score));
+            classes.push_back(d.class_id);
+        }
+    }
+    std::vector<core::Merged> merged;
+    if (found.size() > 1 && scores.size() > 1) {
+        const bool low = info.conf < kLowConf && s.merge != "nms" && !s.force_merge;
+        const auto kind = low || s.merge == "nms" ? core::MergeKind::nms : core::MergeKind::greedy_nmm;
+        const auto match = low || s.match == "iou" ? core::MatchKind::iou : core::MatchKind::ios;
+        try {
+            merged = core::merge_detections(boxes.data(), scores.data(), classes.data(),
+                                            static_cast<std::int64_t>(scores.size()), kind, match, s.match_threshold,
+                                            s.class_agnostic, s.recheck == "sahi");
+        } catch (const std::invalid_argument& e) {
+            throw ModelFileError(fs::path(info.path).filename().string() + ": " + e.what());
+        }
+    } else {
+        for (size_t i = 0; i < scores.size(); ++i)
+            merged.push_back(core::Merged{boxes[4 * i], boxes[4 * i + 1], boxes[4 * i + 2], boxes[4 * i + 3], scores[i],
+                                          classes[i]});
+    }
+    std::stable_sort(merged.begin(), merged.end(), [](const core::Merged& a, const core::Merged& b) {
+        return a.score > b.score;
+    });
+    const std::vector<std::string>& names =
+        info.class_names.empty() ? detail::default_class_names(80) : info.class_names;
+    std::vector<Detection> out;
+    out.reserve(merged.size());
+    for (const auto& m : merged) {
+        const size_t id = static_cast<size_t>(m.class_id);
+        out.push_back(Detection{static_cast<float>(m.x1), static_cast<float>(m.y1), static_cast<float>(m.x2),
+                                static_cast<float>(m.y2), static_cast<float>(m.score), static_cast<int>(m.class_id),
+                                id < names.size() ? names[id] : "class" + std::to_string(id)});
+    }
+    if (times) times->postprocess_ms += elapsed_ms(begin);
+    return out;
 }
 
 std::pair<std::vector<float>, double> Detector::letterbox(const cv::Mat& image) const {

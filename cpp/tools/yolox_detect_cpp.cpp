@@ -28,6 +28,8 @@ const char* const kUsage =
     "usage: yolox-detect-cpp --model MODEL [--backend onnxruntime|openvino] [--conf C] [--iou I] [--max-det K]\n"
     "                        [--threads N] [--precision fp32|bf16] [--agnostic] [--input-size H,W]\n"
     "                        [--batch-size B] --json OUT [--save-input DIR] [--repeat R --timings FILE]\n"
+    "                        [--slice H[,W] [--overlap F] [--no-full-image] [--merge greedy_nmm|nms]\n"
+    "                         [--match ios|iou] [--match-threshold F] [--recheck sahi|none] [--force-merge]]\n"
     "                        IMAGE_OR_FOLDER...\n"
     "\n"
     "  --model MODEL      an .onnx file, an OpenVINO .xml, or a yolox-tune deployment folder\n"
@@ -36,6 +38,8 @@ const char* const kUsage =
     "  --batch-size B     images per backend call (dynamic-batch models; default: the deployment's, else 1)\n"
     "  --save-input DIR   also write each letterboxed input as raw float32 [3, H, W] (DIR/NAME.f32)\n"
     "  --repeat R         run each image R times (benchmarks); --timings FILE writes per-stage times\n"
+    "  --slice H[,W]      sliced inference: overlapping H x W windows (multiples of 32) and the whole image,\n"
+    "                     merged (as yolox-detect --slice; --agnostic merges across classes too)\n"
     "  --version          the library version, compiled backends and core sources' SHA-256\n";
 
 struct UsageError : std::runtime_error {
@@ -47,12 +51,25 @@ struct Arguments {
     yolox_deploy::DetectorOptions options;
     std::vector<std::string> sources;
     int repeat = 1;
+    yolox_deploy::SliceSettings slices;
+    bool sliced = false;                  // --slice given
+    std::vector<std::string> slice_flags;  // its options given (they need --slice)
 };
 
 float parse_float(const std::string& flag, const std::string& text) {
     try {
         size_t used = 0;
         const float value = std::stof(text, &used);
+        if (used == text.size()) return value;
+    } catch (const std::exception&) {
+    }
+    throw UsageError(flag + " needs a number, got '" + text + "'");
+}
+
+double parse_double(const std::string& flag, const std::string& text) {  // as Python's float()
+    try {
+        size_t used = 0;
+        const double value = std::stod(text, &used);
         if (used == text.size()) return value;
     } catch (const std::exception&) {
     }
@@ -91,6 +108,23 @@ Arguments parse(int argc, char** argv) {
             const size_t comma = text.find(',');
             const int h = parse_int(arg, text.substr(0, comma));
             a.options.input_size = {h, comma == std::string::npos ? h : parse_int(arg, text.substr(comma + 1))};
+        } else if (arg == "--slice") {
+            const std::string text = value();
+            const size_t comma = text.find(',');
+            a.slices.height = parse_int(arg, text.substr(0, comma));
+            a.slices.width = comma == std::string::npos ? a.slices.height : parse_int(arg, text.substr(comma + 1));
+            a.sliced = true;
+        } else if (arg == "--overlap" || arg == "--no-full-image" || arg == "--merge" || arg == "--match" ||
+                   arg == "--match-threshold" || arg == "--recheck" || arg == "--force-merge") {
+            yolox_deploy::SliceSettings& settings = a.slices;
+            if (arg == "--overlap") settings.overlap = parse_double(arg, value());
+            else if (arg == "--no-full-image") settings.full_image = false;
+            else if (arg == "--merge") settings.merge = value();
+            else if (arg == "--match") settings.match = value();
+            else if (arg == "--match-threshold") settings.match_threshold = parse_double(arg, value());
+            else if (arg == "--recheck") settings.recheck = value();
+            else settings.force_merge = true;
+            a.slice_flags.push_back(arg);
         } else if (arg == "--json") a.json_out = value();
         else if (arg == "--save-input") a.save_input = value();
         else if (arg == "--repeat") a.repeat = parse_int(arg, value());
@@ -99,6 +133,8 @@ Arguments parse(int argc, char** argv) {
         else a.sources.push_back(arg);
     }
     if (a.model.empty()) throw UsageError("--model is required");
+    if (!a.slice_flags.empty() && !a.sliced) throw UsageError(a.slice_flags[0] + " applies only with --slice");
+    a.slices.class_agnostic = a.options.class_agnostic.value_or(false);
     if (a.json_out.empty()) throw UsageError("--json is required");
     if (a.sources.empty()) throw UsageError("give at least one image or folder");
     if (a.repeat < 1) throw UsageError("--repeat must be >= 1");
@@ -212,7 +248,12 @@ int run(const Arguments& args) {
         for (int r = 0; r < args.repeat; ++r) {
             yolox_deploy::StageTimes times;
             const auto start = std::chrono::steady_clock::now();
-            detections = detector.detect(images, &times);
+            if (args.sliced) {  // one image at a time: its windows are the batch
+                detections.clear();
+                for (const cv::Mat& image : images) detections.push_back(detector.detect_sliced(image, args.slices, &times));
+            } else {
+                detections = detector.detect(images, &times);
+            }
             total.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
             pre.push_back(times.preprocess_ms), infer.push_back(times.inference_ms), post.push_back(times.postprocess_ms);
         }

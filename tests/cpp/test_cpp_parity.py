@@ -648,3 +648,64 @@ def test_the_readers_survive_a_fuzz_loop(assets):
     record("fuzz", summary)
     assert done.returncode == 0 and "Sanitizer" not in done.stderr, done.stdout[-3000:] + done.stderr[-3000:]
     assert summary.startswith("fuzz: ") and summary.endswith(", 0 findings"), summary
+
+
+SLICED_SETTINGS = {  # name -> (yolox-detect-cpp flags, Python SliceSettings fields, detector options)
+    "greedy_nmm-ios": (["--slice", "416"], {"size": 416}, {}),
+    "nms-iou-agnostic": (["--slice", "320,416", "--overlap", "0.25", "--merge", "nms", "--match", "iou",
+                          "--no-full-image", "--agnostic"],
+                         {"size": (320, 416), "overlap": 0.25, "merge": "nms", "match": "iou", "full_image": False,
+                          "class_agnostic": True}, {"class_agnostic": True}),
+    "low-conf": (["--slice", "416", "--conf", "0.05"], {"size": 416}, {"conf": 0.05}),
+}
+
+
+@pytest.fixture(scope="module")
+def mosaics(tmp_path_factory, assets) -> Path:
+    """Two 4x4 mosaics of the shared images (benchmarks/mosaic.py, 1920x2560) and four of the
+    images themselves, in one folder."""
+    from yolox_deploy.benchmarks.mosaic import build_mosaics
+
+    coco = assets / "data" / "coco-val-mini"
+    out = tmp_path_factory.mktemp("mosaics")
+    build_mosaics(coco / "images", coco / "instances_val2017.json", out, n=4, png=True, progress=False)
+    folder = out / "sliced"
+    folder.mkdir()
+    for path in sorted((out / "images").iterdir())[:2] + sorted((coco / "images").glob("*.jpg"))[:4]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+@pytest.mark.parametrize("name", list(SLICED_SETTINGS))
+def test_sliced_inference_equals_python(tmp_path, assets, mosaics, name):
+    """SliceSettings in C++ give the Python sliced Detector's answers, on 4x4 mosaics and on
+    images that need few windows."""
+    from yolox_deploy import Detector
+    from yolox_deploy.slicing import SliceSettings
+
+    flags, fields, options = SLICED_SETTINGS[name]
+    model = model_path("nano.onnx", assets)
+    out = tmp_path / "d.json"
+    run_tool("--model", model, "--threads", THREADS, *flags, "--json", out, mosaics)
+    cpp = json.loads(out.read_text())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        detector = Detector(model, backend="onnxruntime", threads=THREADS, slices=SliceSettings(**fields), **options)
+    count = 0
+    for key, item in cpp.items():
+        compare(item, detector(key), f"sliced {name}/{Path(key).name}")
+        count += len(item["detections"])
+    assert len(cpp) == 6 and count > 0
+    record(f"sliced/{name}", {"images": len(cpp), "detections": count})
+
+
+def test_slice_settings_are_checked_in_one_line(tmp_path, assets):
+    image = next(image_sets(assets)["shared"][0].glob("*.jpg"))
+    model = model_path("nano.onnx", assets)
+    for flags, message in ((["--slice", "100"], "is not a positive multiple of 32"),
+                           (["--slice", "416", "--overlap", "1"], "slice overlap 1 is outside [0, 1)"),
+                           (["--slice", "32", "--overlap", "0.99"], "windows (at most 4096)"),
+                           (["--overlap", "0.3"], "--overlap applies only with --slice"),
+                           (["--slice", "416", "--merge", "wbf"], "unknown merge 'wbf'")):
+        done = run_tool("--model", model, *flags, "--json", tmp_path / "d.json", image, expect=2)
+        assert message in done.stderr, (flags, done.stderr)

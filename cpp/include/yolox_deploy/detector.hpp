@@ -83,6 +83,22 @@ struct Thresholds {
     bool class_agnostic = false;  // NMS across classes
 };
 
+// Sliced inference (small objects on large images), as the Python package's SliceSettings
+// (docs/sliced.md): overlapping windows of `height` x `width` original-image pixels (multiples of
+// 32), plus the whole image, each detected at the Detector's thresholds (conf and max_det apply
+// per window), then merged.
+struct SliceSettings {
+    int height = 640, width = 640;
+    double overlap = 0.2;         // of neighbouring windows, as a fraction of the size, in [0, 1)
+    bool full_image = true;       // also detect on the whole image (when it needs more than one window)
+    std::string merge = "greedy_nmm";  // "greedy_nmm" (SAHI's GREEDYNMM: matched boxes merged into their union) or "nms"
+    std::string match = "ios";    // "ios" (intersection over the smaller box) or "iou"
+    double match_threshold = 0.5;
+    bool class_agnostic = false;  // merge across classes
+    std::string recheck = "sahi";  // "sahi" (an absorbed box that no longer matches the grown box is dropped) or "none"
+    bool force_merge = false;     // keep merge/match below conf 0.1 (else NMS/IoU there, as SAHI does)
+};
+
 inline constexpr int kMaxBatchSize = 4096;
 // read_image's default limit on the pixels an image header may declare (YOLOX_DEPLOY_MAX_IMAGE_PIXELS overrides it)
 inline constexpr std::int64_t kDefaultMaxImagePixels = 100000000;
@@ -128,6 +144,11 @@ class YOLOX_DEPLOY_API Detector {
     std::vector<Detection> detect(const cv::Mat& image, StageTimes* times = nullptr) const;
     // Several images, in backend batches of info().batch_size; one result per image, in order.
     std::vector<std::vector<Detection>> detect(const std::vector<cv::Mat>& images, StageTimes* times = nullptr) const;
+
+    // Sliced inference on one image (SliceSettings); detections in its pixels, sorted by score.
+    // InvalidInputError for settings outside their ranges or more than 4096 windows.
+    std::vector<Detection> detect_sliced(const cv::Mat& image, const SliceSettings& slices,
+                                         StageTimes* times = nullptr) const;
 
     // The letterboxed network input of one image: float32 [3, H, W] BGR 0-255 (H, W = input_size),
     // and the ratio (input pixels per image pixel).
