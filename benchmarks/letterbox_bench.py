@@ -1,10 +1,11 @@
 """Letterbox cost: the shared core's resize (cpp/core/letterbox.cpp, what every Detector runs since
 the C++ library) against the cv2.resize path it replaced, on the same images in the same run.
 
-``python benchmarks/letterbox_bench.py [--assets DIR] [--rounds 5]``: per image and input size,
-both paths alternate ``--rounds`` times (5 calls each); medians and p90 over all calls, and the
-ratio core / cv2. OpenCV runs with its default threads (it parallelises resize), the core on
-``LETTERBOX_THREADS`` (bands of rows).
+``python benchmarks/letterbox_bench.py [--assets DIR] [--rounds 5] [--threads N]``: per image and
+input size, both paths alternate ``--rounds`` times (5 calls each); medians and p90 over all
+calls, and the ratio core / cv2. Both run on the same number of threads: ``--threads`` (default
+``LETTERBOX_THREADS``, what every Detector uses) for OpenCV (cv2.setNumThreads; it parallelises
+resize) and the core (bands of rows).
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import cv2
 import numpy as np
 
 from yolox_deploy.processing.images import read_image
-from yolox_deploy.processing.preprocess import PAD_VALUE, _resized_size, letterbox_into, letterbox_pixels_into
+from yolox_deploy.processing import preprocess
+from yolox_deploy.processing.preprocess import PAD_VALUE, _resized_size
 
 
 def cv2_letterbox_into(image: np.ndarray, input_hw: tuple[int, int], out: np.ndarray) -> float:
@@ -54,9 +56,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--assets", type=Path, default=Path(os.environ.get("YOLOX_DEPLOY_ASSETS", "../shared")))
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=preprocess.LETTERBOX_THREADS,
+                        help="threads of both letterboxes (default: the Detector's, %(default)s)")
     args = parser.parse_args()
+    cv2.setNumThreads(args.threads)
+    preprocess.LETTERBOX_THREADS = args.threads
+
+    def letterbox_into(image: np.ndarray, size: tuple[int, int], out: np.ndarray) -> float:
+        return preprocess.letterbox_into(image, size, out)
+
+    def letterbox_pixels_into(image: np.ndarray, size: tuple[int, int], out: np.ndarray) -> float:
+        return preprocess.letterbox_pixels_into(image, size, out)
+
     images = [read_image(p) for p in sorted((args.assets / "data" / "coco-val-mini" / "images").glob("*.jpg"))]
-    print(f"{len(images)} images, cv2 {cv2.__version__} with {cv2.getNumThreads()} threads")
+    print(f"{len(images)} images, cv2 {cv2.__version__} with {cv2.getNumThreads()} threads, core with "
+          f"{preprocess.LETTERBOX_THREADS}, kernel instruction set: {preprocess.kernel_isa()}")
     print("| input | output | core median ms | core p90 | cv2.resize path median ms | cv2 p90 | core / cv2 |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for size in ((416, 416), (640, 640)):

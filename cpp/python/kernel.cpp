@@ -219,6 +219,7 @@ py::tuple merge(const Doubles& xyxy, const Doubles& scores, const Int64s& class_
 }  // namespace
 
 PYBIND11_MODULE(_kernel, m) {
+    m.def("letterbox_isa", &core::letterbox_instruction_set, "the vector instructions the letterbox runs on this CPU");
     m.def("merge", &merge, py::arg("xyxy"), py::arg("scores"), py::arg("class_ids"), py::arg("merge"),
           py::arg("match"), py::arg("threshold"), py::arg("class_agnostic"), py::arg("recheck"),
           "merge overlapping slice detections (NMS / greedy NMM, IoU / IOS); see processing/merge.py");

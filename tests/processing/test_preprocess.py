@@ -2,6 +2,8 @@
 its NumPy reference and OpenCV's INTER_LINEAR agree (exactly, and within one level)."""
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 import pytest
@@ -176,3 +178,33 @@ def test_a_window_of_a_larger_image_is_letterboxed_in_place_as_its_copy(h, w, to
                                               (96, 128), pixels=pixels)
         np.testing.assert_array_equal(batch, copies)
         assert ratios == copy_ratios
+
+
+def instruction_sets() -> list[str]:
+    """The letterbox's vector paths this machine can run (the scalar one always; AVX2 only where
+    the CPU has it, which the kernel reports: nothing is asserted about the machine itself)."""
+    native = preprocess.kernel_isa()
+    if native in ("avx2", "sse2"):
+        return ["scalar", "sse2"] + (["avx2"] if native == "avx2" else [])
+    return ["scalar"] + ([native] if native not in ("scalar", "numpy") else [])
+
+
+@needs_kernel
+@pytest.mark.parametrize("isa", instruction_sets())
+def test_every_instruction_set_equals_the_numpy_reference(isa):
+    """Each vector path (forced with YOLOX_DEPLOY_LETTERBOX_ISA) passes the property tests against
+    the NumPy reference: the same bytes whichever CPU runs the wheel."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+                           __file__, "-k", "kernel_letterbox_equals_its_numpy or window_of_a_larger or real_images "
+                           "or resized_size_comes_through", "-x"],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "YOLOX_DEPLOY_LETTERBOX_ISA": isa})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout and " failed" not in done.stdout
+    check = subprocess.run([sys.executable, "-c", "from yolox_deploy.processing.preprocess import kernel_isa; "
+                            "print(kernel_isa())"], capture_output=True, text=True,
+                           env={**os.environ, "YOLOX_DEPLOY_LETTERBOX_ISA": isa})
+    assert check.stdout.strip() == isa

@@ -31,6 +31,12 @@ LETTERBOX_THREADS = min(2, os.cpu_count() or 1)
 _WEIGHT_ONE = 2048  # 11-bit fixed-point weights, OpenCV's INTER_RESIZE_COEF_SCALE
 
 
+def kernel_isa() -> str:
+    """The vector instructions the C++ letterbox runs on this CPU ('avx2', 'sse2', 'neon', 'scalar';
+    YOLOX_DEPLOY_LETTERBOX_ISA forces one, with the same bytes), or 'numpy' without the kernel."""
+    return _kernel.letterbox_isa() if _kernel is not None else "numpy"
+
+
 def check_input_size(input_size: Sequence[int], multiple: int = 32) -> tuple[int, int]:
     """Validate an (height, width) network input size."""
     if len(input_size) != 2:
