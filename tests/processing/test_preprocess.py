@@ -190,6 +190,7 @@ def instruction_sets() -> list[str]:
 
 
 @needs_kernel
+@pytest.mark.arm64  # also in the aarch64 stage (.ci/arm64): NEON against the NumPy reference, emulated
 @pytest.mark.parametrize("isa", instruction_sets())
 def test_every_instruction_set_equals_the_numpy_reference(isa):
     """Each vector path (forced with YOLOX_DEPLOY_LETTERBOX_ISA) passes the property tests against
