@@ -69,6 +69,8 @@ std::string backend_for_file(const std::string& path) {
 std::unique_ptr<Backend> open_backend(const std::string& name, const std::string& path,
                                       const detail::BackendOptions& options) {
     const BackendEntry& entry = find_backend(name);
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec)) throw ModelFileError("model file not found: " + path);  // before "not compiled"
     if (entry.open == nullptr) {
         if (std::string(entry.cmake_option).empty())
             throw BackendUnavailableError("backend '" + name + "' has no C++ implementation yet (see docs/cpp.md); "
@@ -76,8 +78,6 @@ std::unique_ptr<Backend> open_backend(const std::string& name, const std::string
         throw BackendUnavailableError("backend '" + name + "' is not compiled into this build of yolox_deploy; "
                                       "reconfigure with " + entry.cmake_option + " (see docs/cpp.md)");
     }
-    std::error_code ec;
-    if (!fs::is_regular_file(path, ec)) throw ModelFileError("model file not found: " + path);
     return entry.open(path, options);
 }
 
