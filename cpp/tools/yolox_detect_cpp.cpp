@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <limits>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -56,16 +58,6 @@ struct Arguments {
     std::vector<std::string> slice_flags;  // its options given (they need --slice)
 };
 
-float parse_float(const std::string& flag, const std::string& text) {
-    try {
-        size_t used = 0;
-        const float value = std::stof(text, &used);
-        if (used == text.size()) return value;
-    } catch (const std::exception&) {
-    }
-    throw UsageError(flag + " needs a number, got '" + text + "'");
-}
-
 double parse_double(const std::string& flag, const std::string& text) {  // as Python's float()
     try {
         size_t used = 0;
@@ -74,6 +66,14 @@ double parse_double(const std::string& flag, const std::string& text) {  // as P
     } catch (const std::exception&) {
     }
     throw UsageError(flag + " needs a number, got '" + text + "'");
+}
+
+// a float setting, read as Python reads it (a double, then narrowed)
+float parse_float(const std::string& flag, const std::string& text) {
+    const double value = parse_double(flag, text);
+    if (!(std::fabs(value) <= std::numeric_limits<float>::max()))  // NaN too (a float cast of it is fine, of 1e39 not)
+        throw UsageError(flag + " needs a number in float's range, got '" + text + "'");
+    return static_cast<float>(value);
 }
 
 int parse_int(const std::string& flag, const std::string& text) {
