@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
+#include <deque>
+#include <functional>
+#include <mutex>
 #include <exception>
 #include <stdexcept>
 #include <string>
@@ -367,9 +371,113 @@ LetterboxSize letterbox_size(int image_height, int image_width, int input_height
 namespace {
 
 constexpr int kRowsPerThread = 96;  // a band smaller than this costs more to hand to a thread than it saves
+constexpr int kMaxWorkers = 15;      // band workers kept at most (a 16-thread letterbox)
 
-// Runs rows(first, last) over [0, height) in up to `threads` bands, one per thread (the calling
-// thread takes the first); rows are independent, so the bytes are those of one thread.
+// Worker threads for the bands after the first, started on first use and kept, idle on a
+// condition variable between calls: a thread started per call cost about as much as the band it
+// ran. Several callers may use it at once; a caller runs queued bands itself while it waits, so it
+// never waits on a busy or missing worker. After fork() the child gets a new, empty set (its
+// parent's threads do not exist there); the old one is left, never destroyed, as at exit.
+class BandWorkers {
+   public:
+    static BandWorkers& instance() {
+        static const bool registered = [] {
+            pthread_atfork(nullptr, nullptr, [] { current() = new BandWorkers(); });
+            return true;
+        }();
+        (void)registered;
+        return *current();
+    }
+
+    // Runs band(0) .. band(count - 1), band 0 on this thread; returns when all are done. Exceptions
+    // are caught per band and rethrown here (the first).
+    void run(int count, const std::function<void(int)>& band) {
+        Batch batch;
+        batch.remaining = count - 1;
+        batch.errors.resize(static_cast<size_t>(count));
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            start_workers(count - 1);
+            for (int i = 1; i < count; ++i) jobs_.push_back(Job{&band, i, &batch});
+        }
+        work_.notify_all();
+        run_one(Job{&band, 0, &batch}, false);
+        std::unique_lock<std::mutex> lock(mutex_);
+        while (batch.remaining > 0) {
+            if (!jobs_.empty()) {  // help: run a queued band (ours or another caller's)
+                const Job job = jobs_.front();
+                jobs_.pop_front();
+                lock.unlock();
+                run_one(job, true);
+                lock.lock();
+            } else {
+                batch.done.wait(lock);
+            }
+        }
+        lock.unlock();
+        for (const auto& error : batch.errors)
+            if (error) std::rethrow_exception(error);
+    }
+
+   private:
+    struct Batch {
+        int remaining = 0;  // guarded by mutex_
+        std::condition_variable done;
+        std::vector<std::exception_ptr> errors;
+    };
+    struct Job {
+        const std::function<void(int)>* band;
+        int index;
+        Batch* batch;
+    };
+
+    static BandWorkers*& current() {
+        static BandWorkers* workers = new BandWorkers();  // never destroyed: threads may wait in it at exit
+        return workers;
+    }
+
+    void run_one(const Job& job, bool counted) {
+        try {
+            (*job.band)(job.index);
+        } catch (...) {
+            job.batch->errors[static_cast<size_t>(job.index)] = std::current_exception();
+        }
+        if (!counted) return;
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (--job.batch->remaining == 0) job.batch->done.notify_all();
+    }
+
+    void start_workers(int wanted) {  // under mutex_; a thread that cannot be started is done without
+        wanted = std::min(wanted, kMaxWorkers);
+        try {
+            while (static_cast<int>(threads_.size()) < wanted) {
+                threads_.emplace_back([this] { work(); });
+                threads_.back().detach();
+            }
+        } catch (...) {
+        }
+    }
+
+    void work() {
+        std::unique_lock<std::mutex> lock(mutex_);
+        for (;;) {
+            work_.wait(lock, [this] { return !jobs_.empty(); });
+            const Job job = jobs_.front();
+            jobs_.pop_front();
+            lock.unlock();
+            run_one(job, true);
+            lock.lock();
+        }
+    }
+
+    std::mutex mutex_;
+    std::condition_variable work_;
+    std::deque<Job> jobs_;
+    std::vector<std::thread> threads_;  // detached; kept to count them
+};
+
+// Runs rows(first, last) over [0, height) in up to `threads` bands (the calling thread takes the
+// first, kept workers the others); rows are independent, so the bytes are those of one thread.
 template <typename Rows>
 void in_bands(int height, int threads, Rows&& rows) {
     threads = std::max(1, std::min(threads, height / kRowsPerThread));
@@ -378,26 +486,8 @@ void in_bands(int height, int threads, Rows&& rows) {
         return;
     }
     const int band = (height + threads - 1) / threads;
-    std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
-    auto run_band = [&](int t) {
-        try {
-            rows(t * band, std::min(height, (t + 1) * band));
-        } catch (...) {
-            errors[static_cast<size_t>(t)] = std::current_exception();
-        }
-    };
-    std::vector<std::thread> workers;
-    int launched = 1;  // bands [1, launched) run on workers; band 0 and any a worker could not take, here
-    try {
-        workers.reserve(static_cast<size_t>(threads - 1));
-        for (; launched < threads; ++launched) workers.emplace_back(run_band, launched);
-    } catch (...) {  // no thread to be had (std::system_error) or no memory: the rest run on this thread
-    }
-    run_band(0);
-    for (int t = launched; t < threads; ++t) run_band(t);
-    for (auto& worker : workers) worker.join();
-    for (const auto& error : errors)
-        if (error) std::rethrow_exception(error);
+    const std::function<void(int)> run_band = [&](int t) { rows(t * band, std::min(height, (t + 1) * band)); };
+    BandWorkers::instance().run(threads, run_band);
 }
 
 void check_rows(int first_row, int last_row, int input_height) {

@@ -209,3 +209,30 @@ def test_every_instruction_set_equals_the_numpy_reference(isa):
                             "print(kernel_isa())"], capture_output=True, text=True,
                            env={**os.environ, "YOLOX_DEPLOY_LETTERBOX_ISA": isa})
     assert check.stdout.strip() == isa
+
+
+@needs_kernel
+def test_the_letterbox_band_workers_survive_fork():
+    """The letterbox keeps worker threads for its bands; a forked child (multiprocessing's default
+    on Linux) has none of them, and must still letterbox, on threads of its own, the same bytes."""
+    import signal
+    import time
+
+    img = np.random.default_rng(3).integers(0, 256, (600, 800, 3), dtype=np.uint8)
+    want = np.empty((3, 416, 416), np.float32)
+    preprocess._kernel.letterbox_chw(img, want, threads=2)  # the workers exist in this process now
+    pid = os.fork()
+    if pid == 0:  # the child: exit code 0 when its banded letterbox gives the parent's bytes
+        got = np.empty_like(want)
+        preprocess._kernel.letterbox_chw(img, got, threads=2)
+        os._exit(0 if got.tobytes() == want.tobytes() else 1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child hung in the letterbox (waiting on its parent's workers)")
