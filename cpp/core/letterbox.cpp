@@ -85,16 +85,19 @@ RowTable row_table(int source_width, int width) {
 
 // -- the instruction set, chosen once at run time (the wheel runs on any x86-64) -------------------
 
-enum class Isa { scalar, sse2, avx2, neon };
+enum class Isa { scalar, sse2, sse41, avx2, neon };
 
 Isa detect_isa() {
 #if defined(YOLOX_DEPLOY_X86)
     __builtin_cpu_init();
-    const Isa best = __builtin_cpu_supports("avx2") ? Isa::avx2 : Isa::sse2;
+    const Isa best = __builtin_cpu_supports("avx2")     ? Isa::avx2
+                     : __builtin_cpu_supports("sse4.1") ? Isa::sse41
+                                                        : Isa::sse2;
     if (const char* forced = std::getenv("YOLOX_DEPLOY_LETTERBOX_ISA")) {  // tests compare the paths
         const std::string name = forced;
         if (name == "scalar") return Isa::scalar;
         if (name == "sse2") return Isa::sse2;
+        if (name == "sse4.1" && best != Isa::sse2) return Isa::sse41;
     }
     return best;  // AVX2 only where the CPU has it
 #elif defined(YOLOX_DEPLOY_NEON)
@@ -145,6 +148,30 @@ __attribute__((target("avx2"))) int resize_row_avx2(const std::uint8_t* row, con
     }
     return x;
 }
+
+// The same with SSE4.1 (CPUs before AVX2): one pixel per 128-bit multiply-add, two per store pair.
+__attribute__((target("sse4.1"))) inline __m128i one_pixel_sse41(const std::uint8_t* row, const int* first,
+                                                                 const std::int32_t* pairs, int x) {
+    const __m128i order = _mm_setr_epi8(0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11, -1, -1, -1, -1);
+    const __m128i wide = _mm_shuffle_epi8(
+        _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + first[x]))), order);
+    const __m128i weights = _mm_loadu_si128(reinterpret_cast<const __m128i*>(pairs + 4 * x));
+    return _mm_srai_epi32(_mm_madd_epi16(wide, weights), 4);
+}
+
+__attribute__((target("sse4.1"))) int resize_row_sse41(const std::uint8_t* row, const RowTable& t,
+                                                       std::int16_t* out) {
+    const int* first = t.first.data();
+    const std::int32_t* pairs = t.pairs.data();
+    int x = 0;
+    for (; x + 2 <= t.vector_end; x += 2) {
+        const __m128i packed = _mm_packs_epi32(one_pixel_sse41(row, first, pairs, x),
+                                               one_pixel_sse41(row, first, pairs, x + 1));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(out + 3 * x), packed);
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(out + 3 * (x + 1)), _mm_unpackhi_epi64(packed, packed));
+    }
+    return x;
+}
 #endif
 
 // Stored as OpenCV's SIMD vertical pass reads it: the int32 sum >> 4, which fits in int16
@@ -163,8 +190,8 @@ void resize_row(const std::uint8_t* row, const RowTable& t, std::int16_t* out) {
     constexpr int step = Planar ? 1 : 3;
     int x = 0;
 #if defined(YOLOX_DEPLOY_X86)
-    if (!Planar && isa() == Isa::avx2) {
-        x = resize_row_avx2(row, t, out);
+    if (!Planar && (isa() == Isa::avx2 || isa() == Isa::sse41)) {
+        x = isa() == Isa::avx2 ? resize_row_avx2(row, t, out) : resize_row_sse41(row, t, out);
         o0 += 3 * x, o1 += 3 * x, o2 += 3 * x;
     }
 #endif
@@ -244,6 +271,7 @@ size_t blend_u8_vector(const std::int16_t* s0, const std::int16_t* s1, int w0, i
             const size_t done = blend_u8_avx2(s0, s1, w0, w1, count, out);
             return done + blend_u8_sse2(s0 + done, s1 + done, w0, w1, count - done, out + done);
         }
+        case Isa::sse41:
         case Isa::sse2: return blend_u8_sse2(s0, s1, w0, w1, count, out);
 #elif defined(YOLOX_DEPLOY_NEON)
         case Isa::neon: return blend_u8_neon(s0, s1, w0, w1, count, out);
@@ -291,12 +319,39 @@ __attribute__((target("avx2"))) size_t split_planes_avx2(const std::uint8_t* lin
 }
 #endif
 
+#if defined(YOLOX_DEPLOY_X86)
+__attribute__((target("sse4.1"))) inline void store_floats_sse41(__m128i bytes, float* out) {
+    _mm_storeu_ps(out, _mm_cvtepi32_ps(_mm_cvtepu8_epi32(bytes)));
+    _mm_storeu_ps(out + 4, _mm_cvtepi32_ps(_mm_cvtepu8_epi32(_mm_srli_si128(bytes, 4))));
+}
+
+__attribute__((target("sse4.1"))) size_t split_planes_sse41(const std::uint8_t* line, size_t width, float* b,
+                                                            float* g, float* r) {
+    const __m128i low_b = _mm_setr_epi8(0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m128i high_b = _mm_setr_epi8(-1, -1, -1, -1, -1, -1, 2, 5, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m128i low_g = _mm_setr_epi8(1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m128i high_g = _mm_setr_epi8(-1, -1, -1, -1, -1, 0, 3, 6, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m128i low_r = _mm_setr_epi8(2, 5, 8, 11, 14, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m128i high_r = _mm_setr_epi8(-1, -1, -1, -1, -1, 1, 4, 7, -1, -1, -1, -1, -1, -1, -1, -1);
+    size_t x = 0;
+    for (; x + 8 <= width; x += 8) {
+        const __m128i low = _mm_loadu_si128(reinterpret_cast<const __m128i*>(line + 3 * x));
+        const __m128i high = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(line + 3 * x + 16));
+        store_floats_sse41(_mm_or_si128(_mm_shuffle_epi8(low, low_b), _mm_shuffle_epi8(high, high_b)), b + x);
+        store_floats_sse41(_mm_or_si128(_mm_shuffle_epi8(low, low_g), _mm_shuffle_epi8(high, high_g)), g + x);
+        store_floats_sse41(_mm_or_si128(_mm_shuffle_epi8(low, low_r), _mm_shuffle_epi8(high, high_r)), r + x);
+    }
+    return x;
+}
+#endif
+
 // Interleaved BGR bytes -> three float planes.
 void split_planes(const std::uint8_t* __restrict line, size_t width, float* __restrict b, float* __restrict g,
                   float* __restrict r) {
     size_t start = 0;
 #if defined(YOLOX_DEPLOY_X86)
     if (isa() == Isa::avx2) start = split_planes_avx2(line, width, b, g, r);
+    else if (isa() == Isa::sse41) start = split_planes_sse41(line, width, b, g, r);
 #endif
     for (size_t x = start; x < width; ++x) {
         b[x] = line[3 * x];
@@ -348,6 +403,7 @@ const char* letterbox_instruction_set() {
     switch (isa()) {
         case Isa::avx2: return "avx2";
         case Isa::sse2: return "sse2";
+        case Isa::sse41: return "sse4.1";
         case Isa::neon: return "neon";
         default: return "scalar";
     }

@@ -8,8 +8,8 @@
 // the vertical pass as OpenCV's SIMD path computes it ((S >> 4) * w >> 16, summed, (+2) >> 2).
 // OpenCV's scalar tail (the last < 16 values of a row) rounds once instead, so cv2.resize may
 // differ from this by one level on a few values (measured in docs/cpp.md).
-// Vectorised with the instruction set chosen at run time (AVX2 or SSE2 on x86-64, NEON on
-// aarch64), each vector path computing the scalar path's integers exactly: the same bytes.
+// Vectorised with the instruction set chosen at run time (AVX2, SSE4.1 or SSE2 on x86-64, NEON
+// on aarch64), each vector path computing the scalar path's integers exactly: the same bytes.
 #pragma once
 
 #include <cstddef>
@@ -33,8 +33,9 @@ struct LetterboxSize {
     int resized_width;
 };
 
-// The vector instructions the resize runs on this CPU ("avx2", "sse2", "neon" or "scalar"; chosen
-// once at run time, YOLOX_DEPLOY_LETTERBOX_ISA=scalar|sse2|avx2 forces one): the bytes are the same.
+// The vector instructions the resize runs on this CPU ("avx2", "sse4.1", "sse2", "neon" or "scalar";
+// chosen once at run time, YOLOX_DEPLOY_LETTERBOX_ISA=scalar|sse2|sse4.1 forces a lesser one): the
+// bytes are the same.
 const char* letterbox_instruction_set();
 
 // Throws std::invalid_argument for empty images or non-positive input sizes.

@@ -184,8 +184,9 @@ def instruction_sets() -> list[str]:
     """The letterbox's vector paths this machine can run (the scalar one always; AVX2 only where
     the CPU has it, which the kernel reports: nothing is asserted about the machine itself)."""
     native = preprocess.kernel_isa()
-    if native in ("avx2", "sse2"):
-        return ["scalar", "sse2"] + (["avx2"] if native == "avx2" else [])
+    x86 = ["scalar", "sse2", "sse4.1", "avx2"]
+    if native in x86:
+        return x86[: x86.index(native) + 1]
     return ["scalar"] + ([native] if native not in ("scalar", "numpy") else [])
 
 

@@ -32,7 +32,7 @@ _WEIGHT_ONE = 2048  # 11-bit fixed-point weights, OpenCV's INTER_RESIZE_COEF_SCA
 
 
 def kernel_isa() -> str:
-    """The vector instructions the C++ letterbox runs on this CPU ('avx2', 'sse2', 'neon', 'scalar';
+    """The vector instructions the C++ letterbox runs on this CPU ('avx2', 'sse4.1', 'sse2', 'neon', 'scalar';
     YOLOX_DEPLOY_LETTERBOX_ISA forces one, with the same bytes), or 'numpy' without the kernel."""
     return _kernel.letterbox_isa() if _kernel is not None else "numpy"
 
