@@ -1,0 +1,175 @@
+"""The video service: streams added and removed while it runs, one inference thread batching the
+frames of all live streams into the Detector's calls, results to callbacks and an iterator.
+
+    service = VideoService(Detector("yolox_nano.onnx"), on_result=print)
+    service.add("rtsp://127.0.0.1:8554/cam0", name="cam0", stall_s=5)
+    ...
+    service.remove("cam0"); service.close()
+
+Adding or removing a stream never pauses the others: each stream is its own decoder process and
+supervisor thread (:mod:`.stream`); the inference thread takes whatever frames are pending
+(per stream: the latest, or a queue, by its drop policy) and runs them as one batch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from .stream import Frame, Stream, StreamEvent, StreamOptions, StreamStatus
+
+if TYPE_CHECKING:
+    from ..detections import Detections
+    from ..detector import Detector
+
+RESULT_QUEUE = 256  # results kept for the iterator; beyond, the oldest are dropped (and counted)
+
+
+@dataclasses.dataclass
+class StreamResult:
+    """One inferred frame of stream ``name``: its ``index`` within the current decoder run,
+    ``reconnects`` (the stream's reconnect count then: ids from before and after one never mix),
+    ``pts_ms`` (None when the source has none), ``received`` (time.monotonic() at decode) and
+    ``wall_time`` (time.time() then), ``latency_s`` (decode to result), the BGR ``image`` and its
+    ``detections`` (xyxy in that image's pixels)."""
+
+    name: str
+    index: int
+    reconnects: int
+    pts_ms: float | None
+    received: float
+    wall_time: float
+    latency_s: float
+    image: np.ndarray
+    detections: Detections
+
+
+class VideoService:
+    """Streams over one Detector. ``on_result`` / ``on_event`` are called on the service's
+    threads (keep them quick: a slow callback delays inference); :meth:`results` iterates
+    over results instead. ``batch_size``: frames per backend call (default: the Detector's)."""
+
+    def __init__(self, detector: Detector, *, on_result: Callable[[StreamResult], Any] | None = None,
+                 on_event: Callable[[StreamEvent], Any] | None = None, batch_size: int | None = None):
+        self.detector = detector
+        self.batch_size = batch_size or max(1, int(getattr(detector, "batch_size", 1) or 1))
+        self._on_result, self._on_event = on_result, on_event
+        self._streams: dict[str, Stream] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._results: queue.Queue[StreamResult] = queue.Queue(RESULT_QUEUE)
+        self.results_dropped = 0
+        self.inferred: dict[str, int] = {}
+        self.events: list[StreamEvent] = []  # every event so far (bounded: the last 1000)
+        self._names = itertools.count()
+        self._worker = threading.Thread(target=self._infer_loop, name="yolox-serve-inference", daemon=True)
+        self._worker.start()
+
+    # -- streams -----------------------------------------------------------------------------
+    def add(self, source: str, name: str | None = None, **options: Any) -> str:
+        """Starts a stream of ``source`` (a file path or an rtsp:// / http(s):// URL) with
+        :class:`StreamOptions` ``options``; returns its name (default: stream0, stream1 ...)."""
+        if self._closed.is_set():
+            raise InvalidInputError("the service is closed")
+        stream_options = StreamOptions(**options)
+        with self._lock:
+            name = name if name is not None else next(n for n in (f"stream{i}" for i in self._names)
+                                                      if n not in self._streams)
+            if name in self._streams:
+                raise InvalidInputError(f"a stream named {name!r} already exists; remove it first or pick another name")
+            stream = Stream(name, str(source), stream_options, self._event, self._wake.set)
+            self._streams[name] = stream
+            self.inferred.setdefault(name, 0)
+        stream.start()
+        return name
+
+    def remove(self, name: str) -> None:
+        """Stops stream ``name`` (its decoder killed, its threads joined); the others go on."""
+        with self._lock:
+            stream = self._streams.pop(name, None)
+        if stream is None:
+            raise InvalidInputError(f"no stream named {name!r}")
+        stream.stop()
+
+    def streams(self) -> list[StreamStatus]:
+        with self._lock:
+            streams = list(self._streams.values())
+        return [s.status() for s in streams]
+
+    def status(self, name: str) -> StreamStatus:
+        with self._lock:
+            stream = self._streams.get(name)
+        if stream is None:
+            raise InvalidInputError(f"no stream named {name!r}")
+        return stream.status()
+
+    def results(self, timeout: float | None = None) -> Iterator[StreamResult]:
+        """Results as they come; ends after ``timeout`` seconds without one, or at close()."""
+        while not (self._closed.is_set() and self._results.empty()):
+            try:
+                yield self._results.get(timeout=timeout if timeout is not None else 0.5)
+            except queue.Empty:
+                if timeout is not None:
+                    return
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stops every stream and the inference thread, within about ``timeout`` seconds."""
+        self._closed.set()
+        self._wake.set()
+        with self._lock:
+            streams = list(self._streams.values())
+            self._streams.clear()
+        for stream in streams:
+            stream.stop(timeout)
+        self._worker.join(timeout)
+
+    def __enter__(self) -> VideoService:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- inside ------------------------------------------------------------------------------
+    def _event(self, event: StreamEvent) -> None:
+        self.events.append(event)
+        del self.events[:-1000]
+        if self._on_event is not None:
+            self._on_event(event)
+
+    def _infer_loop(self) -> None:
+        while not self._closed.is_set():
+            self._wake.wait(0.2)
+            self._wake.clear()
+            with self._lock:
+                streams = list(self._streams.values())
+            pending = [(s.name, f) for s in streams for f in s.take()]
+            for start in range(0, len(pending), self.batch_size):
+                self._infer(pending[start:start + self.batch_size])
+
+    def _infer(self, batch: list[tuple[str, Frame]]) -> None:
+        found = self.detector([frame.image for _, frame in batch])
+        done = time.monotonic()
+        for (name, frame), detections in zip(batch, found):
+            self.inferred[name] = self.inferred.get(name, 0) + 1
+            result = StreamResult(name, frame.index, frame.reconnects, frame.pts_ms, frame.received, frame.wall_time,
+                                  done - frame.received, frame.image, detections)
+            if self._on_result is not None:
+                self._on_result(result)
+            while True:
+                try:
+                    self._results.put_nowait(result)
+                    break
+                except queue.Full:  # nobody iterates fast enough: the oldest result goes
+                    try:
+                        self._results.get_nowait()
+                        self.results_dropped += 1
+                    except queue.Empty:
+                        pass
