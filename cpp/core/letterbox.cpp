@@ -295,25 +295,34 @@ void blend_rows(const std::int16_t* __restrict s0, const std::int16_t* __restric
 }
 
 #if defined(YOLOX_DEPLOY_X86)
-// 8 pixels at a time: 24 bytes gathered per channel by byte shuffles, widened to float.
-__attribute__((target("avx2"))) size_t split_planes_avx2(const std::uint8_t* line, size_t width, float* b, float* g,
-                                                         float* r) {
+// 8 interleaved BGR pixels (24 bytes) -> their B, G and R bytes (the low 8 of each), by byte shuffles.
+struct Planes8 {
+    __m128i b, g, r;
+};
+
+__attribute__((target("ssse3"))) inline Planes8 deinterleave8(const std::uint8_t* pixels) {
     const __m128i low_b = _mm_setr_epi8(0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
     const __m128i high_b = _mm_setr_epi8(-1, -1, -1, -1, -1, -1, 2, 5, -1, -1, -1, -1, -1, -1, -1, -1);
     const __m128i low_g = _mm_setr_epi8(1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
     const __m128i high_g = _mm_setr_epi8(-1, -1, -1, -1, -1, 0, 3, 6, -1, -1, -1, -1, -1, -1, -1, -1);
     const __m128i low_r = _mm_setr_epi8(2, 5, 8, 11, 14, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
     const __m128i high_r = _mm_setr_epi8(-1, -1, -1, -1, -1, 1, 4, 7, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m128i low = _mm_loadu_si128(reinterpret_cast<const __m128i*>(pixels));
+    const __m128i high = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(pixels + 16));
+    return Planes8{_mm_or_si128(_mm_shuffle_epi8(low, low_b), _mm_shuffle_epi8(high, high_b)),
+                   _mm_or_si128(_mm_shuffle_epi8(low, low_g), _mm_shuffle_epi8(high, high_g)),
+                   _mm_or_si128(_mm_shuffle_epi8(low, low_r), _mm_shuffle_epi8(high, high_r))};
+}
+
+// 8 pixels at a time, widened to float.
+__attribute__((target("avx2"))) size_t split_planes_avx2(const std::uint8_t* line, size_t width, float* b, float* g,
+                                                         float* r) {
     size_t x = 0;
     for (; x + 8 <= width; x += 8) {
-        const __m128i low = _mm_loadu_si128(reinterpret_cast<const __m128i*>(line + 3 * x));
-        const __m128i high = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(line + 3 * x + 16));
-        const __m128i bs = _mm_or_si128(_mm_shuffle_epi8(low, low_b), _mm_shuffle_epi8(high, high_b));
-        const __m128i gs = _mm_or_si128(_mm_shuffle_epi8(low, low_g), _mm_shuffle_epi8(high, high_g));
-        const __m128i rs = _mm_or_si128(_mm_shuffle_epi8(low, low_r), _mm_shuffle_epi8(high, high_r));
-        _mm256_storeu_ps(b + x, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bs)));
-        _mm256_storeu_ps(g + x, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(gs)));
-        _mm256_storeu_ps(r + x, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(rs)));
+        const Planes8 v = deinterleave8(line + 3 * x);
+        _mm256_storeu_ps(b + x, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v.b)));
+        _mm256_storeu_ps(g + x, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v.g)));
+        _mm256_storeu_ps(r + x, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v.r)));
     }
     return x;
 }
@@ -327,19 +336,12 @@ __attribute__((target("sse4.1"))) inline void store_floats_sse41(__m128i bytes, 
 
 __attribute__((target("sse4.1"))) size_t split_planes_sse41(const std::uint8_t* line, size_t width, float* b,
                                                             float* g, float* r) {
-    const __m128i low_b = _mm_setr_epi8(0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
-    const __m128i high_b = _mm_setr_epi8(-1, -1, -1, -1, -1, -1, 2, 5, -1, -1, -1, -1, -1, -1, -1, -1);
-    const __m128i low_g = _mm_setr_epi8(1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
-    const __m128i high_g = _mm_setr_epi8(-1, -1, -1, -1, -1, 0, 3, 6, -1, -1, -1, -1, -1, -1, -1, -1);
-    const __m128i low_r = _mm_setr_epi8(2, 5, 8, 11, 14, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
-    const __m128i high_r = _mm_setr_epi8(-1, -1, -1, -1, -1, 1, 4, 7, -1, -1, -1, -1, -1, -1, -1, -1);
     size_t x = 0;
     for (; x + 8 <= width; x += 8) {
-        const __m128i low = _mm_loadu_si128(reinterpret_cast<const __m128i*>(line + 3 * x));
-        const __m128i high = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(line + 3 * x + 16));
-        store_floats_sse41(_mm_or_si128(_mm_shuffle_epi8(low, low_b), _mm_shuffle_epi8(high, high_b)), b + x);
-        store_floats_sse41(_mm_or_si128(_mm_shuffle_epi8(low, low_g), _mm_shuffle_epi8(high, high_g)), g + x);
-        store_floats_sse41(_mm_or_si128(_mm_shuffle_epi8(low, low_r), _mm_shuffle_epi8(high, high_r)), r + x);
+        const Planes8 v = deinterleave8(line + 3 * x);
+        store_floats_sse41(v.b, b + x);
+        store_floats_sse41(v.g, g + x);
+        store_floats_sse41(v.r, r + x);
     }
     return x;
 }
