@@ -117,10 +117,11 @@ def test_a_faulted_stream_costs_the_others_no_frame(rtsp_server, detector):
 
 def test_streams_added_and_removed_while_others_run(rtsp_server, detector):
     cycles = int(os.environ.get("YOLOX_DEPLOY_SERVE_CYCLES", "10"))
-    server = rtsp_server(["cam0", "cam1", "extra"], fps=FPS)
+    running = ["cam0", "cam1", "cam2", "cam3"]
+    server = rtsp_server([*running, "extra"], fps=FPS)
     results = Collector()
     with VideoService(detector, on_result=results) as service:
-        for name in ("cam0", "cam1"):
+        for name in running:
             service.add(server.url(name), name=name, drop="oldest", queue_size=32)
             results.wait_for(name, 3, timeout=15)
         time.sleep(0.5)
@@ -132,7 +133,7 @@ def test_streams_added_and_removed_while_others_run(rtsp_server, detector):
             assert first[2] - asked <= 2.0, f"cycle {cycle}: first result after {first[2] - asked:.2f} s"
             service.remove("extra")
         time.sleep(0.5)
-        for name in ("cam0", "cam1"):
+        for name in running:
             assert gaps([c for _, c, _ in results.of(name)]) == (0, 0), name
         assert threading.active_count() == threads
         assert len(os.listdir("/proc/self/fd")) == fds
