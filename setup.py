@@ -117,6 +117,7 @@ TRITON = ["tritonclient[http,grpc]>=2.40"]
 # yolox_deploy.integrations.sahi; sahi itself then goes in with: pip install --no-deps "sahi==0.12.8"
 SAHI = ["shapely>=2.0.0", "fire", "click", "pyyaml", "pillow>=8.2.0", "requests", "matplotlib>=3.5"]
 # yolox-tune: exports (torch, onnx), COCO mAP, the Pareto plot; add openvino-int8 / ncnn-export for their candidates
+SERVE = ["prometheus_client>=0.17"]  # yolox-serve's /metrics
 TUNE = EXPORT + EVAL + ["matplotlib>=3.5"]
 
 setup(
@@ -148,8 +149,9 @@ setup(
         "sahi": SAHI,
         "bench": ["matplotlib>=3.5"],
         "tune": TUNE,
-        "all": EXPORT + EVAL + OPENVINO_INT8 + NCNN_EXPORT + RAY + TRITON + TRACKING,
-        "test": EXPORT + EVAL + OPENVINO_INT8 + NCNN_EXPORT + RAY + TRITON + TRACKING + SAHI
+        "serve": SERVE,
+        "all": EXPORT + EVAL + OPENVINO_INT8 + NCNN_EXPORT + RAY + TRITON + TRACKING + SERVE,
+        "test": EXPORT + EVAL + OPENVINO_INT8 + NCNN_EXPORT + RAY + TRITON + TRACKING + SAHI + SERVE
         + ["matplotlib>=3.5", "pytest>=7", "pytest-timeout>=2.1", "hypothesis>=6", "pillow>=9",
            # tests/test_build.py builds the package without a compiler, without build isolation
            "pybind11>=2.12", "setuptools>=68", "wheel"],
@@ -160,6 +162,7 @@ setup(
         "yolox-eval=yolox_deploy.cli.eval:main",
         "yolox-bench=yolox_deploy.cli.bench:main",
         "yolox-tune=yolox_deploy.cli.tune:main",
+        "yolox-serve=yolox_deploy.cli.serve:main",
     ]},
     zip_safe=False,
 )

@@ -201,3 +201,25 @@ def coco_mosaics(coco_dir: Path, tmp_path_factory) -> tuple[Path, Path]:
     out = tmp_path_factory.mktemp("mosaics")
     ann = build_mosaics(coco_dir / "images", coco_dir / "instances_val2017.json", out, n=4, progress=False)
     return out / "images", ann
+
+
+@pytest.fixture
+def rtsp_server():
+    """A factory: rtsp_server(["cam0", "cam1"], fps=10) -> a started RtspServer; all are killed
+    at the end of the test."""
+    from rtsp_helpers import RtspServer, gst_rtsp_available  # tests/: the server script and its handle
+
+    reason = gst_rtsp_available()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    servers: list[RtspServer] = []
+
+    def start(names: list[str], fps: int = 10) -> RtspServer:
+        servers.append(RtspServer(names, fps))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()

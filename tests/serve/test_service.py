@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from conftest import frame_counter
+from rtsp_helpers import frame_counter
 
 from yolox_deploy import Detector
 from yolox_deploy.serve import StreamState, VideoService
@@ -92,6 +92,28 @@ def test_a_silent_stall_is_reported_and_recovers_by_itself(rtsp_server, detector
         resumed = time.monotonic()
         results.wait_for("cam0", 3, timeout=20, after=resumed)
         assert service.status("cam0").state == StreamState.RUNNING
+
+
+def test_a_hung_decoder_is_restarted_and_costs_only_its_stream(rtsp_server, detector):
+    """A decoder that hangs (SIGSTOP to its process: a read blocked inside FFmpeg) is seen as a
+    stall, killed and replaced; the other stream loses no frame meanwhile."""
+    import signal
+
+    server = rtsp_server(["cam0", "cam1"], fps=FPS)
+    results = Collector()
+    with VideoService(detector, on_result=results) as service:
+        service.add(server.url("cam0"), name="cam0", drop="oldest", queue_size=32)
+        service.add(server.url("cam1"), name="cam1", stall_s=1.0)
+        results.wait_for("cam0", 5, timeout=15)
+        results.wait_for("cam1", 5, timeout=15)
+        hung = service.status("cam1").decoder_pid
+        os.kill(hung, signal.SIGSTOP)
+        stopped = time.monotonic()
+        results.wait_for("cam1", 3, timeout=15, after=stopped + 0.5)
+        assert service.status("cam1").decoder_pid not in (hung, None)
+        assert any(e.state == StreamState.STALLED and e.name == "cam1" and e.time >= stopped for e in service.events)
+        assert not os.path.exists(f"/proc/{hung}") or open(f"/proc/{hung}/stat").read().split(") ")[1][0] == "Z"
+        assert gaps([c for _, c, _ in results.of("cam0")]) == (0, 0)
 
 
 def test_a_faulted_stream_costs_the_others_no_frame(rtsp_server, detector):

@@ -29,7 +29,21 @@ if TYPE_CHECKING:
     from ..detections import Detections
     from ..detector import Detector
 
+LATENCY_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)  # seconds, decode to result
 RESULT_QUEUE = 256  # results kept for the iterator; beyond, the oldest are dropped (and counted)
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamSnapshot:
+    """A stream's counters read together: ``decoded == inferred + dropped + in_flight``."""
+
+    name: str
+    state: Any
+    reconnects: int
+    decoded: int
+    inferred: int
+    dropped: int
+    in_flight: int
 
 
 @dataclasses.dataclass
@@ -68,6 +82,7 @@ class VideoService:
         self._results: queue.Queue[StreamResult] = queue.Queue(RESULT_QUEUE)
         self.results_dropped = 0
         self.inferred: dict[str, int] = {}
+        self._latency: dict[str, tuple[list[int], float]] = {}  # per stream: counts per bucket, sum
         self.events: list[StreamEvent] = []  # every event so far (bounded: the last 1000)
         self._names = itertools.count()
         self._worker = threading.Thread(target=self._infer_loop, name="yolox-serve-inference", daemon=True)
@@ -110,6 +125,34 @@ class VideoService:
         if stream is None:
             raise InvalidInputError(f"no stream named {name!r}")
         return stream.status()
+
+    def snapshots(self) -> list[StreamSnapshot]:
+        """Every stream's counters, each read in one snapshot (inferred first: it only grows, and
+        never past what was taken, so in_flight is never negative)."""
+        with self._lock:
+            streams = list(self._streams.values())
+            inferred = dict(self.inferred)
+        found = []
+        for stream in streams:
+            status = stream.status()
+            done = inferred.get(stream.name, 0)
+            found.append(StreamSnapshot(stream.name, status.state, status.reconnects, status.decoded, done,
+                                        status.dropped, status.decoded - status.dropped - done))
+        return found
+
+    def latency_histograms(self, buckets: tuple[float, ...]) -> dict[str, tuple[list[tuple[str, int]], float]]:
+        """Per stream: cumulative (upper bound, count) pairs ending with +Inf, and the sum of seconds."""
+        with self._lock:
+            latencies = {name: (list(counts), total) for name, (counts, total) in self._latency.items()
+                         if name in self._streams}
+        histograms = {}
+        for name, (counts, total) in latencies.items():
+            cumulative, running = [], 0
+            for bound, count in zip([*(f"{b:g}" for b in buckets), "+Inf"], counts):
+                running += count
+                cumulative.append((bound, running))
+            histograms[name] = (cumulative, total)
+        return histograms
 
     def results(self, timeout: float | None = None) -> Iterator[StreamResult]:
         """Results as they come; ends after ``timeout`` seconds without one, or at close()."""
@@ -158,9 +201,14 @@ class VideoService:
         found = self.detector([frame.image for _, frame in batch])
         done = time.monotonic()
         for (name, frame), detections in zip(batch, found):
-            self.inferred[name] = self.inferred.get(name, 0) + 1
+            latency = done - frame.received
+            with self._lock:
+                self.inferred[name] = self.inferred.get(name, 0) + 1
+                counts, total = self._latency.get(name, ([0] * (len(LATENCY_BUCKETS) + 1), 0.0))
+                counts[next((i for i, b in enumerate(LATENCY_BUCKETS) if latency <= b), len(LATENCY_BUCKETS))] += 1
+                self._latency[name] = (counts, total + latency)
             result = StreamResult(name, frame.index, frame.reconnects, frame.pts_ms, frame.received, frame.wall_time,
-                                  done - frame.received, frame.image, detections)
+                                  latency, frame.image, detections)
             if self._on_result is not None:
                 self._on_result(result)
             while True:

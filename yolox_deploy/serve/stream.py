@@ -82,7 +82,8 @@ class StreamEvent:
 @dataclasses.dataclass(frozen=True)
 class StreamStatus:
     """What a stream is doing: its state, reconnects so far, frames decoded / dropped (for a slow
-    consumer) / handed to inference, and the age of its last frame in seconds (None: no frame yet)."""
+    consumer) / handed to inference, the age of its last frame in seconds (None: no frame yet),
+    and its decoder's process id."""
 
     name: str
     source: str
@@ -92,6 +93,7 @@ class StreamStatus:
     dropped: int
     taken: int
     last_frame_age_s: float | None
+    decoder_pid: int | None  # the decoder process now, None between attempts
 
 
 @dataclasses.dataclass
@@ -172,8 +174,10 @@ class Stream:
     def status(self) -> StreamStatus:
         with self._lock:
             age = None if self.last_frame is None else time.monotonic() - self.last_frame
+            process = self._process
+            pid = process.pid if process is not None and process.poll() is None else None
             return StreamStatus(self.name, self.source, self.state, self.reconnects, self.decoded, self.dropped,
-                                self.taken, age)
+                                self.taken, age, pid)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stops the decoder and the threads; returns within about ``timeout`` seconds."""

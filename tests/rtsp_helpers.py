@@ -1,6 +1,7 @@
-"""A real RTSP server for the service's fault tests (tests/serve/rtsp_server.py: Debian's
+"""A real RTSP server for the video service's tests (tests/serve/rtsp_server.py: Debian's
 gst-rtsp-server under /usr/bin/python3, on 127.0.0.1), started, killed, stopped and restarted
-by the tests; and the drawn frame counter read back from the pictures."""
+by the tests (the `rtsp_server` fixture of tests/conftest.py); and the drawn frame counter read
+back from the pictures."""
 from __future__ import annotations
 
 import os
@@ -11,9 +12,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-SERVER = Path(__file__).with_name("rtsp_server.py")
+SERVER = Path(__file__).parent / "serve" / "rtsp_server.py"
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
@@ -70,26 +70,6 @@ class RtspServer:
             self.process.send_signal(signal.SIGCONT)
             self.process.kill()
             self.process.wait(10)
-
-
-@pytest.fixture
-def rtsp_server():
-    """A factory: rtsp_server(["cam0", "cam1"], fps=10) -> a started RtspServer; all are killed
-    at the end of the test."""
-    reason = gst_rtsp_available()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    servers: list[RtspServer] = []
-
-    def start(names: list[str], fps: int = 10) -> RtspServer:
-        servers.append(RtspServer(names, fps))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def frame_counter(image: np.ndarray) -> int:
