@@ -117,7 +117,7 @@ TRITON = ["tritonclient[http,grpc]>=2.40"]
 # yolox_deploy.integrations.sahi; sahi itself then goes in with: pip install --no-deps "sahi==0.12.8"
 SAHI = ["shapely>=2.0.0", "fire", "click", "pyyaml", "pillow>=8.2.0", "requests", "matplotlib>=3.5"]
 # yolox-tune: exports (torch, onnx), COCO mAP, the Pareto plot; add openvino-int8 / ncnn-export for their candidates
-SERVE = ["prometheus_client>=0.17"]  # yolox-serve's /metrics
+SERVE = ["prometheus_client>=0.17", "paho-mqtt>=2.0"]  # yolox-serve's /metrics and MQTT output
 TUNE = EXPORT + EVAL + ["matplotlib>=3.5"]
 
 setup(

@@ -1,7 +1,7 @@
 """yolox-serve: the video service over HTTP (docs/serve.md).
 
     yolox-serve --model yolox_nano.onnx [--config streams.json] [--host 127.0.0.1] [--port 8080]
-                [--token T] [--allow-dir DIR]
+                [--token T] [--allow-dir DIR] [--sink jsonl:DIR|webhook:URL|mqtt:HOST[:PORT][/TOPIC]|video:DIR]...
 
 Streams come from --config ({"streams": [{"source": ..., "name": ..., "options": {...}}]}, JSON,
 or YAML when PyYAML is installed) and from POST /streams while it runs. SIGTERM or SIGINT stop it
@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-dir", default=None, help="folder whose files may be added as sources over the API "
                    "(default: none, network URLs only)")
     p.add_argument("--conf", type=float, default=None, help="minimum score (default: the model's, else 0.25)")
+    p.add_argument("--sink", action="append", default=[], metavar="KIND:WHERE",
+                   help="where results go, repeatable: jsonl:DIR (rotated JSON lines), webhook:URL, "
+                        "mqtt:HOST[:PORT][/TOPIC] ({stream} in TOPIC is the stream's name), video:DIR (annotated MP4)")
     return p
 
 
@@ -73,7 +76,10 @@ def _main(argv: Sequence[str] | None) -> int:
     options = {k: v for k, v in backend_options(args).items() if v is not None}
     detector = Detector(args.model, backend=args.backend, device=args.device, input_size=args.input_size,
                         conf=args.conf, **options)
-    service = VideoService(detector)
+    from ..serve.sinks import sink_from_spec
+
+    sinks = [sink_from_spec(spec) for spec in args.sink]
+    service = VideoService(detector, sinks=sinks)
     try:
         api = ApiServer(service, args.host, args.port, args.token, args.allow_dir)
     except BaseException:

@@ -6,11 +6,13 @@ install; the API is a handful of JSON routes):
     GET    /streams                                                        -> 200 [streams]
     GET    /streams/{name}                                                 -> 200 the stream
     GET    /metrics          Prometheus text format (the [serve] extra's prometheus_client)
+    GET    /streams/{name}/frame.jpg   the latest annotated frame
+    GET    /                 the status page: every stream's state, fps, drops and latest frame, live
     GET    /healthz          200 while the service runs
     GET    /readyz           200 once every stream has given a frame (or there is none), else 503
 
 It binds 127.0.0.1 by default; any other address needs a token, sent by clients as
-``Authorization: Bearer TOKEN``. Bad input is a 4xx with {"error": one line} and the service goes
+``Authorization: Bearer TOKEN`` (or ``?token=TOKEN``, which the status page passes on). Bad input is a 4xx with {"error": one line} and the service goes
 on: malformed JSON, an unknown field, a URL scheme that is not rtsp/rtsps/http/https, a file
 source outside the folder allowed by configuration (or any file when none is), a duplicate or
 unknown name.
@@ -24,7 +26,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..errors import InvalidInputError, YoloxDeployError, first_line
 from .service import VideoService
@@ -33,6 +35,37 @@ from .stream import StreamOptions, StreamState
 NETWORK_SCHEMES = ("rtsp", "rtsps", "http", "https")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_BODY = 64 * 1024
+
+
+# The status page: a table refreshed every second from GET /streams and /metrics' fps, with each
+# stream's latest annotated frame (GET /streams/{name}/frame.jpg).
+STATUS_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>yolox-serve</title>
+<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}td,th{border:1px solid #ccc;
+padding:4px 8px}img{height:120px}.running{color:#070}.stalled,.reconnecting{color:#a60}.failed{color:#b00}</style>
+</head><body><h1>yolox-serve</h1><table><thead><tr><th>stream</th><th>state</th><th>fps</th><th>decoded</th>
+<th>inferred</th><th>dropped</th><th>reconnects</th><th>latest frame</th></tr></thead><tbody id="streams"></tbody>
+</table><p id="updated"></p><script>
+const last = {};
+const token = new URLSearchParams(location.search).get("token");  // a server with --token: /?token=...
+const auth = token ? `token=${encodeURIComponent(token)}&` : "";
+async function refresh() {
+  const streams = await (await fetch(`/streams?${auth}`)).json();
+  const now = performance.now() / 1000;
+  const rows = streams.map(s => {
+    const prev = last[s.name]; last[s.name] = [now, s.inferred];
+    const fps = prev && now > prev[0] ? ((s.inferred - prev[1]) / (now - prev[0])).toFixed(1) : "";
+    const name = encodeURIComponent(s.name);
+    return `<tr id="stream-${name}"><td>${s.name}</td><td class="${s.state}">${s.state}</td><td>${fps}</td>
+      <td>${s.decoded}</td><td>${s.inferred}</td><td>${s.dropped}</td><td>${s.reconnects}</td>
+      <td><img alt="${s.name}" src="/streams/${name}/frame.jpg?${auth}t=${Date.now()}"></td></tr>`;
+  });
+  document.getElementById("streams").innerHTML = rows.join("");
+  document.getElementById("updated").textContent = `${streams.length} stream(s), updated ${new Date().toLocaleTimeString()}`;
+}
+refresh(); setInterval(refresh, 1000);
+</script></body></html>
+"""
 
 
 class ApiError(Exception):
@@ -108,6 +141,10 @@ class ApiServer:
 
             text, content_type = exposition(self.service, self.collector)
             return 200, text, content_type
+        if method == "GET" and not parts:
+            return 200, STATUS_PAGE.encode(), "text/html; charset=utf-8"
+        if method == "GET" and len(parts) == 3 and parts[0] == "streams" and parts[2] == "frame.jpg":
+            return 200, self._frame(parts[1]), "image/jpeg"
         if parts[:1] != ["streams"] or len(parts) > 2:
             raise ApiError(404, f"no route {method} {path}")
         if len(parts) == 1 and method == "GET":
@@ -123,6 +160,17 @@ class ApiServer:
             self.service.remove(name)
             return 200, {"removed": name}, "application/json"
         raise ApiError(405, f"{method} is not allowed on {path}")
+
+    def _frame(self, name: str) -> bytes:
+        import cv2
+
+        from ..visualize import draw_detections
+
+        result = self.service.latest(name)
+        if result is None:
+            raise ApiError(404, f"no frame of stream {name!r} yet")
+        ok, jpeg = cv2.imencode(".jpg", draw_detections(result.image, result.detections))
+        return jpeg.tobytes()
 
     def _add(self, body: bytes) -> dict[str, Any]:
         try:
@@ -160,8 +208,9 @@ class ApiServer:
 
             def _serve(self, method: str) -> None:
                 try:
-                    if api.token and not hmac.compare_digest(self.headers.get("Authorization", ""),
-                                                             f"Bearer {api.token}"):
+                    query = parse_qs(urlsplit(self.path).query)
+                    given = self.headers.get("Authorization", "") or f"Bearer {query.get('token', [''])[0]}"
+                    if api.token and not hmac.compare_digest(given, f"Bearer {api.token}"):
                         raise ApiError(401, "missing or wrong token (send 'Authorization: Bearer TOKEN')")
                     length = int(self.headers.get("Content-Length") or 0)
                     if length > MAX_BODY:

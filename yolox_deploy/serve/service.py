@@ -17,7 +17,7 @@ import itertools
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +28,7 @@ from .stream import Frame, Stream, StreamEvent, StreamOptions, StreamStatus
 if TYPE_CHECKING:
     from ..detections import Detections
     from ..detector import Detector
+    from .sinks import Sink
 
 LATENCY_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)  # seconds, decode to result
 RESULT_QUEUE = 256  # results kept for the iterator; beyond, the oldest are dropped (and counted)
@@ -68,11 +69,14 @@ class StreamResult:
 class VideoService:
     """Streams over one Detector. ``on_result`` / ``on_event`` are called on the service's
     threads (keep them quick: a slow callback delays inference); :meth:`results` iterates
-    over results instead. ``batch_size``: frames per backend call (default: the Detector's)."""
+    over results instead. ``batch_size``: frames per backend call (default: the Detector's).
+    ``sinks`` (:mod:`.sinks`) get every result without blocking inference; close() closes them."""
 
     def __init__(self, detector: Detector, *, on_result: Callable[[StreamResult], Any] | None = None,
-                 on_event: Callable[[StreamEvent], Any] | None = None, batch_size: int | None = None):
+                 on_event: Callable[[StreamEvent], Any] | None = None, batch_size: int | None = None,
+                 sinks: Sequence[Sink] = ()):
         self.detector = detector
+        self.sinks = list(sinks)
         self.batch_size = batch_size or max(1, int(getattr(detector, "batch_size", 1) or 1))
         self._on_result, self._on_event = on_result, on_event
         self._streams: dict[str, Stream] = {}
@@ -83,6 +87,7 @@ class VideoService:
         self.results_dropped = 0
         self.inferred: dict[str, int] = {}
         self._latency: dict[str, tuple[list[int], float]] = {}  # per stream: counts per bucket, sum
+        self._latest: dict[str, StreamResult] = {}  # per stream: its last result (the status page shows it)
         self.events: list[StreamEvent] = []  # every event so far (bounded: the last 1000)
         self._names = itertools.count()
         self._worker = threading.Thread(target=self._infer_loop, name="yolox-serve-inference", daemon=True)
@@ -110,6 +115,7 @@ class VideoService:
         """Stops stream ``name`` (its decoder killed, its threads joined); the others go on."""
         with self._lock:
             stream = self._streams.pop(name, None)
+            self._latest.pop(name, None)
         if stream is None:
             raise InvalidInputError(f"no stream named {name!r}")
         stream.stop()
@@ -154,6 +160,11 @@ class VideoService:
             histograms[name] = (cumulative, total)
         return histograms
 
+    def latest(self, name: str) -> StreamResult | None:
+        """Stream ``name``'s last result (None before its first)."""
+        with self._lock:
+            return self._latest.get(name)
+
     def results(self, timeout: float | None = None) -> Iterator[StreamResult]:
         """Results as they come; ends after ``timeout`` seconds without one, or at close()."""
         while not (self._closed.is_set() and self._results.empty()):
@@ -173,6 +184,8 @@ class VideoService:
         for stream in streams:
             stream.stop(timeout)
         self._worker.join(timeout)
+        for sink in self.sinks:
+            sink.close(timeout)
 
     def __enter__(self) -> VideoService:
         return self
@@ -209,6 +222,11 @@ class VideoService:
                 self._latency[name] = (counts, total + latency)
             result = StreamResult(name, frame.index, frame.reconnects, frame.pts_ms, frame.received, frame.wall_time,
                                   latency, frame.image, detections)
+            with self._lock:
+                if name in self._streams:
+                    self._latest[name] = result
+            for sink in self.sinks:
+                sink.put(result)
             if self._on_result is not None:
                 self._on_result(result)
             while True:
