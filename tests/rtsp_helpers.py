@@ -36,8 +36,8 @@ def gst_rtsp_available() -> str | None:
 class RtspServer:
     """One server process serving ``names`` on a port of its own; kill/stop/resume/restart it."""
 
-    def __init__(self, names: list[str], fps: int = 10):
-        self.names, self.fps, self.port = names, fps, free_port()
+    def __init__(self, names: list[str], fps: int = 10, size: str = "320x240"):
+        self.names, self.fps, self.size, self.port = names, fps, size, free_port()
         self.process: subprocess.Popen | None = None
         self.ready_at = 0.0
         self.start()
@@ -47,7 +47,7 @@ class RtspServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen([SYSTEM_PYTHON, str(SERVER), str(self.port), ",".join(self.names),
-                                         "--fps", str(self.fps)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         "--fps", str(self.fps), "--size", self.size], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True)
         line = self.process.stdout.readline()
         if line.strip() != "ready":

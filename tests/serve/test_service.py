@@ -202,3 +202,27 @@ def test_a_file_in_wait_mode_equals_offline_stream_many(detector, tmp_path):
         assert np.array_equal(mine.detections.xyxy, theirs.detections.xyxy)
         assert np.array_equal(mine.detections.scores, theirs.detections.scores)
     del results
+
+
+@pytest.mark.parametrize("keep_tracks_s, kept", [(0.0, False), (30.0, True)])
+def test_the_tracker_across_a_reconnect_is_reset_unless_the_gap_is_short(rtsp_server, detector, keep_tracks_s, kept):
+    """A decoder crash (SIGKILL: a native crash would end it the same way) is a reconnect: the
+    tracker starts over (the results' reconnect counter tells the ids apart), unless the gap was
+    within keep_tracks_s."""
+    import signal
+
+    server = rtsp_server(["cam0"], fps=FPS)
+    got = []
+    with VideoService(detector, on_result=got.append) as service:
+        service.add(server.url("cam0"), name="cam0", track="bytetrack", keep_tracks_s=keep_tracks_s)
+        end = time.monotonic() + 15
+        while len(got) < 5 and time.monotonic() < end:
+            time.sleep(0.05)
+        before = service._tracking["cam0"].tracker
+        os.kill(service.status("cam0").decoder_pid, signal.SIGKILL)
+        killed = time.monotonic()
+        while not any(r.reconnects == 1 for r in got[-3:]) and time.monotonic() - killed < 15:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert got[-1].reconnects == 1 and got[-1].detections.tracker_ids is not None
+        assert (service._tracking["cam0"].tracker is before) is kept

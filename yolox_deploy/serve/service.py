@@ -66,6 +66,27 @@ class StreamResult:
     detections: Detections
 
 
+class _StreamTracking:
+    """A stream's tracker, reset across a reconnect unless the gap was at most ``keep_s``."""
+
+    def __init__(self, name: str, keep_s: float):
+        from ..video.tracking import Tracker
+
+        self.name, self.keep_s = name, keep_s
+        self.tracker = Tracker(name)
+        self.reconnects = 0
+        self.last_received: float | None = None
+
+    def update(self, frame: Frame, detections: Detections) -> Detections:
+        from ..video.tracking import Tracker
+
+        gap = None if self.last_received is None else frame.received - self.last_received
+        if frame.reconnects != self.reconnects and (gap is None or gap > self.keep_s):
+            self.tracker = Tracker(self.name)
+        self.reconnects, self.last_received = frame.reconnects, frame.received
+        return detections.with_tracker_ids(self.tracker.update(detections))
+
+
 class VideoService:
     """Streams over one Detector. ``on_result`` / ``on_event`` are called on the service's
     threads (keep them quick: a slow callback delays inference); :meth:`results` iterates
@@ -88,18 +109,26 @@ class VideoService:
         self.inferred: dict[str, int] = {}
         self._latency: dict[str, tuple[list[int], float]] = {}  # per stream: counts per bucket, sum
         self._latest: dict[str, StreamResult] = {}  # per stream: its last result (the status page shows it)
+        self._tracking: dict[str, _StreamTracking] = {}
         self.events: list[StreamEvent] = []  # every event so far (bounded: the last 1000)
         self._names = itertools.count()
         self._worker = threading.Thread(target=self._infer_loop, name="yolox-serve-inference", daemon=True)
         self._worker.start()
 
     # -- streams -----------------------------------------------------------------------------
-    def add(self, source: str, name: str | None = None, **options: Any) -> str:
+    def add(self, source: str, name: str | None = None, *, track: str | None = None, keep_tracks_s: float = 0.0,
+            **options: Any) -> str:
         """Starts a stream of ``source`` (a file path or an rtsp:// / http(s):// URL) with
-        :class:`StreamOptions` ``options``; returns its name (default: stream0, stream1 ...)."""
+        :class:`StreamOptions` ``options``; returns its name (default: stream0, stream1 ...).
+        ``track``: a tracker name ('bytetrack' ...: results get tracker ids). Across a reconnect
+        the tracker is reset (ids start over; ``reconnects`` tells them apart), unless the gap
+        without frames was at most ``keep_tracks_s`` seconds."""
         if self._closed.is_set():
             raise InvalidInputError("the service is closed")
+        if keep_tracks_s < 0:
+            raise InvalidInputError(f"keep_tracks_s must be >= 0, got {keep_tracks_s}")
         stream_options = StreamOptions(**options)
+        tracking = _StreamTracking(track, keep_tracks_s) if track else None
         with self._lock:
             name = name if name is not None else next(n for n in (f"stream{i}" for i in self._names)
                                                       if n not in self._streams)
@@ -108,6 +137,8 @@ class VideoService:
             stream = Stream(name, str(source), stream_options, self._event, self._wake.set)
             self._streams[name] = stream
             self.inferred.setdefault(name, 0)
+            if tracking is not None:
+                self._tracking[name] = tracking
         stream.start()
         return name
 
@@ -116,6 +147,7 @@ class VideoService:
         with self._lock:
             stream = self._streams.pop(name, None)
             self._latest.pop(name, None)
+            self._tracking.pop(name, None)
         if stream is None:
             raise InvalidInputError(f"no stream named {name!r}")
         stream.stop()
@@ -214,6 +246,9 @@ class VideoService:
         found = self.detector([frame.image for _, frame in batch])
         done = time.monotonic()
         for (name, frame), detections in zip(batch, found):
+            tracking = self._tracking.get(name)
+            if tracking is not None:
+                detections = tracking.update(frame, detections)
             latency = done - frame.received
             with self._lock:
                 self.inferred[name] = self.inferred.get(name, 0) + 1
