@@ -16,16 +16,23 @@ import pytest
 pytest.importorskip("prometheus_client")
 
 
-def decoders_of(marker: str) -> list[int]:
-    """PIDs of live decoder processes reading a source that contains ``marker``."""
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def decoders_of(parent: int) -> list[int]:
+    """PIDs of the live decoder processes that ``parent`` started."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-            state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
-        except OSError:
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
-        if "yolox_deploy.serve.decoder" in cmdline and state != "Z":
+        if ppid == parent and "yolox_deploy.serve.decoder" in cmdline and alive(int(pid)):
             found.append(int(pid))
     return found
 
@@ -53,13 +60,14 @@ def test_yolox_serve_runs_a_config_and_stops_on_a_signal_within_5_s(tmp_path, ti
                 break
             time.sleep(0.2)
         assert [s["state"] for s in streams] == ["running", "running"], streams
-        assert decoders_of("yolox_deploy.serve.decoder")
+        decoders = decoders_of(process.pid)
+        assert len(decoders) >= 2  # one per stream (and one started ahead for the next)
         stopped = time.monotonic()
         process.send_signal(signum)
         process.wait(10)
         assert time.monotonic() - stopped <= 5.0
         assert process.returncode == 0, process.stderr.read()
-        assert not decoders_of("yolox_deploy.serve.decoder")
+        assert not [pid for pid in decoders if alive(pid)]
     finally:
         if process.poll() is None:
             process.kill()

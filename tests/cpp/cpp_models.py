@@ -9,7 +9,9 @@ official YOLOX-Nano checkpoint:
 - ``nano_int8.onnx``: the Q/DQ INT8 ONNX (calibrated on the shared images);
 - ``nano_openvino.xml/.bin``: ``nano.onnx`` as an FP32 OpenVINO IR;
 - ``nano_e2e.onnx``: the end-to-end export (decode + NMS in the graph, ``--nms onnx``);
-- ``nano_dynamic.onnx``: dynamic batch, height and width (input size from its metadata).
+- ``nano_dynamic.onnx``: dynamic batch, height and width (input size from its metadata), and
+  ``nano_dynamic_openvino.xml``, the same as an OpenVINO IR (the batch tests of the OpenVINO-only
+  Debian 12 stage);
 
 - hostile models for the refusal tests: ``nano_strides0.onnx`` (metadata strides [0]),
   ``nano_deep_names.onnx`` (class_names nested 100000 levels deep), ``sequence_input.onnx`` (a
@@ -37,6 +39,7 @@ EXPORTS = {
     "nano_e2e.onnx": ["--to", "onnx", "--weights", "{pth}", "--nms", "onnx"],
     "nano_dynamic.onnx": ["--to", "onnx", "--weights", "{pth}", "--dynamic", "--dynamic-hw"],
     "nano_openvino.xml": ["--to", "openvino", "--weights", "{out}/nano.onnx"],
+    "nano_dynamic_openvino.xml": ["--to", "openvino", "--weights", "{out}/nano_dynamic.onnx"],
 }
 
 

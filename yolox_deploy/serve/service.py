@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import queue
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InvalidInputError
-from .stream import Frame, Stream, StreamEvent, StreamOptions, StreamStatus
+from .stream import Frame, Stream, StreamEvent, StreamOptions, StreamStatus, close_pipes, start_decoder
 
 if TYPE_CHECKING:
     from ..detections import Detections
@@ -98,6 +99,11 @@ class VideoService:
                  sinks: Sequence[Sink] = ()):
         self.detector = detector
         self.sinks = list(sinks)
+        # a Detector's pipeline: frames are letterboxed on their stream's reader thread and run as one
+        # stacked batch, as stream_many runs them; any other callable (images -> detections) is called
+        pipeline = getattr(detector, "pipeline", None)
+        parts = ("prepare", "stack", "infer", "postprocess")
+        self._pipeline = pipeline if pipeline is not None and all(hasattr(pipeline, p) for p in parts) else None
         self.batch_size = batch_size or max(1, int(getattr(detector, "batch_size", 1) or 1))
         self._on_result, self._on_event = on_result, on_event
         self._streams: dict[str, Stream] = {}
@@ -110,6 +116,7 @@ class VideoService:
         self._latency: dict[str, tuple[list[int], float]] = {}  # per stream: counts per bucket, sum
         self._latest: dict[str, StreamResult] = {}  # per stream: its last result (the status page shows it)
         self._tracking: dict[str, _StreamTracking] = {}
+        self._spare: subprocess.Popen | None = None  # the next stream's decoder, started ahead
         self.events: list[StreamEvent] = []  # every event so far (bounded: the last 1000)
         self._names = itertools.count()
         self._worker = threading.Thread(target=self._infer_loop, name="yolox-serve-inference", daemon=True)
@@ -134,13 +141,24 @@ class VideoService:
                                                       if n not in self._streams)
             if name in self._streams:
                 raise InvalidInputError(f"a stream named {name!r} already exists; remove it first or pick another name")
-            stream = Stream(name, str(source), stream_options, self._event, self._wake.set)
+            stream = Stream(name, str(source), stream_options, self._event, self._wake.set,
+                            self._pipeline.prepare if self._pipeline is not None else None, self._next_decoder())
             self._streams[name] = stream
             self.inferred.setdefault(name, 0)
             if tracking is not None:
                 self._tracking[name] = tracking
         stream.start()
         return name
+
+    def _next_decoder(self) -> subprocess.Popen | None:
+        """The decoder started ahead for the next stream (a new stream's first frame does not wait for
+        Python's and OpenCV's start-up), and another one started for the stream after it. Under _lock."""
+        spare = self._spare if self._spare is not None and self._spare.poll() is None else None
+        try:
+            self._spare = start_decoder()
+        except OSError:
+            self._spare = None
+        return spare
 
     def remove(self, name: str) -> None:
         """Stops stream ``name`` (its decoder killed, its threads joined); the others go on."""
@@ -215,6 +233,12 @@ class VideoService:
             self._streams.clear()
         for stream in streams:
             stream.stop(timeout)
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.kill()
+            spare.wait()
+            close_pipes(spare)
         self._worker.join(timeout)
         for sink in self.sinks:
             sink.close(timeout)
@@ -243,7 +267,12 @@ class VideoService:
                 self._infer(pending[start:start + self.batch_size])
 
     def _infer(self, batch: list[tuple[str, Frame]]) -> None:
-        found = self.detector([frame.image for _, frame in batch])
+        frames = [frame for _, frame in batch]
+        if self._pipeline is not None and all(f.tensor is not None for f in frames):
+            outputs = self._pipeline.infer(self._pipeline.stack([f.tensor for f in frames]))
+            found = self._pipeline.postprocess(outputs, [f.ratio for f in frames], [f.image.shape[:2] for f in frames])
+        else:
+            found = self.detector([f.image for f in frames])
         done = time.monotonic()
         for (name, frame), detections in zip(batch, found):
             tracking = self._tracking.get(name)

@@ -23,7 +23,7 @@ import time
 import urllib.parse
 from collections import deque
 from collections.abc import Callable
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -140,18 +140,19 @@ class Stream:
     """A supervised source; :meth:`take` gives its pending frames to the service."""
 
     def __init__(self, name: str, source: str, options: StreamOptions, on_event: Callable[[StreamEvent], None],
-                 on_frame: Callable[[], None]):
+                 on_frame: Callable[[], None], prepare: Callable[[np.ndarray], tuple[Any, Any]] | None = None,
+                 spare: subprocess.Popen | None = None):
         self.name, self.source, self.options = name, source, options
         self.drop = options.drop or ("wait" if is_file_source(source) else "latest")
         self.state = StreamState.STARTING
         self.reconnects = self.decoded = self.dropped = self.taken = 0
         self.last_frame: float | None = None
-        self._on_event, self._on_frame = on_event, on_frame
+        self._on_event, self._on_frame, self._prepare = on_event, on_frame, prepare
         self._lock = threading.Condition()
         self._pending: deque[Frame] = deque()
         self._stop = threading.Event()
         self._process: subprocess.Popen | None = None
-        self._spare: subprocess.Popen | None = None  # the next attempt's decoder, started ahead
+        self._spare: subprocess.Popen | None = spare  # the next attempt's decoder, started ahead
         self._supervisor = threading.Thread(target=self._supervise, name=f"yolox-serve-{name}", daemon=True)
 
     # -- the service's side -----------------------------------------------------------------
@@ -225,9 +226,9 @@ class Stream:
             spare, self._spare = self._spare, None
         if spare is not None and spare.poll() is None:
             return spare
-        return subprocess.Popen([sys.executable, "-m", "yolox_deploy.serve.decoder", "--stdin"],
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.PIPE,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"}, bufsize=0)
+        if spare is not None:
+            close_pipes(spare)
+        return start_decoder()
 
     def _start_spare(self) -> None:
         """Starts the next attempt's decoder now, so that it is ready when the backoff ends."""
@@ -304,6 +305,8 @@ class Stream:
             now = time.monotonic()
             frame = Frame(index, pts if pts >= 0 else None, now, time.time(), self.reconnects,
                           np.frombuffer(data, np.uint8).reshape(height, width, 3))
+            if self._prepare is not None:  # off the inference thread, in parallel with it
+                frame.tensor, frame.ratio = self._prepare(frame.image)
             with self._lock:
                 if self.drop == "wait":
                     while len(self._pending) >= self.options.queue_size and not self._stop.is_set():
@@ -333,11 +336,21 @@ class Stream:
         if self._stop.is_set():
             with self._lock:
                 spare, self._spare = self._spare, None
-            for process in (spare,):
-                if process is not None:
-                    for pipe in (process.stdin, process.stdout):
-                        if pipe is not None:
-                            pipe.close()
+            if spare is not None:
+                close_pipes(spare)
+
+
+def start_decoder() -> subprocess.Popen:
+    """A decoder process that imports OpenCV, then waits for its URL on stdin."""
+    return subprocess.Popen([sys.executable, "-m", "yolox_deploy.serve.decoder", "--stdin"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.PIPE,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, bufsize=0)
+
+
+def close_pipes(process: subprocess.Popen) -> None:
+    for pipe in (process.stdin, process.stdout):
+        if pipe is not None:
+            pipe.close()
 
 
 def _read_exactly(pipe: IO[bytes], size: int) -> bytes | None:
