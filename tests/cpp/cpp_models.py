@@ -39,7 +39,7 @@ EXPORTS = {
     "nano_e2e.onnx": ["--to", "onnx", "--weights", "{pth}", "--nms", "onnx"],
     "nano_dynamic.onnx": ["--to", "onnx", "--weights", "{pth}", "--dynamic", "--dynamic-hw"],
     "nano_openvino.xml": ["--to", "openvino", "--weights", "{out}/nano.onnx"],
-    "nano_dynamic_openvino.xml": ["--to", "openvino", "--weights", "{out}/nano_dynamic.onnx"],
+    "nano_dynamic_openvino.xml": ["--to", "openvino", "--weights", "{out}/nano_dynamic.onnx", "--dynamic"],
 }
 
 
