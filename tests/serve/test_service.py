@@ -226,3 +226,34 @@ def test_the_tracker_across_a_reconnect_is_reset_unless_the_gap_is_short(rtsp_se
         time.sleep(0.3)
         assert got[-1].reconnects == 1 and got[-1].detections.tracker_ids is not None
         assert (service._tracking["cam0"].tracker is before) is kept
+
+
+def test_a_backend_call_that_raises_costs_its_frames_only(detector, tmp_path):
+    """The inference thread outlives a failing backend call: its frames are counted as failed
+    (decoded = inferred + dropped + failed + in flight) and the stream goes on."""
+    import cv2
+    import numpy as np
+
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (160, 120))
+    for i in range(20):
+        writer.write(np.full((120, 160, 3), i * 10, np.uint8))
+    writer.release()
+    calls = []
+
+    def flaky(images):  # a callable "detector": the 3rd call raises
+        calls.append(len(images))
+        if len(calls) == 3:
+            raise RuntimeError("backend fell over")
+        return detector(images)
+
+    with VideoService(flaky) as service:
+        service.add(str(video), name="clip")
+        end = time.monotonic() + 20
+        while (service.status("clip").state != StreamState.STOPPED or service.snapshots()[0].in_flight) \
+                and time.monotonic() < end:
+            time.sleep(0.05)
+        snapshot = service.snapshots()[0]
+        assert service.failed_batches == 1 and service.last_error == "backend fell over"
+        assert snapshot.failed == calls[2] and snapshot.inferred == 20 - snapshot.failed
+        assert snapshot.decoded == snapshot.inferred + snapshot.dropped + snapshot.failed + snapshot.in_flight

@@ -1,8 +1,9 @@
 """Prometheus metrics of a VideoService, read at scrape time (prometheus_client, the
 ``[serve]`` extra): per stream, frames decoded / inferred / dropped / in flight, reconnects,
 state, frames per second (inferred, over the last scrape interval), and the decode-to-result
-latency histogram. ``decoded = inferred + dropped + in_flight`` holds at every scrape: the
-stream's counters are read in one snapshot (docs/serve.md)."""
+latency histogram. ``decoded = inferred + dropped + failed + in_flight`` holds at every scrape
+(failed: frames of a backend call that raised): the stream's counters are read in one snapshot
+(docs/serve.md)."""
 from __future__ import annotations
 
 import time
@@ -35,11 +36,15 @@ class ServiceCollector:
         fps = metrics.GaugeMetricFamily("yolox_serve_fps", "frames inferred per second since the last scrape",
                                         labels=["stream"])
         now = time.monotonic()
-        for snapshot in self.service.snapshots():
+        snapshots = self.service.snapshots()
+        for gone in set(self._last) - {s.name for s in snapshots}:
+            del self._last[gone]
+        for snapshot in snapshots:
             name = snapshot.name
             frames.add_metric([name, "decoded"], snapshot.decoded)
             frames.add_metric([name, "inferred"], snapshot.inferred)
             frames.add_metric([name, "dropped"], snapshot.dropped)
+            frames.add_metric([name, "failed"], snapshot.failed)
             in_flight.add_metric([name], snapshot.in_flight)
             reconnects.add_metric([name], snapshot.reconnects)
             for value in StreamState:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, first_line
 from .stream import Frame, Stream, StreamEvent, StreamOptions, StreamStatus, close_pipes, start_decoder
 
 if TYPE_CHECKING:
@@ -37,7 +37,8 @@ RESULT_QUEUE = 256  # results kept for the iterator; beyond, the oldest are drop
 
 @dataclasses.dataclass(frozen=True)
 class StreamSnapshot:
-    """A stream's counters read together: ``decoded == inferred + dropped + in_flight``."""
+    """A stream's counters read together: ``decoded == inferred + dropped + failed + in_flight``
+    (``failed``: frames of a backend call that raised, see VideoService.last_error)."""
 
     name: str
     state: Any
@@ -46,6 +47,7 @@ class StreamSnapshot:
     inferred: int
     dropped: int
     in_flight: int
+    failed: int = 0
 
 
 @dataclasses.dataclass
@@ -112,6 +114,9 @@ class VideoService:
         self._closed = threading.Event()
         self._results: queue.Queue[StreamResult] = queue.Queue(RESULT_QUEUE)
         self.results_dropped = 0
+        self.failed_batches = 0  # backend calls that raised; their frames are counted per stream in `failed`
+        self.failed: dict[str, int] = {}
+        self.last_error: str | None = None
         self.inferred: dict[str, int] = {}
         self._latency: dict[str, tuple[list[int], float]] = {}  # per stream: counts per bucket, sum
         self._latest: dict[str, StreamResult] = {}  # per stream: its last result (the status page shows it)
@@ -164,8 +169,8 @@ class VideoService:
         """Stops stream ``name`` (its decoder killed, its threads joined); the others go on."""
         with self._lock:
             stream = self._streams.pop(name, None)
-            self._latest.pop(name, None)
-            self._tracking.pop(name, None)
+            for per_stream in (self._latest, self._tracking, self.inferred, self.failed, self._latency):
+                per_stream.pop(name, None)  # a service that runs for months sees many names come and go
         if stream is None:
             raise InvalidInputError(f"no stream named {name!r}")
         stream.stop()
@@ -187,13 +192,13 @@ class VideoService:
         never past what was taken, so in_flight is never negative)."""
         with self._lock:
             streams = list(self._streams.values())
-            inferred = dict(self.inferred)
+            inferred, failed = dict(self.inferred), dict(self.failed)
         found = []
         for stream in streams:
             status = stream.status()
-            done = inferred.get(stream.name, 0)
+            done, lost = inferred.get(stream.name, 0), failed.get(stream.name, 0)
             found.append(StreamSnapshot(stream.name, status.state, status.reconnects, status.decoded, done,
-                                        status.dropped, status.decoded - status.dropped - done))
+                                        status.dropped, status.decoded - status.dropped - done - lost, lost))
         return found
 
     def latency_histograms(self, buckets: tuple[float, ...]) -> dict[str, tuple[list[tuple[str, int]], float]]:
@@ -267,6 +272,16 @@ class VideoService:
                 self._infer(pending[start:start + self.batch_size])
 
     def _infer(self, batch: list[tuple[str, Frame]]) -> None:
+        try:
+            self._infer_batch(batch)
+        except Exception as exc:  # the inference thread must outlive one bad batch: counted, reported
+            with self._lock:
+                self.failed_batches += 1
+                self.last_error = first_line(exc)
+                for name, _ in batch:
+                    self.failed[name] = self.failed.get(name, 0) + 1
+
+    def _infer_batch(self, batch: list[tuple[str, Frame]]) -> None:
         frames = [frame for _, frame in batch]
         if self._pipeline is not None and all(f.tensor is not None for f in frames):
             outputs = self._pipeline.infer(self._pipeline.stack([f.tensor for f in frames]))
