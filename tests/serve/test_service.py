@@ -186,7 +186,6 @@ def test_a_file_in_wait_mode_equals_offline_stream_many(detector, tmp_path):
     for _ in range(30):
         writer.write(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8))
     writer.release()
-    results = Collector()
     got = []
     with VideoService(detector, on_result=got.append) as service:
         service.add(str(video), name="clip")
@@ -201,7 +200,6 @@ def test_a_file_in_wait_mode_equals_offline_stream_many(detector, tmp_path):
     for mine, theirs in zip(got, offline):
         assert np.array_equal(mine.detections.xyxy, theirs.detections.xyxy)
         assert np.array_equal(mine.detections.scores, theirs.detections.scores)
-    del results
 
 
 @pytest.mark.parametrize("keep_tracks_s, kept", [(0.0, False), (30.0, True)])

@@ -168,10 +168,6 @@ class Stream:
             self._lock.notify_all()  # a 'wait' reader may go on
         return frames
 
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._pending)
-
     def status(self) -> StreamStatus:
         with self._lock:
             age = None if self.last_frame is None else time.monotonic() - self.last_frame
